@@ -1,0 +1,36 @@
+/*
+ * ctl: wxappctl's shared context and its subcommands, one file each
+ * (ctl_migrate.c, ctl_check.c, ...).  A subcommand returns the process
+ * exit status: CTL_OK, CTL_FAIL, or CTL_USAGE.
+ */
+#ifndef WX_CTL_H
+#define WX_CTL_H
+
+#include "config.h"
+#include "db.h"
+
+#define CTL_OK		0
+#define CTL_FAIL	1
+#define CTL_USAGE	2
+
+struct ctl {
+	const char	*cfgpath;
+	struct config	 cfg;
+	struct db	 db;
+};
+
+struct ctl_cmd {
+	const char	*name;
+	const char	*usage;
+	int		(*fn)(struct ctl *, int, char **);
+};
+
+/* Print one error line to stderr: "wxappctl: <message>". */
+void	ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Connect to PostgreSQL; CTL_OK or CTL_FAIL (reported). */
+int	ctl_db(struct ctl *);
+
+int	ctl_migrate(struct ctl *, int, char **);
+int	ctl_check(struct ctl *, int, char **);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * wxappctl: the admin command.  Reads the same configuration as the
+ * responders and dispatches to one subcommand.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+static const struct ctl_cmd cmds[] = {
+	{ "migrate",	"migrate [--status]",	ctl_migrate },
+	{ "check",	"check",		ctl_check },
+};
+
+void
+ctl_err(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fputs("wxappctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+ctl_db(struct ctl *ctl)
+{
+	db_init(&ctl->db, &ctl->cfg, NULL, 0);
+	if (db_connect(&ctl->db) == -1) {
+		ctl_err("postgres: %s", ctl->db.errmsg);
+		return CTL_FAIL;
+	}
+	return CTL_OK;
+}
+
+static void
+usage(FILE *f)
+{
+	size_t	i;
+
+	fprintf(f, "usage: wxappctl [-c config] command [args]\ncommands:\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %s\n", cmds[i].usage);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct ctl	 ctl;
+	char		 err[1024];
+	size_t		 i;
+	int		 ch, rc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {
+		switch (ch) {
+		case 'c':
+			ctl.cfgpath = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CTL_OK;
+		case 'V':
+			printf("wxappctl %s\n", PACKAGE_VERSION);
+			return CTL_OK;
+		default:
+			usage(stderr);
+			return CTL_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			break;
+	if (i == sizeof(cmds) / sizeof(cmds[0])) {
+		ctl_err("unknown command `%s`", argv[0]);
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	ctl.cfgpath = config_pick_path(ctl.cfgpath);
+	if (config_load(&ctl.cfg, ctl.cfgpath, err, sizeof(err)) == -1) {
+		ctl_err("%s", err);
+		return CTL_FAIL;
+	}
+	/*
+	 * What wxappctl does is logged where the responders log; when that is
+	 * stderr, library messages are silenced: wxappctl reports its own
+	 * errors there, one line each.
+	 */
+	if (ctl.cfg.log_file[0] == '\0' ||
+	    log_open(ctl.cfg.log_file, ctl.cfg.log_level, 0) == -1)
+		(void)log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
+	optind = 1;
+	rc = cmds[i].fn(&ctl, argc, argv);
+	db_close(&ctl.db);
+	config_free(&ctl.cfg);
+	return rc;
+}

@@ -1,0 +1,173 @@
+/*
+ * cache: hiredis, synchronous, with timeouts.
+ *
+ * hiredis marks a context dead for good once c->err is set (a timeout
+ * included: the reply may still arrive and would answer the next command).
+ * So every error drops the context, and the next command reconnects,
+ * waiting 100 ms, 200 ms, ... up to 5 s between failed attempts.
+ */
+#include <sys/time.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "log.h"
+#include "util.h"
+
+#define CACHE_BACKOFF_MIN_MS	100
+#define CACHE_BACKOFF_MAX_MS	5000
+
+void
+cache_init(struct cache *cc, const struct config *cfg)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->cfg = cfg;
+	cc->backoff_ms = CACHE_BACKOFF_MIN_MS;
+}
+
+static struct timeval
+ms_tv(long long ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return tv;
+}
+
+static void
+cache_backoff(struct cache *cc)
+{
+	cc->next_try_us = util_mono_us() + cc->backoff_ms * 1000;
+	cc->backoff_ms *= 2;
+	if (cc->backoff_ms > CACHE_BACKOFF_MAX_MS)
+		cc->backoff_ms = CACHE_BACKOFF_MAX_MS;
+}
+
+/* Open the context for redis_addr: "/path" or "host:port". */
+static redisContext *
+cache_open(struct cache *cc)
+{
+	const char	*addr = cc->cfg->redis_addr, *colon, *errstr;
+	struct timeval	 tv = ms_tv(cc->cfg->redis_connect_timeout_ms);
+	char		 host[256];
+	long long	 port;
+
+	if (addr[0] == '/')
+		return redisConnectUnixWithTimeout(addr, tv);
+	if ((colon = strrchr(addr, ':')) == NULL ||
+	    (size_t)(colon - addr) >= sizeof(host) ||
+	    util_strtonum(colon + 1, 1, 65535, &port, &errstr) == -1) {
+		snprintf(cc->errmsg, sizeof(cc->errmsg),
+		    "redis_addr must be /path or host:port");
+		return NULL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	return redisConnectWithTimeout(host, (int)port, tv);
+}
+
+int
+cache_connect(struct cache *cc)
+{
+	redisReply	*r = NULL;
+	const char	*argv[2] = { "AUTH", cc->cfg->redis_password };
+	size_t		 argvlen[2] = { 4, strlen(cc->cfg->redis_password) };
+
+	cache_close(cc);
+	cc->errmsg[0] = '\0';
+	if ((cc->c = cache_open(cc)) == NULL || cc->c->err) {
+		if (cc->c != NULL)
+			snprintf(cc->errmsg, sizeof(cc->errmsg), "%s",
+			    cc->c->errstr);
+		log_error("redis: cannot connect to %s: %s",
+		    cc->cfg->redis_addr, cc->errmsg);
+		goto fail;
+	}
+	if (redisSetTimeout(cc->c,
+	    ms_tv(cc->cfg->redis_command_timeout_ms)) != REDIS_OK) {
+		log_error("redis: cannot set the command timeout");
+		goto fail;
+	}
+	if (argvlen[1] > 0) {
+		r = redisCommandArgv(cc->c, 2, argv, argvlen);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			log_error("redis: AUTH failed: %s",
+			    r ? r->str : cc->c->errstr);
+			goto fail;
+		}
+		freeReplyObject(r);
+	}
+	cc->backoff_ms = CACHE_BACKOFF_MIN_MS;
+	cc->next_try_us = 0;
+	return 0;
+fail:
+	if (r != NULL)
+		freeReplyObject(r);
+	cache_close(cc);
+	cache_backoff(cc);
+	return -1;
+}
+
+void
+cache_close(struct cache *cc)
+{
+	if (cc->c != NULL)
+		redisFree(cc->c);
+	cc->c = NULL;
+}
+
+int
+cache_ready(struct cache *cc)
+{
+	if (cc->c != NULL && cc->c->err == 0)
+		return 0;
+	cache_close(cc);
+	if (util_mono_us() < cc->next_try_us)
+		return -1;
+	return cache_connect(cc);
+}
+
+enum cache_status
+cache_cmd(struct cache *cc, redisReply **reply, int argc, const char **argv,
+    const size_t *argvlen)
+{
+	redisReply	*r;
+
+	*reply = NULL;
+	if (cache_ready(cc) == -1)
+		return CACHE_UNAVAILABLE;
+	r = redisCommandArgv(cc->c, argc, argv, argvlen);
+	if (r == NULL) {
+		log_error("redis: %s: connection lost: %s", argv[0],
+		    cc->c->errstr);
+		cache_close(cc);
+		cc->next_try_us = 0;
+		return CACHE_UNAVAILABLE;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(cc->errmsg, sizeof(cc->errmsg), "%s", r->str);
+		freeReplyObject(r);
+		return CACHE_ERROR;
+	}
+	*reply = r;
+	return CACHE_OK;
+}
+
+enum cache_status
+cache_ping(struct cache *cc)
+{
+	const char		*argv[1] = { "PING" };
+	size_t			 argvlen[1] = { 4 };
+	redisReply		*r;
+	enum cache_status	 st;
+
+	if ((st = cache_cmd(cc, &r, 1, argv, argvlen)) != CACHE_OK)
+		return st;
+	st = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0 ?
+	    CACHE_OK : CACHE_ERROR;
+	freeReplyObject(r);
+	return st;
+}

@@ -1,0 +1,47 @@
+/*
+ * cache: the responder's one Redis connection.  Owns connecting over a
+ * unix socket or host:port with a connect timeout, the command timeout
+ * (set again on every connect, since hiredis forgets it), AUTH, noticing a
+ * dead context (hiredis' c->err is final) and reconnecting with backoff,
+ * and binary-safe commands (argv + lengths only).
+ */
+#ifndef WX_CACHE_H
+#define WX_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+
+enum cache_status {
+	CACHE_OK,
+	CACHE_UNAVAILABLE,	/* not connected, lost, or timed out */
+	CACHE_ERROR		/* Redis answered with an error reply */
+};
+
+struct cache {
+	redisContext		*c;
+	const struct config	*cfg;
+	int64_t			 next_try_us;
+	long long		 backoff_ms;
+	char			 errmsg[256];
+};
+
+void	cache_init(struct cache *, const struct config *);
+/* Connect now; 0, or -1 (logged, backoff set). */
+int	cache_connect(struct cache *);
+void	cache_close(struct cache *);
+/* Connected, or reconnected when the backoff allows; 0 or -1. */
+int	cache_ready(struct cache *);
+/*
+ * Run one command given as argc arguments with explicit lengths.  On
+ * CACHE_OK *reply is the caller's to freeReplyObject (reply may be NULL).
+ */
+enum cache_status cache_cmd(struct cache *, redisReply **reply, int argc,
+	    const char **argv, const size_t *argvlen);
+/* PING; CACHE_OK when Redis answered PONG. */
+enum cache_status cache_ping(struct cache *);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * config: the one configuration of a wxapp process.  Owns the table of
+ * keys (type, default, range, secrecy), the `key = value` file parser, the
+ * WXAPP_<KEY> environment overrides and their error messages.
+ */
+#ifndef WX_CONFIG_H
+#define WX_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum log_level {
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERROR
+};
+
+struct config {
+	int		 log_level;
+	char		*log_file;
+	int		 access_log;
+	long long	 max_requests;
+	long long	 max_body_bytes;
+	char		*pg_conninfo;
+	long long	 pg_connect_timeout;
+	long long	 pg_statement_timeout_ms;
+	long long	 pg_reconnect_max_ms;
+	char		*redis_addr;
+	char		*redis_password;
+	long long	 redis_connect_timeout_ms;
+	long long	 redis_command_timeout_ms;
+	char		*sql_dir;
+};
+
+/* The default file: $(sysconfdir)/wxapp/wxapp.conf. */
+const char	*config_default_path(void);
+/* -c beats WXAPP_CONF beats the default. */
+const char	*config_pick_path(const char *cli);
+/* Defaults, then the file, then WXAPP_<KEY>; 0, or -1 with err set. */
+int		 config_load(struct config *, const char *path, char *err,
+		    size_t errlen);
+void		 config_free(struct config *);
+/* Write every key = value, secrets masked, to f. */
+void		 config_dump(const struct config *, FILE *f);
+/* Write every key name, one per line (for the documentation test). */
+void		 config_list_keys(FILE *f);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * log: JSON lines.  Each line is assembled in a small arena of the log's
+ * own and written with one write(2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "log.h"
+#include "util.h"
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+/* The log's per-process state. */
+static struct {
+	int		 fd;
+	int		 level;
+	int		 access;
+	char		 path[4096];
+	const char	*request_id;
+	struct arena	 arena;
+	int		 arena_ready;
+} logst = { STDERR_FILENO, LOG_LEVEL_INFO, 1, "", NULL, { 0 }, 0 };
+
+static int
+log_open_fd(void)
+{
+	int	fd;
+
+	if (logst.path[0] == '\0')
+		return STDERR_FILENO;
+	fd = open(logst.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	return fd;
+}
+
+int
+log_open(const char *path, int level, int access)
+{
+	int	n, fd;
+
+	n = snprintf(logst.path, sizeof(logst.path), "%s", path ? path : "");
+	if (n < 0 || (size_t)n >= sizeof(logst.path)) {
+		logst.path[0] = '\0';
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = log_open_fd()) == -1) {
+		logst.path[0] = '\0';
+		return -1;
+	}
+	log_close();
+	logst.fd = fd;
+	logst.level = level;
+	logst.access = access;
+	if (!logst.arena_ready) {
+		arena_init(&logst.arena, 8192, 1);
+		logst.arena_ready = 1;
+	}
+	return 0;
+}
+
+int
+log_reopen(void)
+{
+	int	fd;
+
+	if (logst.path[0] == '\0')
+		return 0;
+	if ((fd = log_open_fd()) == -1)
+		return -1;
+	if (logst.fd != STDERR_FILENO)
+		close(logst.fd);
+	logst.fd = fd;
+	return 0;
+}
+
+void
+log_close(void)
+{
+	if (logst.fd != STDERR_FILENO)
+		close(logst.fd);
+	logst.fd = STDERR_FILENO;
+}
+
+void
+log_set_request(const char *request_id)
+{
+	logst.request_id = request_id;
+}
+
+/* Start a line in b: {"time":...,"level":...,"pid":... */
+static void
+log_begin(struct buf *b, const char *level)
+{
+	char	ts[40];
+
+	if (!logst.arena_ready) {
+		arena_init(&logst.arena, 8192, 1);
+		logst.arena_ready = 1;
+	}
+	buf_init(b, &logst.arena, 512);
+	if (util_rfc3339(util_wall_us(), ts, sizeof(ts)) == -1)
+		ts[0] = '\0';
+	buf_printf(b, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld", ts,
+	    level, (long)getpid());
+	if (logst.request_id != NULL) {
+		buf_adds(b, ",\"request_id\":");
+		buf_json_str(b, logst.request_id, strlen(logst.request_id));
+	}
+}
+
+/* Finish the line, write it once, and recycle the arena. */
+static void
+log_end(struct buf *b)
+{
+	const char	*p;
+	size_t		 left;
+	ssize_t		 w;
+
+	buf_add(b, "}\n", 2);
+	p = b->p;
+	left = b->len;
+	while (left > 0) {
+		w = write(logst.fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		p += w;
+		left -= (size_t)w;
+	}
+	arena_reset(&logst.arena);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	struct buf	b, m;
+	va_list		ap;
+
+	if ((int)level < logst.level)
+		return;
+	log_begin(&b, level_names[level]);
+	buf_init(&m, &logst.arena, 256);
+	va_start(ap, fmt);
+	buf_vprintf(&m, fmt, ap);
+	va_end(ap);
+	buf_adds(&b, ",\"msg\":");
+	buf_json_str(&b, m.p, m.len);
+	log_end(&b);
+}
+
+void
+log_access(const struct log_access *a)
+{
+	struct buf	b;
+	const char	*saved = logst.request_id;
+
+	if (!logst.access)
+		return;
+	logst.request_id = NULL;
+	log_begin(&b, "info");
+	logst.request_id = saved;
+	buf_adds(&b, ",\"type\":\"access\",\"request_id\":");
+	buf_json_str(&b, a->request_id, strlen(a->request_id));
+	buf_adds(&b, ",\"method\":");
+	buf_json_str(&b, a->method, strlen(a->method));
+	buf_adds(&b, ",\"path\":");
+	buf_json_str(&b, a->path, strlen(a->path));
+	buf_printf(&b, ",\"status\":%d,\"duration_us\":%lld,\"bytes\":%zu",
+	    a->status, (long long)a->duration_us, a->bytes);
+	buf_adds(&b, ",\"remote_addr\":");
+	buf_json_str(&b, a->remote_addr, strlen(a->remote_addr));
+	log_end(&b);
+}

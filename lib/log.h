@@ -1,0 +1,39 @@
+/*
+ * log: the process's log stream.  One JSON object per line, written with a
+ * single write(2) to an O_APPEND file (or stderr), so lines from several
+ * responders sharing a file never interleave.  Owns the level filter, the
+ * access line format and reopening the file on SIGHUP.
+ */
+#ifndef WX_LOG_H
+#define WX_LOG_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct log_access {
+	const char	*request_id;
+	const char	*method;
+	const char	*path;
+	const char	*remote_addr;
+	int		 status;
+	int64_t		 duration_us;
+	size_t		 bytes;
+};
+
+/* Log to path (NULL or "" = stderr) at level and above; 0 or -1. */
+int	log_open(const char *path, int level, int access);
+/* Reopen the file after rotation (SIGHUP); 0 or -1. */
+int	log_reopen(void);
+void	log_close(void);
+/* Tag following lines with this request id (NULL to stop). */
+void	log_set_request(const char *request_id);
+void	log_msg(enum log_level, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+#define log_debug(...)	log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_info(...)	log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_warn(...)	log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_error(...)	log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+void	log_access(const struct log_access *);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * request: FastCGI params in, checked values out.
+ */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "request.h"
+#include "util.h"
+
+/* The request id generator: a random per-process prefix and a counter. */
+static struct {
+	uint64_t	prefix;
+	uint32_t	counter;
+} reqid;
+
+void
+req_id_seed(void)
+{
+	if (util_random(&reqid.prefix, sizeof(reqid.prefix)) == -1)
+		reqid.prefix = (uint64_t)util_wall_us() ^ (uint64_t)util_mono_us();
+	reqid.counter = 0;
+}
+
+int
+req_id_valid(const char *s)
+{
+	size_t	n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n == REQ_ID_MAX)
+			return 0;
+		if (!isalnum((unsigned char)s[n]) && s[n] != '.' &&
+		    s[n] != '_' && s[n] != '-')
+			return 0;
+	}
+	return n > 0;
+}
+
+const char *
+req_param(const struct req *rq, const char *name)
+{
+	size_t		 n = strlen(name);
+	char *const	*e;
+
+	for (e = rq->envp; *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+/* Keep the trace id of a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>. */
+static void
+req_trace(struct req *rq, const char *tp)
+{
+	size_t	i;
+
+	rq->trace_id[0] = '\0';
+	if (tp == NULL || strlen(tp) != 55 || tp[2] != '-' || tp[35] != '-' ||
+	    tp[52] != '-')
+		return;
+	for (i = 0; i < 55; i++)
+		if (i != 2 && i != 35 && i != 52 &&
+		    !isxdigit((unsigned char)tp[i]))
+			return;
+	memcpy(rq->trace_id, tp + 3, 32);
+	rq->trace_id[32] = '\0';
+}
+
+void
+req_init(struct req *rq, struct arena *a, char *const *envp)
+{
+	static char *const	 noenv[] = { NULL };
+	const char		*v, *q;
+
+	memset(rq, 0, sizeof(*rq));
+	rq->a = a;
+	rq->envp = envp != NULL ? envp : noenv;
+	rq->ncookie = -1;
+	rq->method = (v = req_param(rq, "REQUEST_METHOD")) ? v : "GET";
+	rq->query = (v = req_param(rq, "QUERY_STRING")) ? v : "";
+	/* nginx's DOCUMENT_URI is the decoded, normalized path. */
+	if ((v = req_param(rq, "DOCUMENT_URI")) != NULL && *v != '\0')
+		rq->path = v;
+	else if ((v = req_param(rq, "REQUEST_URI")) != NULL && *v != '\0') {
+		q = strchr(v, '?');
+		rq->path = q ? arena_strndup(a, v, (size_t)(q - v)) : v;
+	} else
+		rq->path = "/";
+	rq->content_type = req_param(rq, "CONTENT_TYPE");
+	rq->remote_addr = (v = req_param(rq, "REMOTE_ADDR")) ? v : "";
+	if ((v = req_param(rq, "HTTP_X_REQUEST_ID")) != NULL && req_id_valid(v))
+		snprintf(rq->id, sizeof(rq->id), "%s", v);
+	else
+		snprintf(rq->id, sizeof(rq->id), "%016llx%08x",
+		    (unsigned long long)reqid.prefix, ++reqid.counter);
+	req_trace(rq, req_param(rq, "HTTP_TRACEPARENT"));
+	rq->body = "";
+}
+
+void
+req_finish(struct req *rq)
+{
+	if (rq->json != NULL)
+		json_object_put(rq->json);
+	rq->json = NULL;
+}
+
+int
+req_read_body(struct req *rq, struct resp *rs, long long limit,
+    req_read_fn fn, void *ctx)
+{
+	const char	*cl, *errstr;
+	long long	 len;
+	size_t		 got = 0;
+	char		*p;
+	int		 n;
+
+	cl = req_param(rq, "CONTENT_LENGTH");
+	if (cl == NULL || *cl == '\0') {
+		if (strcmp(rq->method, "POST") == 0 ||
+		    strcmp(rq->method, "PUT") == 0 ||
+		    strcmp(rq->method, "PATCH") == 0) {
+			resp_error(rs, API_LENGTH_REQUIRED,
+			    "Content-Length is required for %s", rq->method);
+			return -1;
+		}
+		return 0;
+	}
+	if (util_strtonum(cl, 0, INT64_MAX, &len, &errstr) == -1) {
+		resp_error(rs, API_BAD_REQUEST, "Content-Length %s", errstr);
+		return -1;
+	}
+	/* Unread input is drained by libfcgi's lingering close. */
+	if (len > limit) {
+		resp_error(rs, API_TOO_LARGE,
+		    "request body is larger than %lld bytes", limit);
+		return -1;
+	}
+	p = arena_alloc(rq->a, (size_t)len + 1);
+	while (got < (size_t)len) {
+		n = fn(ctx, p + got, (int)((size_t)len - got));
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got != (size_t)len) {
+		resp_error(rs, API_BAD_REQUEST,
+		    "request body ended after %zu of %lld bytes", got, len);
+		return -1;
+	}
+	p[len] = '\0';
+	rq->body = p;
+	rq->body_len = (size_t)len;
+	return 0;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+req_pct_decode(char *dst, const char *src, size_t n, int plus, int strict)
+{
+	size_t	i, o = 0;
+	int	hi, lo;
+
+	for (i = 0; i < n; i++) {
+		if (src[i] == '+' && plus) {
+			dst[o++] = ' ';
+			continue;
+		}
+		if (src[i] != '%') {
+			dst[o++] = src[i];
+			continue;
+		}
+		hi = i + 1 < n ? hexval((unsigned char)src[i + 1]) : -1;
+		lo = i + 2 < n ? hexval((unsigned char)src[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			if (strict)
+				return -1;
+			dst[o++] = src[i];
+			continue;
+		}
+		dst[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	dst[o] = '\0';
+	return (long)o;
+}
+
+/*
+ * Split s at sep into name=value pairs, decoding both sides; empty pieces
+ * are skipped.  Returns the count, or -1 on a bad escape when strict.
+ */
+static int
+req_split_kv(struct arena *a, const char *s, char sep, int plus, int strict,
+    struct req_kv **out)
+{
+	const char	*p, *end, *eq;
+	struct req_kv	*v;
+	char		*name, *value;
+	int		 n = 1, i = 0;
+
+	for (p = s; *p != '\0'; p++)
+		if (*p == sep)
+			n++;
+	v = arena_calloc(a, (size_t)n, sizeof(*v));
+	for (p = s; *p != '\0'; p = *end ? end + 1 : end) {
+		if ((end = strchr(p, sep)) == NULL)
+			end = p + strlen(p);
+		while (sep == ';' && p < end && *p == ' ')
+			p++;
+		if (p == end)
+			continue;
+		if ((eq = memchr(p, '=', (size_t)(end - p))) == NULL)
+			eq = end;
+		name = arena_alloc(a, (size_t)(eq - p) + 1);
+		value = arena_alloc(a, (size_t)(end - eq) + 1);
+		if (req_pct_decode(name, p, (size_t)(eq - p), plus, strict) < 0 ||
+		    req_pct_decode(value, eq < end ? eq + 1 : eq,
+		    eq < end ? (size_t)(end - eq - 1) : 0, plus, strict) < 0)
+			return -1;
+		v[i].name = name;
+		v[i].value = value;
+		i++;
+	}
+	*out = v;
+	return i;
+}
+
+int
+req_parse_query(struct req *rq, struct resp *rs)
+{
+	int	n;
+
+	if ((n = req_split_kv(rq->a, rq->query, '&', 1, 1, &rq->queryv)) < 0) {
+		resp_error(rs, API_BAD_REQUEST,
+		    "query string has a malformed percent-escape");
+		return -1;
+	}
+	rq->nquery = n;
+	return 0;
+}
+
+static const char *
+kv_find(const struct req_kv *v, int n, const char *name)
+{
+	int	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return v[i].value;
+	return NULL;
+}
+
+const char *
+req_query(const struct req *rq, const char *name)
+{
+	return kv_find(rq->queryv, rq->nquery, name);
+}
+
+const char *
+req_cookie(struct req *rq, const char *name)
+{
+	const char	*h;
+
+	if (rq->ncookie < 0) {
+		h = req_param(rq, "HTTP_COOKIE");
+		rq->ncookie = req_split_kv(rq->a, h ? h : "", ';', 0, 0,
+		    &rq->cookiev);
+	}
+	return kv_find(rq->cookiev, rq->ncookie, name);
+}
+
+const char *
+req_path_param(const struct req *rq, const char *name)
+{
+	return kv_find(rq->params, rq->nparams, name);
+}
+
+/* True when the Content-Type is application/json (parameters allowed). */
+static int
+is_json_type(const char *ct)
+{
+	size_t	n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+int
+req_json_body(struct req *rq, struct resp *rs, struct json_object **out)
+{
+	struct json_tokener	*tok;
+	struct json_object	*obj;
+	enum json_tokener_error	 jerr;
+	size_t			 end;
+
+	if (!is_json_type(rq->content_type)) {
+		resp_error(rs, API_UNSUPPORTED_MEDIA,
+		    "Content-Type must be application/json");
+		return -1;
+	}
+	if (rq->body_len == 0) {
+		resp_error(rs, API_MALFORMED_JSON,
+		    "request body is empty; a JSON object is required");
+		return -1;
+	}
+	if ((tok = json_tokener_new_ex(32)) == NULL) {
+		resp_error(rs, API_INTERNAL, "out of memory");
+		return -1;
+	}
+	/* Strict: no trailing data, no single quotes, no bare words. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, rq->body, (int)rq->body_len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (obj == NULL) {
+		if (jerr == json_tokener_continue)
+			resp_error(rs, API_MALFORMED_JSON,
+			    "malformed JSON at byte %zu: unexpected end of input",
+			    rq->body_len);
+		else
+			resp_error(rs, API_MALFORMED_JSON,
+			    "malformed JSON at byte %zu: %s", end,
+			    json_tokener_error_desc(jerr));
+		return -1;
+	}
+	rq->json = obj;
+	if (!json_object_is_type(obj, json_type_object)) {
+		resp_error(rs, API_MALFORMED_JSON,
+		    "request body must be a JSON object");
+		return -1;
+	}
+	*out = obj;
+	return 0;
+}
+
+int
+req_json_string(struct resp *rs, struct json_object *obj, const char *field,
+    const char **out)
+{
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(obj, field, &v) || v == NULL) {
+		resp_error(rs, API_VALIDATION, "field `%s` is missing", field);
+		return -1;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		resp_error(rs, API_VALIDATION, "field `%s` must be a string",
+		    field);
+		return -1;
+	}
+	*out = json_object_get_string(v);
+	return 0;
+}

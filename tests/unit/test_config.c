@@ -1,0 +1,189 @@
+/* Unit tests for lib/config: parsing, errors with file:line, env overrides. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char	path[64];
+static char	err[1024];
+
+/* Write text to a fresh temporary config file. */
+static void
+write_conf(const char *text)
+{
+	FILE	*f;
+	int	 fd;
+
+	snprintf(path, sizeof(path), "/tmp/wxapp-test-conf.XXXXXX");
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+teardown(void)
+{
+	unlink(path);
+	unsetenv("WXAPP_MAX_REQUESTS");
+	unsetenv("WXAPP_LOG_LEVEL");
+	unsetenv("WXAPP_CONF");
+}
+
+START_TEST(defaults_and_values)
+{
+	struct config	c;
+
+	write_conf("# comment\n\n  max_requests = 500  \nlog_level=debug\n"
+	    "redis_addr = /tmp/r.sock\nredis_password = a#b c\naccess_log = off\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.max_requests, 500);
+	ck_assert_int_eq(c.log_level, LOG_LEVEL_DEBUG);
+	ck_assert_str_eq(c.redis_addr, "/tmp/r.sock");
+	ck_assert_str_eq(c.redis_password, "a#b c");
+	ck_assert_int_eq(c.access_log, 0);
+	ck_assert_int_eq(c.max_body_bytes, 65536);
+	ck_assert_str_eq(c.pg_conninfo, "dbname=wxapp");
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(unknown_key_names_file_and_line)
+{
+	struct config	c;
+
+	write_conf("log_level = info\n\nmax_request = 5\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":3: unknown key `max_request`"));
+	ck_assert_ptr_nonnull(strstr(err, path));
+}
+END_TEST
+
+START_TEST(bad_number_names_key)
+{
+	struct config	c;
+
+	write_conf("max_requests = 12abc\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: max_requests: value is not a number"));
+}
+END_TEST
+
+START_TEST(out_of_range_names_key_and_range)
+{
+	struct config	c;
+
+	write_conf("\nmax_body_bytes = 0\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":2: max_body_bytes: value is too small"));
+	ck_assert_ptr_nonnull(strstr(err, "1..67108864"));
+}
+END_TEST
+
+START_TEST(duplicate_and_garbage_lines)
+{
+	struct config	c;
+
+	write_conf("log_level = info\nlog_level = warn\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":2: log_level: duplicate key"));
+	teardown();
+	write_conf("just words\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: expected `key = value`"));
+	teardown();
+	write_conf("log_level = loud\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "must be one of debug, info, warn, error"));
+}
+END_TEST
+
+START_TEST(env_overrides_file)
+{
+	struct config	c;
+
+	write_conf("max_requests = 500\n");
+	setenv("WXAPP_MAX_REQUESTS", "7", 1);
+	setenv("WXAPP_LOG_LEVEL", "error", 1);
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.max_requests, 7);
+	ck_assert_int_eq(c.log_level, LOG_LEVEL_ERROR);
+	config_free(&c);
+	setenv("WXAPP_MAX_REQUESTS", "-1", 1);
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "WXAPP_MAX_REQUESTS: max_requests: value is too small"));
+}
+END_TEST
+
+START_TEST(secrets_are_never_printed)
+{
+	struct config	 c;
+	char		*dump = NULL;
+	size_t		 len = 0;
+	FILE		*f;
+
+	write_conf("pg_conninfo = host=db password=hunter2\n"
+	    "redis_password = s3cret\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	f = open_memstream(&dump, &len);
+	config_dump(&c, f);
+	fclose(f);
+	ck_assert_ptr_null(strstr(dump, "hunter2"));
+	ck_assert_ptr_null(strstr(dump, "s3cret"));
+	ck_assert_ptr_nonnull(strstr(dump, "pg_conninfo = (secret)"));
+	ck_assert_ptr_nonnull(strstr(dump, "max_requests = 10000"));
+	free(dump);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(missing_file_is_an_error)
+{
+	struct config	c;
+
+	ck_assert_int_eq(config_load(&c, "/nonexistent/wxapp.conf", err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/wxapp.conf: No such file"));
+}
+END_TEST
+
+START_TEST(path_precedence)
+{
+	setenv("WXAPP_CONF", "/env/wxapp.conf", 1);
+	ck_assert_str_eq(config_pick_path("/cli.conf"), "/cli.conf");
+	ck_assert_str_eq(config_pick_path(NULL), "/env/wxapp.conf");
+	unsetenv("WXAPP_CONF");
+	ck_assert_str_eq(config_pick_path(NULL), config_default_path());
+	ck_assert_ptr_nonnull(strstr(config_default_path(), "/wxapp/wxapp.conf"));
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("config");
+	TCase	*tc = tcase_create("config");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, defaults_and_values);
+	tcase_add_test(tc, unknown_key_names_file_and_line);
+	tcase_add_test(tc, bad_number_names_key);
+	tcase_add_test(tc, out_of_range_names_key_and_range);
+	tcase_add_test(tc, duplicate_and_garbage_lines);
+	tcase_add_test(tc, env_overrides_file);
+	tcase_add_test(tc, secrets_are_never_printed);
+	tcase_add_test(tc, missing_file_is_an_error);
+	tcase_add_test(tc, path_precedence);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
