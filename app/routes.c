@@ -4,8 +4,14 @@
 #include "app.h"
 
 const struct route app_routes[] = {
-	{ "GET",	"/ping",	h_ping,		0,		0 },
-	{ "POST",	"/ping",	h_ping_post,	0,		0 },
-	{ "GET",	"/healthz",	h_healthz,	0,		0 },
+	{ "GET",	"/ping",		h_ping,		0,		0 },
+	{ "POST",	"/ping",		h_ping_post,	0,		0 },
+	{ "GET",	"/healthz",		h_healthz,	0,		0 },
+	{ "POST",	"/api/v1/user/login",	h_login,	0,		0 },
+	{ "POST",	"/api/v1/user/refresh",	h_refresh,	0,		0 },
+	{ "POST",	"/api/v1/user/logout",	h_logout,	ROUTE_AUTH,	0 },
+	{ "GET",	"/api/v1/user/me",	h_me,		ROUTE_AUTH,	0 },
+	{ "POST",	"/api/v1/user/decrypt",	h_decrypt,	ROUTE_AUTH,	0 },
+	{ "POST",	"/api/v1/user/phone",	h_phone,	ROUTE_AUTH,	0 },
 };
 const size_t app_nroutes = sizeof(app_routes) / sizeof(app_routes[0]);

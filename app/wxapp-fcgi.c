@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <fcgiapp.h>
 
 #include "app.h"
@@ -83,6 +84,8 @@ app_handle(struct app *app, FCGX_Request *fr)
 	log_set_request(rq.id);
 	resp_init(&rs, &app->arena);
 	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND &&
+	    ((rq.route->flags & ROUTE_AUTH) == 0 ||
+	    auth_require(app, &rq, &rs) == 0) &&
 	    req_parse_query(&rq, &rs) == 0 &&
 	    req_read_body(&rq, &rs, app->cfg.max_body_bytes, fcgi_read,
 	    fr->in) == 0)
@@ -163,6 +166,11 @@ main(int argc, char *argv[])
 		fprintf(stderr, "wxapp-fcgi: %s\n", err);
 		return 1;
 	}
+	if (config_check_serving(&app.cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "wxapp-fcgi: %s: %s\n", cfgpath, err);
+		config_free(&app.cfg);
+		return 1;
+	}
 	if (test) {
 		printf("wxapp-fcgi: %s: config ok\n", cfgpath);
 		config_free(&app.cfg);
@@ -174,7 +182,8 @@ main(int argc, char *argv[])
 		    strerror(errno));
 		return 1;
 	}
-	if (install_signals() == -1 || FCGX_Init() != 0) {
+	if (install_signals() == -1 || FCGX_Init() != 0 ||
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialize: %s", strerror(errno));
 		return 1;
 	}
@@ -196,6 +205,10 @@ main(int argc, char *argv[])
 	req_id_seed();
 	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
 	cache_init(&app.cache, &app.cfg);
+	if (wechat_init(&app.wx, &app.cfg, &app.cache) == -1) {
+		log_error("cannot initialize libcurl");
+		return 1;
+	}
 	/* Dependencies that are down now are retried per request. */
 	(void)db_connect(&app.db);
 	(void)cache_connect(&app.cache);
@@ -231,6 +244,8 @@ main(int argc, char *argv[])
 	FCGX_Free(&fr, 1);
 	db_close(&app.db);
 	cache_close(&app.cache);
+	wechat_free(&app.wx);
+	curl_global_cleanup();
 	arena_free(&app.arena);
 	log_close();
 	config_free(&app.cfg);

@@ -171,3 +171,78 @@ cache_ping(struct cache *cc)
 	freeReplyObject(r);
 	return st;
 }
+
+enum cache_status
+cache_get(struct cache *cc, struct arena *a, const char *key,
+    const char **val, size_t *len)
+{
+	const char		*argv[2] = { "GET", key };
+	size_t			 argvlen[2] = { 3, strlen(key) };
+	redisReply		*r;
+	enum cache_status	 st;
+
+	*val = NULL;
+	*len = 0;
+	if ((st = cache_cmd(cc, &r, 2, argv, argvlen)) != CACHE_OK)
+		return st;
+	if (r->type == REDIS_REPLY_STRING) {
+		*val = arena_strndup(a, r->str, r->len);
+		*len = r->len;
+	}
+	freeReplyObject(r);
+	return CACHE_OK;
+}
+
+enum cache_status
+cache_setex(struct cache *cc, const char *key, const char *val, size_t len,
+    long long ttl_s)
+{
+	char			 ttl[24];
+	const char		*argv[5] = { "SET", key, val, "EX", ttl };
+	size_t			 argvlen[5];
+	redisReply		*r;
+	enum cache_status	 st;
+	int			 n;
+
+	n = snprintf(ttl, sizeof(ttl), "%lld", ttl_s > 0 ? ttl_s : 1);
+	if (n < 0 || (size_t)n >= sizeof(ttl))
+		return CACHE_ERROR;
+	argvlen[0] = 3, argvlen[1] = strlen(key), argvlen[2] = len;
+	argvlen[3] = 2, argvlen[4] = (size_t)n;
+	if ((st = cache_cmd(cc, &r, 5, argv, argvlen)) == CACHE_OK)
+		freeReplyObject(r);
+	return st;
+}
+
+enum cache_status
+cache_exists(struct cache *cc, const char *key, int *exists)
+{
+	const char		*argv[2] = { "EXISTS", key };
+	size_t			 argvlen[2] = { 6, strlen(key) };
+	redisReply		*r;
+	enum cache_status	 st;
+
+	*exists = 0;
+	if ((st = cache_cmd(cc, &r, 2, argv, argvlen)) != CACHE_OK)
+		return st;
+	*exists = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	freeReplyObject(r);
+	return CACHE_OK;
+}
+
+enum cache_status
+cache_run(struct cache *cc, int argc, const char **argv)
+{
+	size_t			 argvlen[16];
+	redisReply		*r;
+	enum cache_status	 st;
+	int			 i;
+
+	if (argc > 16)
+		return CACHE_ERROR;
+	for (i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	if ((st = cache_cmd(cc, &r, argc, argv, argvlen)) == CACHE_OK)
+		freeReplyObject(r);
+	return st;
+}

@@ -13,6 +13,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "arena.h"
 #include "config.h"
 
 enum cache_status {
@@ -41,6 +42,16 @@ int	cache_ready(struct cache *);
  */
 enum cache_status cache_cmd(struct cache *, redisReply **reply, int argc,
 	    const char **argv, const size_t *argvlen);
+/* GET key into the arena; *val is NULL when the key is absent. */
+enum cache_status cache_get(struct cache *, struct arena *, const char *key,
+	    const char **val, size_t *len);
+/* SET key val EX ttl_s. */
+enum cache_status cache_setex(struct cache *, const char *key,
+	    const char *val, size_t len, long long ttl_s);
+/* EXISTS key; *exists is 0 or 1. */
+enum cache_status cache_exists(struct cache *, const char *key, int *exists);
+/* Run a command of NUL-terminated strings whose reply is not needed. */
+enum cache_status cache_run(struct cache *, int argc, const char **argv);
 /* PING; CACHE_OK when Redis answered PONG. */
 enum cache_status cache_ping(struct cache *);
 

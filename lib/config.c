@@ -26,7 +26,7 @@
 #define WX_DATADIR	"/usr/local/share"
 #endif
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_LEVEL };
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_ENUM };
 
 struct cfg_key {
 	const char	*name;
@@ -35,11 +35,18 @@ struct cfg_key {
 	const char	*def;
 	long long	 min, max;
 	int		 secret;
+	const char *const *names;	/* CFG_ENUM: value i is names[i] */
 };
 
-#define K(n, t, d, lo, hi, s) { #n, t, offsetof(struct config, n), d, lo, hi, s }
+static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const token_apis[] = { "stable_token", "token", NULL };
+
+#define K(n, t, d, lo, hi, s) \
+	{ #n, t, offsetof(struct config, n), d, lo, hi, s, NULL }
+#define E(n, d, names) \
+	{ #n, CFG_ENUM, offsetof(struct config, n), d, 0, 0, 0, names }
 static const struct cfg_key keys[] = {
-	K(log_level, CFG_LEVEL, "info", 0, 0, 0),
+	E(log_level, "info", levels),
 	K(log_file, CFG_STR, "", 0, 0, 0),
 	K(access_log, CFG_BOOL, "on", 0, 0, 0),
 	K(max_requests, CFG_INT, "10000", 0, 1000000000, 0),
@@ -53,11 +60,27 @@ static const struct cfg_key keys[] = {
 	K(redis_connect_timeout_ms, CFG_INT, "500", 1, 60000, 0),
 	K(redis_command_timeout_ms, CFG_INT, "250", 1, 60000, 0),
 	K(sql_dir, CFG_STR, WX_DATADIR "/wxapp/sql", 0, 0, 0),
+	K(wechat_appid, CFG_STR, "", 0, 0, 0),
+	K(wechat_secret, CFG_STR, "", 0, 0, 1),
+	K(wechat_api_base, CFG_STR, "https://api.weixin.qq.com", 0, 0, 0),
+	E(wechat_token_api, "stable_token", token_apis),
+	K(wechat_connect_timeout_ms, CFG_INT, "1000", 1, 60000, 0),
+	K(wechat_timeout_ms, CFG_INT, "3000", 1, 60000, 0),
+	K(jwt_secret, CFG_STR, "", 0, 0, 1),
+	K(jwt_kid, CFG_STR, "k1", 0, 0, 0),
+	K(jwt_prev_secret, CFG_STR, "", 0, 0, 1),
+	K(jwt_prev_kid, CFG_STR, "", 0, 0, 0),
+	K(jwt_issuer, CFG_STR, "wxapp", 0, 0, 0),
+	K(jwt_audience, CFG_STR, "wxapp-miniprogram", 0, 0, 0),
+	K(jwt_leeway, CFG_INT, "30", 0, 300, 0),
+	K(access_token_ttl, CFG_INT, "900", 60, 86400, 0),
+	K(refresh_token_ttl, CFG_INT, "604800", 300, 31536000, 0),
+	K(refresh_grace, CFG_INT, "10", 0, 300, 0),
+	K(session_key_ttl, CFG_INT, "604800", 60, 31536000, 0),
 };
 #undef K
+#undef E
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
-
-static const char *const levels[] = { "debug", "info", "warn", "error" };
 
 const char *
 config_default_path(void)
@@ -131,13 +154,17 @@ key_set(struct config *c, const struct cfg_key *k, const char *value,
 			return -1;
 		}
 		return 0;
-	case CFG_LEVEL:
-		for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-			if (strcmp(value, levels[i]) == 0) {
+	case CFG_ENUM:
+		for (i = 0; k->names[i] != NULL; i++)
+			if (strcmp(value, k->names[i]) == 0) {
 				*(int *)field = (int)i;
 				return 0;
 			}
-		snprintf(why, whylen, "must be one of debug, info, warn, error");
+		r = snprintf(why, whylen, "must be one of");
+		for (i = 0; k->names[i] != NULL && r > 0 && (size_t)r < whylen;
+		    i++)
+			r += snprintf(why + r, whylen - (size_t)r, "%s %s",
+			    i > 0 ? "," : "", k->names[i]);
 		return -1;
 	}
 	snprintf(why, whylen, "unknown type");
@@ -272,6 +299,33 @@ config_free(struct config *c)
 		}
 }
 
+int
+config_check_serving(const struct config *c, char *err, size_t errlen)
+{
+	if (strlen(c->jwt_secret) < CONFIG_SECRET_MIN) {
+		snprintf(err, errlen, "jwt_secret must be at least %d bytes",
+		    CONFIG_SECRET_MIN);
+		return -1;
+	}
+	if (c->jwt_prev_kid[0] != '\0' &&
+	    strlen(c->jwt_prev_secret) < CONFIG_SECRET_MIN) {
+		snprintf(err, errlen, "jwt_prev_secret must be at least %d "
+		    "bytes when jwt_prev_kid is set", CONFIG_SECRET_MIN);
+		return -1;
+	}
+	if (c->jwt_kid[0] == '\0' ||
+	    strcmp(c->jwt_kid, c->jwt_prev_kid) == 0) {
+		snprintf(err, errlen, "jwt_kid must be set and differ from "
+		    "jwt_prev_kid");
+		return -1;
+	}
+	if (c->wechat_appid[0] == '\0' || c->wechat_secret[0] == '\0') {
+		snprintf(err, errlen, "wechat_appid and wechat_secret must be set");
+		return -1;
+	}
+	return 0;
+}
+
 void
 config_dump(const struct config *c, FILE *f)
 {
@@ -295,8 +349,8 @@ config_dump(const struct config *c, FILE *f)
 		case CFG_BOOL:
 			fputs(*(const int *)field ? "on" : "off", f);
 			break;
-		case CFG_LEVEL:
-			fputs(levels[*(const int *)field], f);
+		case CFG_ENUM:
+			fputs(keys[i].names[*(const int *)field], f);
 			break;
 		}
 		fputc('\n', f);

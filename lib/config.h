@@ -16,6 +16,11 @@ enum log_level {
 	LOG_LEVEL_ERROR
 };
 
+enum wechat_token_api {
+	WECHAT_TOKEN_STABLE,	/* cgi-bin/stable_token */
+	WECHAT_TOKEN_CLASSIC	/* cgi-bin/token */
+};
+
 struct config {
 	int		 log_level;
 	char		*log_file;
@@ -31,7 +36,26 @@ struct config {
 	long long	 redis_connect_timeout_ms;
 	long long	 redis_command_timeout_ms;
 	char		*sql_dir;
+	char		*wechat_appid;
+	char		*wechat_secret;
+	char		*wechat_api_base;
+	int		 wechat_token_api;	/* enum wechat_token_api */
+	long long	 wechat_connect_timeout_ms;
+	long long	 wechat_timeout_ms;
+	char		*jwt_secret;
+	char		*jwt_kid;
+	char		*jwt_prev_secret;
+	char		*jwt_prev_kid;
+	char		*jwt_issuer;
+	char		*jwt_audience;
+	long long	 jwt_leeway;
+	long long	 access_token_ttl;
+	long long	 refresh_token_ttl;
+	long long	 refresh_grace;
+	long long	 session_key_ttl;
 };
+
+#define CONFIG_SECRET_MIN	32	/* bytes of jwt_secret */
 
 /* The default file: $(sysconfdir)/wxapp/wxapp.conf. */
 const char	*config_default_path(void);
@@ -41,6 +65,9 @@ const char	*config_pick_path(const char *cli);
 int		 config_load(struct config *, const char *path, char *err,
 		    size_t errlen);
 void		 config_free(struct config *);
+/* What serving needs beyond a valid file: secrets long enough, an appid. */
+int		 config_check_serving(const struct config *, char *err,
+		    size_t errlen);
 /* Write every key = value, secrets masked, to f. */
 void		 config_dump(const struct config *, FILE *f);
 /* Write every key name, one per line (for the documentation test). */

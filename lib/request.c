@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsonparse.h"
 #include "request.h"
 #include "util.h"
 
@@ -303,10 +304,9 @@ is_json_type(const char *ct)
 int
 req_json_body(struct req *rq, struct resp *rs, struct json_object **out)
 {
-	struct json_tokener	*tok;
 	struct json_object	*obj;
-	enum json_tokener_error	 jerr;
-	size_t			 end;
+	const char		*why;
+	size_t			 at;
 
 	if (!is_json_type(rq->content_type)) {
 		resp_error(rs, API_UNSUPPORTED_MEDIA,
@@ -318,26 +318,9 @@ req_json_body(struct req *rq, struct resp *rs, struct json_object **out)
 		    "request body is empty; a JSON object is required");
 		return -1;
 	}
-	if ((tok = json_tokener_new_ex(32)) == NULL) {
-		resp_error(rs, API_INTERNAL, "out of memory");
-		return -1;
-	}
-	/* Strict: no trailing data, no single quotes, no bare words. */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	    JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, rq->body, (int)rq->body_len);
-	jerr = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	if (obj == NULL) {
-		if (jerr == json_tokener_continue)
-			resp_error(rs, API_MALFORMED_JSON,
-			    "malformed JSON at byte %zu: unexpected end of input",
-			    rq->body_len);
-		else
-			resp_error(rs, API_MALFORMED_JSON,
-			    "malformed JSON at byte %zu: %s", end,
-			    json_tokener_error_desc(jerr));
+	if (jsonparse_bytes(rq->body, rq->body_len, &obj, &at, &why) == -1) {
+		resp_error(rs, API_MALFORMED_JSON, "malformed JSON at byte %zu: %s",
+		    at, why);
 		return -1;
 	}
 	rq->json = obj;

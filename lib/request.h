@@ -47,6 +47,9 @@ struct req {
 	struct req_kv		*cookiev;
 	int			 ncookie;	/* -1 until parsed */
 	struct json_object	*json;		/* put by req_finish */
+	long long		 user_id;	/* from a verified access token */
+	const char		*jti;		/* ... its id */
+	long long		 token_exp;	/* ... and expiry (unix s) */
 };
 
 /* Reads up to n bytes of the body into p; returns bytes read, 0 at end. */

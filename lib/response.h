@@ -18,8 +18,20 @@ enum api_code {
 	API_BAD_REQUEST		= 40000,
 	API_MALFORMED_JSON	= 40001,
 	API_VALIDATION		= 40002,
+	API_WX_CODE_INVALID	= 40010,	/* wx.login code unknown: wx.login again */
+	API_WX_CODE_USED	= 40011,	/* wx.login code used already */
+	API_DECRYPT_INPUT	= 40020,	/* bad base64 or key/iv length */
+	API_DECRYPT_FAILED	= 40021,	/* bad padding: stale session_key? */
+	API_DECRYPT_APPID	= 40022,	/* watermark.appid is not ours */
+	API_DECRYPT_SIGNATURE	= 40023,	/* rawData signature mismatch */
 	API_UNAUTHORIZED	= 40100,
+	API_TOKEN_EXPIRED	= 40101,	/* refresh now */
+	API_TOKEN_INVALID	= 40102,	/* log in again */
+	API_REFRESH_INVALID	= 40103,	/* unknown/expired/revoked: log in */
+	API_REFRESH_REUSED	= 40104,	/* reuse detected: family revoked */
+	API_SESSION_KEY_GONE	= 40105,	/* no session_key: wx.login again */
 	API_FORBIDDEN		= 40300,
+	API_WX_RISKY		= 40301,	/* WeChat blocked a high-risk user */
 	API_NOT_FOUND		= 40400,
 	API_METHOD_NOT_ALLOWED	= 40500,
 	API_CONFLICT		= 40900,
@@ -27,10 +39,12 @@ enum api_code {
 	API_TOO_LARGE		= 41300,
 	API_UNSUPPORTED_MEDIA	= 41500,
 	API_RATE_LIMITED	= 42900,
+	API_WX_RATE_LIMITED	= 42901,	/* WeChat's quota for this user */
 	API_INTERNAL		= 50000,
 	API_UNAVAILABLE		= 50300,
 	API_DB_UNAVAILABLE	= 50301,
-	API_CACHE_UNAVAILABLE	= 50302
+	API_CACHE_UNAVAILABLE	= 50302,
+	API_WX_UNAVAILABLE	= 50303
 };
 
 struct resp {

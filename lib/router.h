@@ -15,6 +15,9 @@
 
 struct app;
 
+/* Route flags. */
+#define ROUTE_AUTH	0x01	/* needs a valid access token */
+
 typedef void	(*route_fn)(struct app *, struct req *, struct resp *);
 
 struct route {

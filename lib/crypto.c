@@ -1,0 +1,180 @@
+/*
+ * crypto: thin, strict wrappers over libcrypto.  Base64 is decoded here
+ * rather than with EVP_DecodeBlock, which accepts whitespace and cannot
+ * tell the length of padded input.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "crypto.h"
+
+static const char b64std[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Encode with alphabet abc, padding with '=' when pad is set. */
+static void
+b64_encode(const char *abc, int pad, const unsigned char *in, size_t n,
+    char *out)
+{
+	size_t		i;
+	unsigned	v;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+		*out++ = abc[v >> 18 & 63];
+		*out++ = abc[v >> 12 & 63];
+		*out++ = abc[v >> 6 & 63];
+		*out++ = abc[v & 63];
+	}
+	if (n - i == 1) {
+		v = (unsigned)in[i] << 16;
+		*out++ = abc[v >> 18 & 63];
+		*out++ = abc[v >> 12 & 63];
+		if (pad) {
+			*out++ = '=';
+			*out++ = '=';
+		}
+	} else if (n - i == 2) {
+		v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
+		*out++ = abc[v >> 18 & 63];
+		*out++ = abc[v >> 12 & 63];
+		*out++ = abc[v >> 6 & 63];
+		if (pad)
+			*out++ = '=';
+	}
+	*out = '\0';
+}
+
+/* Decode n chars of alphabet abc without padding; -1 on a bad char or tail. */
+static int
+b64_decode(const char *abc, const char *in, size_t n, unsigned char *out,
+    size_t *outlen)
+{
+	const char	*p;
+	unsigned	 v = 0;
+	size_t		 i, o = 0;
+	int		 bits = 0;
+
+	if (n % 4 == 1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (in[i] == '\0' || (p = strchr(abc, in[i])) == NULL)
+			return -1;
+		v = (v << 6) | (unsigned)(p - abc);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits);
+			v &= (1u << bits) - 1;
+		}
+	}
+	/* Leftover bits must be zero (canonical encoding). */
+	if (v != 0)
+		return -1;
+	*outlen = o;
+	return 0;
+}
+
+int
+crypto_b64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen)
+{
+	if (n == 0 || n % 4 != 0)
+		return -1;
+	if (in[n - 1] == '=')
+		n--;
+	if (in[n - 1] == '=')
+		n--;
+	return b64_decode(b64std, in, n, out, outlen);
+}
+
+void
+crypto_b64_encode(const unsigned char *in, size_t n, char *out)
+{
+	b64_encode(b64std, 1, in, n, out);
+}
+
+void
+crypto_b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	b64_encode(b64url, 0, in, n, out);
+}
+
+int
+crypto_b64url_decode(const char *in, size_t n, unsigned char *out,
+    size_t *outlen)
+{
+	return b64_decode(b64url, in, n, out, outlen);
+}
+
+int
+crypto_random_b64url(size_t n, char *out)
+{
+	unsigned char	raw[64];
+
+	if (n > sizeof(raw) || RAND_bytes(raw, (int)n) != 1)
+		return -1;
+	crypto_b64url_encode(raw, n, out);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return 0;
+}
+
+void
+crypto_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void
+crypto_sha256(const void *in, size_t n, unsigned char out[32])
+{
+	SHA256(in, n, out);
+}
+
+void
+crypto_sha1(const void *in, size_t n, unsigned char out[20])
+{
+	SHA1(in, n, out);
+}
+
+int
+crypto_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+enum crypto_aes_result
+crypto_aes128cbc_decrypt(const unsigned char key[16],
+    const unsigned char iv[16], const unsigned char *in, size_t n,
+    unsigned char *out, size_t *outlen)
+{
+	EVP_CIPHER_CTX		*ctx;
+	enum crypto_aes_result	 rc = CRYPTO_AES_BAD_PADDING;
+	int			 l1 = 0, l2 = 0;
+
+	if (n == 0 || n % 16 != 0 || n > 0x7fffffff)
+		return CRYPTO_AES_BAD_LENGTH;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return CRYPTO_AES_BAD_PADDING;
+	/* EVP checks PKCS#7 padding in DecryptFinal. */
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_128_cbc(), NULL, key, iv) == 1 &&
+	    EVP_DecryptUpdate(ctx, out, &l1, in, (int)n) == 1 &&
+	    EVP_DecryptFinal_ex(ctx, out + l1, &l2) == 1) {
+		*outlen = (size_t)l1 + (size_t)l2;
+		rc = CRYPTO_AES_OK;
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}

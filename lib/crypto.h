@@ -1,0 +1,44 @@
+/*
+ * crypto: the primitives the session and Mini Program data decryption
+ * need, over OpenSSL's libcrypto: strict base64 (standard and url-safe),
+ * random tokens, SHA-1/SHA-256, hex, AES-128-CBC with PKCS#7 padding
+ * checked, and constant-time comparison.
+ */
+#ifndef WX_CRYPTO_H
+#define WX_CRYPTO_H
+
+#include <stddef.h>
+
+enum crypto_aes_result {
+	CRYPTO_AES_OK,
+	CRYPTO_AES_BAD_LENGTH,	/* ciphertext empty or not whole blocks */
+	CRYPTO_AES_BAD_PADDING	/* wrong key or iv, or corrupted data */
+};
+
+/*
+ * Decode standard base64 (padding required, no whitespace) of n chars into
+ * out (room for n / 4 * 3); -1 when in is not valid base64.
+ */
+int	crypto_b64_decode(const char *in, size_t n, unsigned char *out,
+	    size_t *outlen);
+/* Encode as standard base64 with padding; out needs 4 * ((n + 2) / 3) + 1. */
+void	crypto_b64_encode(const unsigned char *in, size_t n, char *out);
+/* Encode as base64url without padding; out needs 4 * ((n + 2) / 3) + 1. */
+void	crypto_b64url_encode(const unsigned char *in, size_t n, char *out);
+/* Decode base64url without padding; -1 when invalid. */
+int	crypto_b64url_decode(const char *in, size_t n, unsigned char *out,
+	    size_t *outlen);
+/* n random bytes from OpenSSL's CSPRNG, base64url; out needs 4n/3 + 4. */
+int	crypto_random_b64url(size_t n, char *out);
+/* Lower-case hex of n bytes; out needs 2n + 1. */
+void	crypto_hex(const unsigned char *in, size_t n, char *out);
+void	crypto_sha256(const void *in, size_t n, unsigned char out[32]);
+void	crypto_sha1(const void *in, size_t n, unsigned char out[20]);
+/* 1 when a and b (n bytes each) are equal, in time independent of content. */
+int	crypto_equal(const void *a, const void *b, size_t n);
+/* Decrypt AES-128-CBC and strip PKCS#7 padding; out needs n bytes. */
+enum crypto_aes_result crypto_aes128cbc_decrypt(const unsigned char key[16],
+	    const unsigned char iv[16], const unsigned char *in, size_t n,
+	    unsigned char *out, size_t *outlen);
+
+#endif

@@ -1,0 +1,372 @@
+/*
+ * wechat: WeChat's server API over libcurl.
+ *
+ * One easy handle lives as long as the responder; options are set per
+ * call, so its connection cache keeps the TLS connection to WeChat open
+ * between requests.  Every answer is read into the request arena, capped,
+ * and parsed strictly; an errcode other than 0 is WECHAT_ERRCODE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "jsonparse.h"
+#include "log.h"
+#include "util.h"
+#include "wechat.h"
+
+#define WECHAT_BODY_MAX		(64 * 1024)
+#define TOKEN_KEY		"wx:access_token"
+#define TOKEN_LOCK		"wx:access_token:lock"
+#define TOKEN_LOCK_MS		"10000"
+#define TOKEN_WAIT_STEP_US	50000
+/* Refresh this long before WeChat's expiry, as WeChat's SDKs do. */
+#define TOKEN_EARLY_S		300
+
+/* Delete KEYS[1] only if it still holds ARGV[1] (our lock, a stale token). */
+static const char del_if_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) else return 0 end";
+
+struct sink {
+	struct buf	b;
+	int		overflow;
+};
+
+static size_t
+on_data(char *p, size_t size, size_t n, void *ctx)
+{
+	struct sink	*s = ctx;
+
+	if (s->b.len + size * n > WECHAT_BODY_MAX) {
+		s->overflow = 1;
+		return 0;
+	}
+	buf_add(&s->b, p, size * n);
+	return size * n;
+}
+
+int
+wechat_init(struct wechat *wx, const struct config *cfg, struct cache *cc)
+{
+	memset(wx, 0, sizeof(*wx));
+	wx->cfg = cfg;
+	wx->cache = cc;
+	if ((wx->curl = curl_easy_init()) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+wechat_free(struct wechat *wx)
+{
+	if (wx->curl != NULL)
+		curl_easy_cleanup(wx->curl);
+	wx->curl = NULL;
+}
+
+/*
+ * GET (post == NULL) or POST a JSON body to url; parse the answer.  On
+ * WECHAT_OK *out is the answer (the caller puts it); errcode is checked.
+ * `what` names the call in log lines (never the URL: it holds the secret).
+ */
+static enum wechat_status
+wechat_call(struct wechat *wx, struct arena *a, const char *what,
+    const char *url, const char *post, struct json_object **out)
+{
+	struct curl_slist	*hdrs = NULL;
+	struct json_object	*obj = NULL, *ec;
+	struct sink		 sink;
+	CURLcode		 cc;
+	long			 http = 0;
+	size_t			 at;
+	const char		*why;
+
+	*out = NULL;
+	buf_init(&sink.b, a, 1024);
+	sink.overflow = 0;
+	wx->errbuf[0] = '\0';
+	wx->errcode = 0;
+	curl_easy_setopt(wx->curl, CURLOPT_URL, url);
+	curl_easy_setopt(wx->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(wx->curl, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)wx->cfg->wechat_connect_timeout_ms);
+	curl_easy_setopt(wx->curl, CURLOPT_TIMEOUT_MS,
+	    (long)wx->cfg->wechat_timeout_ms);
+	curl_easy_setopt(wx->curl, CURLOPT_ERRORBUFFER, wx->errbuf);
+	curl_easy_setopt(wx->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(wx->curl, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(wx->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(wx->curl, CURLOPT_USERAGENT, "wxapp/" PACKAGE_VERSION);
+	if (post != NULL) {
+		hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+		curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(wx->curl, CURLOPT_POSTFIELDS, post);
+	} else {
+		curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(wx->curl, CURLOPT_HTTPGET, 1L);
+	}
+	wx->calls++;
+	cc = curl_easy_perform(wx->curl);
+	curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdrs);
+	if (cc != CURLE_OK) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg), "%s: %.200s", what,
+		    sink.overflow ? "answer too large" :
+		    wx->errbuf[0] ? wx->errbuf : curl_easy_strerror(cc));
+		return WECHAT_UNAVAILABLE;
+	}
+	curl_easy_getinfo(wx->curl, CURLINFO_RESPONSE_CODE, &http);
+	if (http != 200) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg), "%s: HTTP %ld", what,
+		    http);
+		return WECHAT_UNAVAILABLE;
+	}
+	if (jsonparse_bytes(sink.b.p, sink.b.len, &obj, &at, &why) == -1 ||
+	    !json_object_is_type(obj, json_type_object)) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg),
+		    "%s: answer is not a JSON object (byte %zu)", what, at);
+		json_object_put(obj);
+		return WECHAT_UNAVAILABLE;
+	}
+	if (json_object_object_get_ex(obj, "errcode", &ec) &&
+	    (wx->errcode = (long)json_object_get_int64(ec)) != 0) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg), "%s: errcode %ld: %.64s",
+		    what, wx->errcode, jsonparse_string(obj, "errmsg") ?
+		    jsonparse_string(obj, "errmsg") : "");
+		json_object_put(obj);
+		return WECHAT_ERRCODE;
+	}
+	*out = obj;
+	return WECHAT_OK;
+}
+
+/* URL-escape s into the arena; NULL on failure. */
+static char *
+wechat_escape(struct wechat *wx, struct arena *a, const char *s)
+{
+	char	*e, *r;
+
+	if ((e = curl_easy_escape(wx->curl, s, 0)) == NULL)
+		return NULL;
+	r = arena_strdup(a, e);
+	curl_free(e);
+	return r;
+}
+
+/* A string field copied into the arena, or NULL. */
+static const char *
+field(struct arena *a, struct json_object *o, const char *name)
+{
+	const char	*s = jsonparse_string(o, name);
+
+	return s != NULL && s[0] != '\0' ? arena_strdup(a, s) : NULL;
+}
+
+enum wechat_status
+wechat_code2session(struct wechat *wx, struct arena *a, const char *code,
+    struct wechat_session *ws)
+{
+	struct json_object	*o;
+	enum wechat_status	 st;
+	char			*url, *ecode, *eappid, *esecret;
+
+	if ((ecode = wechat_escape(wx, a, code)) == NULL ||
+	    (eappid = wechat_escape(wx, a, wx->cfg->wechat_appid)) == NULL ||
+	    (esecret = wechat_escape(wx, a, wx->cfg->wechat_secret)) == NULL) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg), "code2session: escape");
+		return WECHAT_UNAVAILABLE;
+	}
+	url = arena_printf(a, "%s/sns/jscode2session?appid=%s&secret=%s"
+	    "&js_code=%s&grant_type=authorization_code",
+	    wx->cfg->wechat_api_base, eappid, esecret, ecode);
+	if ((st = wechat_call(wx, a, "code2session", url, NULL, &o)) != WECHAT_OK)
+		return st;
+	ws->openid = field(a, o, "openid");
+	ws->session_key = field(a, o, "session_key");
+	ws->unionid = field(a, o, "unionid");
+	json_object_put(o);
+	if (ws->openid == NULL || ws->session_key == NULL) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg),
+		    "code2session: answer lacks openid or session_key");
+		return WECHAT_UNAVAILABLE;
+	}
+	return WECHAT_OK;
+}
+
+/* Ask WeChat for a new access_token; *ttl is its life in seconds. */
+static enum wechat_status
+wechat_fetch_token(struct wechat *wx, struct arena *a, const char **token,
+    long long *ttl)
+{
+	struct json_object	*o, *body, *exp;
+	enum wechat_status	 st;
+	char			*url, *eappid, *esecret;
+	const char		*post = NULL;
+
+	if ((eappid = wechat_escape(wx, a, wx->cfg->wechat_appid)) == NULL ||
+	    (esecret = wechat_escape(wx, a, wx->cfg->wechat_secret)) == NULL) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg), "token: escape");
+		return WECHAT_UNAVAILABLE;
+	}
+	if (wx->cfg->wechat_token_api == WECHAT_TOKEN_STABLE) {
+		url = arena_printf(a, "%s/cgi-bin/stable_token",
+		    wx->cfg->wechat_api_base);
+		body = json_object_new_object();
+		json_object_object_add(body, "grant_type",
+		    json_object_new_string("client_credential"));
+		json_object_object_add(body, "appid",
+		    json_object_new_string(wx->cfg->wechat_appid));
+		json_object_object_add(body, "secret",
+		    json_object_new_string(wx->cfg->wechat_secret));
+		json_object_object_add(body, "force_refresh",
+		    json_object_new_boolean(0));
+		post = arena_strdup(a, json_object_to_json_string_ext(body,
+		    JSON_C_TO_STRING_PLAIN));
+		json_object_put(body);
+	} else
+		url = arena_printf(a, "%s/cgi-bin/token?grant_type="
+		    "client_credential&appid=%s&secret=%s",
+		    wx->cfg->wechat_api_base, eappid, esecret);
+	if ((st = wechat_call(wx, a, "access_token", url, post, &o)) != WECHAT_OK)
+		return st;
+	*token = field(a, o, "access_token");
+	*ttl = json_object_object_get_ex(o, "expires_in", &exp) ?
+	    (long long)json_object_get_int64(exp) : 0;
+	json_object_put(o);
+	if (*token == NULL || *ttl <= 0) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg),
+		    "access_token: answer lacks access_token or expires_in");
+		return WECHAT_UNAVAILABLE;
+	}
+	return WECHAT_OK;
+}
+
+/* SET key value NX PX ms; 1 when set, 0 when taken, -1 when Redis is down. */
+static int
+cache_lock(struct cache *cc, const char *key, const char *value)
+{
+	const char	*argv[6] = { "SET", key, value, "NX", "PX", TOKEN_LOCK_MS };
+	size_t		 argvlen[6];
+	redisReply	*r;
+	int		 i, got;
+
+	for (i = 0; i < 6; i++)
+		argvlen[i] = strlen(argv[i]);
+	if (cache_cmd(cc, &r, 6, argv, argvlen) != CACHE_OK)
+		return -1;
+	got = r->type == REDIS_REPLY_STATUS;
+	freeReplyObject(r);
+	return got;
+}
+
+/*
+ * The shared token.  One responder at a time refreshes (SET NX lock); the
+ * others wait for its result for up to the WeChat timeout.  With Redis
+ * down, each responder fetches for itself: with stable_token that is
+ * harmless, since WeChat returns the same token to every caller.
+ */
+enum wechat_status
+wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
+{
+	const char		*argv[5];
+	char			 owner[32];
+	long long		 ttl;
+	size_t			 len;
+	int64_t			 deadline;
+	enum wechat_status	 st;
+	int			 got;
+
+	if (cache_get(wx->cache, a, TOKEN_KEY, token, &len) == CACHE_OK &&
+	    *token != NULL)
+		return WECHAT_OK;
+	if (crypto_random_b64url(16, owner) == -1)
+		return WECHAT_UNAVAILABLE;
+	deadline = util_mono_us() + wx->cfg->wechat_timeout_ms * 1000;
+	while ((got = cache_lock(wx->cache, TOKEN_LOCK, owner)) == 0) {
+		if (util_mono_us() > deadline) {
+			snprintf(wx->errmsg, sizeof(wx->errmsg),
+			    "access_token: another responder is still refreshing");
+			return WECHAT_UNAVAILABLE;
+		}
+		usleep(TOKEN_WAIT_STEP_US);
+		if (cache_get(wx->cache, a, TOKEN_KEY, token, &len) ==
+		    CACHE_OK && *token != NULL)
+			return WECHAT_OK;
+	}
+	/* got == 1: ours to refresh; -1: Redis is down, fetch unshared. */
+	st = wechat_fetch_token(wx, a, token, &ttl);
+	if (got == 1) {
+		if (st == WECHAT_OK) {
+			ttl = ttl > 2 * TOKEN_EARLY_S ? ttl - TOKEN_EARLY_S : ttl / 2;
+			(void)cache_setex(wx->cache, TOKEN_KEY, *token,
+			    strlen(*token), ttl);
+			log_info("wechat: access_token refreshed, cached %lld s",
+			    ttl);
+		}
+		argv[0] = "EVAL", argv[1] = del_if_lua, argv[2] = "1";
+		argv[3] = TOKEN_LOCK, argv[4] = owner;
+		(void)cache_run(wx->cache, 5, argv);
+	}
+	return st;
+}
+
+/* Drop the cached token if it is still `bad`, so the next get refreshes. */
+static void
+wechat_forget_token(struct wechat *wx, const char *bad)
+{
+	const char	*argv[5] = { "EVAL", del_if_lua, "1", TOKEN_KEY, bad };
+
+	(void)cache_run(wx->cache, 5, argv);
+}
+
+/* 40001, 40014, 42001: the token is stale; refresh and retry once. */
+static int
+stale_token(long errcode)
+{
+	return errcode == 40001 || errcode == 40014 || errcode == 42001;
+}
+
+enum wechat_status
+wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
+    const char **phone)
+{
+	struct json_object	*o, *body, *info;
+	enum wechat_status	 st;
+	const char		*token, *post;
+	char			*url, *etok;
+	int			 attempt;
+
+	body = json_object_new_object();
+	json_object_object_add(body, "code", json_object_new_string(code));
+	post = arena_strdup(a, json_object_to_json_string_ext(body,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(body);
+	for (attempt = 0; attempt < 2; attempt++) {
+		if ((st = wechat_access_token(wx, a, &token)) != WECHAT_OK)
+			return st;
+		if ((etok = wechat_escape(wx, a, token)) == NULL)
+			return WECHAT_UNAVAILABLE;
+		url = arena_printf(a, "%s/wxa/business/getuserphonenumber"
+		    "?access_token=%s", wx->cfg->wechat_api_base, etok);
+		st = wechat_call(wx, a, "getuserphonenumber", url, post, &o);
+		if (st != WECHAT_ERRCODE || !stale_token(wx->errcode))
+			break;
+		log_warn("wechat: access_token rejected (errcode %ld); "
+		    "refreshing", wx->errcode);
+		wechat_forget_token(wx, token);
+	}
+	if (st != WECHAT_OK)
+		return st;
+	*phone = json_object_object_get_ex(o, "phone_info", &info) ?
+	    field(a, info, "phoneNumber") : NULL;
+	json_object_put(o);
+	if (*phone == NULL) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg),
+		    "getuserphonenumber: answer lacks phone_info.phoneNumber");
+		return WECHAT_UNAVAILABLE;
+	}
+	return WECHAT_OK;
+}
