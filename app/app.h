@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "config.h"
 #include "db.h"
+#include "httpcache.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
@@ -24,6 +25,8 @@ struct app {
 	struct wechat	 wx;
 	struct arena	 arena;
 	unsigned long	 served;
+	unsigned long	 degraded_reads;	/* served without Redis */
+	unsigned long	 lost_invalidations;	/* bumps Redis missed */
 };
 
 /* Redis keys of the session. */
@@ -42,6 +45,24 @@ enum stmt_id {
 	STMT_RT_REVOKE_FAMILY,
 	STMT_RT_REVOKE_USER,
 	STMT_RT_FAMILY_OF,
+	STMT_USERS_PAGE,
+	STMT_USERS_AFTER,
+	STMT_USERS_COUNT,
+	STMT_USER_CREATE,
+	STMT_USER_PATCH,
+	STMT_USER_DELETE,
+	STMT_PROFILE_GET,
+	STMT_ITEMS_PAGE,
+	STMT_ITEMS_PAGE_CAT,
+	STMT_ITEMS_AFTER,
+	STMT_ITEMS_AFTER_CAT,
+	STMT_ITEMS_COUNT,
+	STMT_ITEMS_COUNT_CAT,
+	STMT_ITEM_GET,
+	STMT_ITEM_CREATE,
+	STMT_ITEM_PATCH,
+	STMT_ITEM_DELETE,
+	STMT_CATEGORIES,
 	STMT_COUNT
 };
 extern const struct db_stmt app_stmts[STMT_COUNT];
@@ -63,7 +84,7 @@ const char *session_hash(struct arena *, const char *token);
 /* Answer 200 with a new access token, the refresh token and the user. */
 int	session_answer(struct app *, struct req *, struct resp *,
 	    long long user_id, const char *refresh, const char *user_json);
-/* The user row (USER_COLS) of res as JSON. */
+/* The user row 0 (USER_COLS) of res as JSON. */
 const char *session_user_json(struct arena *, PGresult *res);
 /* Log a database failure once and set the matching envelope (errors.c). */
 void	app_db_error(struct app *, struct resp *, enum db_status,
@@ -85,5 +106,24 @@ void	h_logout(struct app *, struct req *, struct resp *);
 void	h_me(struct app *, struct req *, struct resp *);
 void	h_decrypt(struct app *, struct req *, struct resp *);
 void	h_phone(struct app *, struct req *, struct resp *);
+void	h_items_list(struct app *, struct req *, struct resp *);
+void	h_item_get(struct app *, struct req *, struct resp *);
+void	h_item_create(struct app *, struct req *, struct resp *);
+void	h_item_patch(struct app *, struct req *, struct resp *);
+void	h_item_delete(struct app *, struct req *, struct resp *);
+void	h_users_list(struct app *, struct req *, struct resp *);
+void	h_user_get(struct app *, struct req *, struct resp *);
+void	h_user_create(struct app *, struct req *, struct resp *);
+void	h_user_patch(struct app *, struct req *, struct resp *);
+void	h_user_delete(struct app *, struct req *, struct resp *);
+
+/* Read-through (app/readthrough.c). */
+typedef enum db_status	(*build_fn)(struct db *, struct arena *, const void *,
+			    struct hc_entry *);
+/* Answer from the cache, or build (one builder per key), store, answer. */
+void	app_cached(struct app *, struct req *, struct resp *,
+	    const char *collection, const char *key, build_fn, const void *arg);
+/* After a committed write: invalidate the collection's cached answers. */
+void	app_invalidate(struct app *, const char *collection);
 
 #endif

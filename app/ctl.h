@@ -27,10 +27,14 @@ struct ctl_cmd {
 
 /* Print one error line to stderr: "wxappctl: <message>". */
 void	ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Connect to PostgreSQL; CTL_OK or CTL_FAIL (reported). */
-int	ctl_db(struct ctl *);
+/* Connect to PostgreSQL, preparing the responder's statements when
+ * prepared is set; CTL_OK or CTL_FAIL (reported). */
+int	ctl_db(struct ctl *, int prepared);
 
 int	ctl_migrate(struct ctl *, int, char **);
 int	ctl_check(struct ctl *, int, char **);
+int	ctl_seed(struct ctl *, int, char **);
+int	ctl_preload(struct ctl *, int, char **);
+int	ctl_cache(struct ctl *, int, char **);
 
 #endif

@@ -22,7 +22,7 @@ ctl_check(struct ctl *ctl, int argc, char **argv)
 		return CTL_USAGE;
 	}
 	printf("config    ok (%s)\n", ctl->cfgpath);
-	if (ctl_db(ctl) != CTL_OK)
+	if (ctl_db(ctl, 0) != CTL_OK)
 		rc = CTL_FAIL;
 	else {
 		printf("postgres  ok\n");

@@ -28,7 +28,7 @@ ctl_migrate(struct ctl *ctl, int argc, char **argv)
 		ctl_err("usage: migrate [--status]");
 		return CTL_USAGE;
 	}
-	if (ctl_db(ctl) != CTL_OK)
+	if (ctl_db(ctl, 0) != CTL_OK)
 		return CTL_FAIL;
 	if (status) {
 		if ((n = migrate_pending(db_conn(&ctl->db), ctl->cfg.sql_dir,

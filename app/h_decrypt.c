@@ -32,19 +32,6 @@ b64_field(struct req *rq, struct resp *rs, const char *name, const char *s,
 	return 0;
 }
 
-/* An optional string field; -1 with a 400 when present but not a string. */
-static int
-opt_string(struct resp *rs, struct json_object *obj, const char *name,
-    const char **out)
-{
-	struct json_object	*v;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(obj, name, &v) || v == NULL)
-		return 0;
-	return req_json_string(rs, obj, name, out);
-}
-
 /* signature == hex(sha1(rawData + session_key)), compared in constant time. */
 static int
 signature_ok(struct arena *a, const char *raw, const char *sk,
@@ -77,8 +64,8 @@ h_decrypt(struct app *app, struct req *rq, struct resp *rs)
 	if (req_json_body(rq, rs, &body) == -1 ||
 	    req_json_string(rs, body, "encryptedData", &enc) == -1 ||
 	    req_json_string(rs, body, "iv", &ivs) == -1 ||
-	    opt_string(rs, body, "rawData", &raw) == -1 ||
-	    opt_string(rs, body, "signature", &sig) == -1)
+	    req_json_opt_string(rs, body, "rawData", &raw) == -1 ||
+	    req_json_opt_string(rs, body, "signature", &sig) == -1)
 		return;
 	if ((raw == NULL) != (sig == NULL)) {
 		resp_error(rs, API_VALIDATION,

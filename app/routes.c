@@ -13,5 +13,15 @@ const struct route app_routes[] = {
 	{ "GET",	"/api/v1/user/me",	h_me,		ROUTE_AUTH,	0 },
 	{ "POST",	"/api/v1/user/decrypt",	h_decrypt,	ROUTE_AUTH,	0 },
 	{ "POST",	"/api/v1/user/phone",	h_phone,	ROUTE_AUTH,	0 },
+	{ "GET",	"/api/v1/users",	h_users_list,	0,		0 },
+	{ "POST",	"/api/v1/users",	h_user_create,	ROUTE_AUTH,	0 },
+	{ "GET",	"/api/v1/users/{id}",	h_user_get,	0,		0 },
+	{ "PATCH",	"/api/v1/users/{id}",	h_user_patch,	ROUTE_AUTH,	0 },
+	{ "DELETE",	"/api/v1/users/{id}",	h_user_delete,	ROUTE_AUTH,	0 },
+	{ "GET",	"/api/v1/data/list",	h_items_list,	0,		0 },
+	{ "POST",	"/api/v1/data",		h_item_create,	ROUTE_AUTH,	0 },
+	{ "GET",	"/api/v1/data/{id}",	h_item_get,	0,		0 },
+	{ "PATCH",	"/api/v1/data/{id}",	h_item_patch,	ROUTE_AUTH,	0 },
+	{ "DELETE",	"/api/v1/data/{id}",	h_item_delete,	ROUTE_AUTH,	0 },
 };
 const size_t app_nroutes = sizeof(app_routes) / sizeof(app_routes[0]);

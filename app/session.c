@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "data.h"
 #include "crypto.h"
 #include "log.h"
 #include "token.h"
@@ -73,15 +74,7 @@ session_user_json(struct arena *a, PGresult *res)
 	struct buf	b;
 
 	buf_init(&b, a, 256);
-	buf_printf(&b, "{\"id\":%s,\"name\":", PQgetvalue(res, 0, 0));
-	buf_json_str(&b, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
-	buf_adds(&b, ",\"phone\":");
-	if (PQgetisnull(res, 0, 2))
-		buf_adds(&b, "null");
-	else
-		buf_json_str(&b, PQgetvalue(res, 0, 2),
-		    (size_t)PQgetlength(res, 0, 2));
-	buf_printf(&b, ",\"created_at\":\"%s\"}", PQgetvalue(res, 0, 3));
+	data_user_json(&b, res, 0);
 	return buf_cstr(&b);
 }
 

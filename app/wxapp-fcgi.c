@@ -205,6 +205,7 @@ main(int argc, char *argv[])
 	req_id_seed();
 	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
 	cache_init(&app.cache, &app.cfg);
+	app.cache.on_recover = httpcache_recover;
 	if (wechat_init(&app.wx, &app.cfg, &app.cache) == -1) {
 		log_error("cannot initialize libcurl");
 		return 1;

@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app.h"
 #include "ctl.h"
 #include "log.h"
 
 static const struct ctl_cmd cmds[] = {
 	{ "migrate",	"migrate [--status]",	ctl_migrate },
 	{ "check",	"check",		ctl_check },
+	{ "seed",	"seed [--users N] [--items N]",	ctl_seed },
+	{ "preload",	"preload",		ctl_preload },
+	{ "cache",	"cache flush [--collection NAME]", ctl_cache },
 };
 
 void
@@ -28,9 +32,12 @@ ctl_err(const char *fmt, ...)
 }
 
 int
-ctl_db(struct ctl *ctl)
+ctl_db(struct ctl *ctl, int prepared)
 {
-	db_init(&ctl->db, &ctl->cfg, NULL, 0);
+	if (prepared)
+		db_init(&ctl->db, &ctl->cfg, app_stmts, STMT_COUNT);
+	else
+		db_init(&ctl->db, &ctl->cfg, NULL, 0);
 	if (db_connect(&ctl->db) == -1) {
 		ctl_err("postgres: %s", ctl->db.errmsg);
 		return CTL_FAIL;

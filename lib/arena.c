@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "util.h"
 
 #define ARENA_ALIGN	16
 
@@ -268,37 +269,6 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t		len, i;
-	uint32_t	cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and values past U+10FFFF. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
 void
 buf_json_str(struct buf *b, const char *s, size_t n)
 {
@@ -313,7 +283,7 @@ buf_json_str(struct buf *b, const char *s, size_t n)
 			i++, run++;
 			continue;
 		}
-		if (p[i] >= 0x80 && (seq = utf8_seq(p + i, n - i)) > 0) {
+		if (p[i] >= 0x80 && (seq = util_utf8_seq(p + i, n - i)) > 0) {
 			i += seq, run += seq;
 			continue;
 		}

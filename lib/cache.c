@@ -102,8 +102,15 @@ cache_connect(struct cache *cc)
 	}
 	cc->backoff_ms = CACHE_BACKOFF_MIN_MS;
 	cc->next_try_us = 0;
+	if (cc->lost) {
+		cc->lost = 0;
+		log_info("redis: connected again to %s", cc->cfg->redis_addr);
+		if (cc->on_recover != NULL)
+			cc->on_recover(cc, cc->recover_arg);
+	}
 	return 0;
 fail:
+	cc->lost = 1;
 	if (r != NULL)
 		freeReplyObject(r);
 	cache_close(cc);
@@ -137,14 +144,18 @@ cache_cmd(struct cache *cc, redisReply **reply, int argc, const char **argv,
 	redisReply	*r;
 
 	*reply = NULL;
-	if (cache_ready(cc) == -1)
+	if (cache_ready(cc) == -1) {
+		cc->failures++;
 		return CACHE_UNAVAILABLE;
+	}
 	r = redisCommandArgv(cc->c, argc, argv, argvlen);
 	if (r == NULL) {
 		log_error("redis: %s: connection lost: %s", argv[0],
 		    cc->c->errstr);
 		cache_close(cc);
 		cc->next_try_us = 0;
+		cc->lost = 1;
+		cc->failures++;
 		return CACHE_UNAVAILABLE;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {

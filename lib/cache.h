@@ -28,6 +28,11 @@ struct cache {
 	int64_t			 next_try_us;
 	long long		 backoff_ms;
 	char			 errmsg[256];
+	int			 lost;		/* a failure since the last connect */
+	/* Called after a connect that follows a failure (see httpcache). */
+	void			(*on_recover)(struct cache *, void *);
+	void			*recover_arg;
+	unsigned long		 failures;	/* commands that found Redis down */
 };
 
 void	cache_init(struct cache *, const struct config *);

@@ -77,6 +77,12 @@ static const struct cfg_key keys[] = {
 	K(refresh_token_ttl, CFG_INT, "604800", 300, 31536000, 0),
 	K(refresh_grace, CFG_INT, "10", 0, 300, 0),
 	K(session_key_ttl, CFG_INT, "604800", 60, 31536000, 0),
+	K(cache_ttl, CFG_INT, "300", 1, 86400, 0),
+	K(cache_negative_ttl, CFG_INT, "30", 1, 3600, 0),
+	K(cache_lock_wait_ms, CFG_INT, "1000", 0, 10000, 0),
+	K(http_cache_control, CFG_STR, "public, no-cache", 0, 0, 0),
+	K(preload_pages, CFG_INT, "3", 0, 100, 0),
+	K(preload_page_size, CFG_INT, "20", 1, 100, 0),
 };
 #undef K
 #undef E

@@ -53,6 +53,12 @@ struct config {
 	long long	 refresh_token_ttl;
 	long long	 refresh_grace;
 	long long	 session_key_ttl;
+	long long	 cache_ttl;
+	long long	 cache_negative_ttl;
+	long long	 cache_lock_wait_ms;
+	char		*http_cache_control;
+	long long	 preload_pages;
+	long long	 preload_page_size;
 };
 
 #define CONFIG_SECRET_MIN	32	/* bytes of jwt_secret */

@@ -23,7 +23,7 @@ jsonparse_bytes(const char *p, size_t n, struct json_object **out, size_t *at,
 		*why = "out of memory";
 		return -1;
 	}
-	/* Strict: no trailing data, no single quotes, no bare words. */
+	/* Strict: no trailing data, no comments, no trailing commas. */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 	    JSON_TOKENER_VALIDATE_UTF8);
 	*out = json_tokener_parse_ex(tok, p, (int)n);

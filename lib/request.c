@@ -351,3 +351,35 @@ req_json_string(struct resp *rs, struct json_object *obj, const char *field,
 	*out = json_object_get_string(v);
 	return 0;
 }
+
+int
+req_json_opt_string(struct resp *rs, struct json_object *obj,
+    const char *field, const char **out)
+{
+	struct json_object	*v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(obj, field, &v))
+		return 0;
+	return req_json_string(rs, obj, field, out);
+}
+
+int
+req_json_only(struct resp *rs, struct json_object *obj,
+    const char *const *allowed)
+{
+	size_t	i;
+
+	json_object_object_foreach(obj, name, val) {
+		(void)val;
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(name, allowed[i]) == 0)
+				break;
+		if (allowed[i] == NULL) {
+			resp_error(rs, API_VALIDATION, "field `%.64s` is not "
+			    "allowed here", name);
+			return -1;
+		}
+	}
+	return 0;
+}

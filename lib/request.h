@@ -85,6 +85,12 @@ long	 req_pct_decode(char *dst, const char *src, size_t n, int plus,
 	    int strict);
 /* The body as a JSON object; -1 with 415/400 set. */
 int	 req_json_body(struct req *, struct resp *, struct json_object **);
+/* obj.field as a string, NULL when absent; -1 when not a string. */
+int	 req_json_opt_string(struct resp *, struct json_object *obj,
+	    const char *field, const char **out);
+/* -1 with a 400 when obj has a field not in the NULL-ended allowed list. */
+int	 req_json_only(struct resp *, struct json_object *obj,
+	    const char *const *allowed);
 /* obj.field as a string; -1 with a 400 naming the field. */
 int	 req_json_string(struct resp *, struct json_object *obj,
 	    const char *field, const char **out);

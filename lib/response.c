@@ -92,6 +92,16 @@ resp_error(struct resp *rs, enum api_code code, const char *fmt, ...)
 	resp_error_data(rs, code, NULL, buf_cstr(&msg));
 }
 
+void
+resp_raw(struct resp *rs, int status, const char *body, size_t len)
+{
+	rs->status = status;
+	rs->code = status < 300 ? API_OK : status * 100;
+	rs->envelope_open = 0;
+	rs->body.len = 0;
+	buf_add(&rs->body, body, len);
+}
+
 int
 resp_is_set(const struct resp *rs)
 {

@@ -73,6 +73,8 @@ void	resp_error(struct resp *, enum api_code, const char *fmt, ...)
 /* An error envelope carrying data (a JSON value) as well. */
 void	resp_error_data(struct resp *, enum api_code, const char *data,
 	    const char *message);
+/* An answer whose body (an envelope) is already serialized. */
+void	resp_raw(struct resp *, int status, const char *body, size_t len);
 /* True once an error (or any answer) has been set. */
 int	resp_is_set(const struct resp *);
 /* HTTP status for an envelope code. */

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "util.h"
@@ -76,6 +77,77 @@ util_rfc3339(int64_t wall_us, char *dst, size_t len)
 	if (n < 0 || (size_t)n >= len)
 		return -1;
 	return 0;
+}
+
+size_t
+util_utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t		len, i;
+	uint32_t	cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and values past U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+long
+util_utf8_len(const char *s, size_t n)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = 0, seq;
+	long			 count = 0;
+
+	while (i < n) {
+		if ((seq = util_utf8_seq(p + i, n - i)) == 0)
+			return -1;
+		i += seq;
+		count++;
+	}
+	return count;
+}
+
+int
+util_http_date(long long t, char *dst, size_t len)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(dst, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+		return -1;
+	return 0;
+}
+
+long long
+util_parse_http_date(const char *s)
+{
+	struct tm	 tm;
+	const char	*end;
+
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm)) == NULL ||
+	    *end != '\0')
+		return -1;
+	return (long long)timegm(&tm);
 }
 
 /* Fill dst from getrandom(2), looping over short reads and EINTR. */

@@ -1,6 +1,7 @@
 /*
  * util: the few helpers every module needs and no module owns:
- * range-checked number parsing (strtonum-style) and clocks.
+ * range-checked number parsing (strtonum-style), clocks and dates,
+ * UTF-8 validation and randomness.
  */
 #ifndef WX_UTIL_H
 #define WX_UTIL_H
@@ -17,6 +18,14 @@ int64_t	util_mono_us(void);
 int64_t	util_wall_us(void);
 /* Format wall-clock us as RFC 3339 UTC with milliseconds; 0 or -1 on truncation. */
 int	util_rfc3339(int64_t wall_us, char *dst, size_t len);
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+size_t	util_utf8_seq(const unsigned char *s, size_t n);
+/* Code points in s[0..n) when it is valid UTF-8, else -1. */
+long	util_utf8_len(const char *s, size_t n);
+/* Format unix seconds as an HTTP-date (IMF-fixdate); 0 or -1. */
+int	util_http_date(long long t, char *dst, size_t len);
+/* Parse an HTTP-date (IMF-fixdate); unix seconds or -1. */
+long long util_parse_http_date(const char *s);
 /* Fill dst with n bytes from the kernel's CSPRNG; 0 or -1. */
 int	util_random(void *dst, size_t n);
 

@@ -1,0 +1,61 @@
+/*
+ * wxappctl cache flush [--collection NAME]: invalidate cached answers by
+ * bumping collection versions (see lib/httpcache.h).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "httpcache.h"
+
+int
+ctl_cache(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "collection", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cache	 cc;
+	const char	*only = NULL;
+	int		 ch, i, rc = CTL_OK, found = 0;
+
+	if (argc < 2 || strcmp(argv[1], "flush") != 0) {
+		ctl_err("usage: cache flush [--collection NAME]");
+		return CTL_USAGE;
+	}
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (ch != 'c') {
+			ctl_err("usage: cache flush [--collection NAME]");
+			return CTL_USAGE;
+		}
+		only = optarg;
+	}
+	if (optind != argc) {
+		ctl_err("usage: cache flush [--collection NAME]");
+		return CTL_USAGE;
+	}
+	for (i = 0; only != NULL && httpcache_collections[i] != NULL; i++)
+		found |= strcmp(only, httpcache_collections[i]) == 0;
+	if (only != NULL && !found) {
+		ctl_err("cache: unknown collection `%s`", only);
+		return CTL_USAGE;
+	}
+	cache_init(&cc, &ctl->cfg);
+	if (cache_connect(&cc) == -1) {
+		ctl_err("cache: redis %s unavailable", ctl->cfg.redis_addr);
+		return CTL_FAIL;
+	}
+	for (i = 0; httpcache_collections[i] != NULL; i++) {
+		if (only != NULL && strcmp(only, httpcache_collections[i]) != 0)
+			continue;
+		if (httpcache_bump(&cc, httpcache_collections[i]) != CACHE_OK) {
+			ctl_err("cache: cannot flush %s", httpcache_collections[i]);
+			rc = CTL_FAIL;
+		} else
+			printf("flushed %s\n", httpcache_collections[i]);
+	}
+	cache_close(&cc);
+	return rc;
+}

@@ -1,0 +1,428 @@
+/*
+ * data: list parsing, cache keys, builders and validation.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "data.h"
+#include "util.h"
+
+/* A query parameter as an integer in [min, max]; dflt when absent. */
+static int
+query_int(struct req *rq, struct resp *rs, const char *name, long long min,
+    long long max, long long dflt, long long *out)
+{
+	const char	*v = req_query(rq, name), *errstr;
+
+	*out = dflt;
+	if (v == NULL)
+		return 0;
+	if (util_strtonum(v, min, max, out, &errstr) == -1) {
+		resp_error(rs, API_VALIDATION, "query parameter `%s` must be an "
+		    "integer from %lld to %lld", name, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+int
+data_valid_category(struct resp *rs, const char *field, const char *in)
+{
+	size_t	i;
+
+	for (i = 0; in[i] != '\0'; i++)
+		if (i == 32 || !(islower((unsigned char)in[i]) ||
+		    isdigit((unsigned char)in[i]) || in[i] == '_' ||
+		    in[i] == '-'))
+			break;
+	if (i == 0 || in[i] != '\0') {
+		resp_error(rs, API_VALIDATION, "%s `%s` must be 1 to 32 of "
+		    "[a-z0-9_-]", field[0] == '?' ? "query parameter" : "field",
+		    field[0] == '?' ? field + 1 : field);
+		return -1;
+	}
+	return 0;
+}
+
+int
+data_parse_list(struct req *rq, struct resp *rs, int category,
+    struct list_query *q)
+{
+	memset(q, 0, sizeof(*q));
+	if (query_int(rq, rs, "page_size", 1, DATA_PAGE_SIZE_MAX,
+	    DATA_PAGE_SIZE, &q->page_size) == -1 ||
+	    query_int(rq, rs, "page", 1, DATA_PAGE_MAX, 1, &q->page) == -1 ||
+	    query_int(rq, rs, "after", 1, LLONG_MAX, 0, &q->after) == -1)
+		return -1;
+	if (q->after != 0) {
+		if (req_query(rq, "page") != NULL) {
+			resp_error(rs, API_VALIDATION, "query parameters `page` "
+			    "and `after` cannot be used together");
+			return -1;
+		}
+		q->page = 0;
+	}
+	if (category && (q->category = req_query(rq, "category")) != NULL &&
+	    data_valid_category(rs, "?category", q->category) == -1)
+		return -1;
+	return 0;
+}
+
+int
+data_parse_id(struct req *rq, struct resp *rs, long long *id)
+{
+	const char	*v = req_path_param(rq, "id"), *errstr;
+
+	if (v == NULL || util_strtonum(v, 1, LLONG_MAX, id, &errstr) == -1) {
+		resp_error(rs, API_VALIDATION, "`id` must be a positive integer");
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+data_list_key(struct arena *a, const struct list_query *q)
+{
+	if (q->after != 0)
+		return arena_printf(a, "list:%s:after=%lld:size=%lld",
+		    q->category ? q->category : "", q->after, q->page_size);
+	return arena_printf(a, "list:%s:page=%lld:size=%lld",
+	    q->category ? q->category : "", q->page, q->page_size);
+}
+
+const char *
+data_one_key(struct arena *a, const struct one_query *q)
+{
+	return arena_printf(a, "one:%lld:%s", q->id, q->profile ? "p" : "");
+}
+
+/* Append column col of row as a JSON string, or null when NULL. */
+static void
+json_col(struct buf *b, PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		buf_adds(b, "null");
+	else
+		buf_json_str(b, PQgetvalue(res, row, col),
+		    (size_t)PQgetlength(res, row, col));
+}
+
+/* The epoch column of a row; 0 when unreadable. */
+static long long
+epoch_col(PGresult *res, int row, int col)
+{
+	const char	*errstr;
+	long long	 v;
+
+	if (util_strtonum(PQgetvalue(res, row, col), 0, LLONG_MAX, &v,
+	    &errstr) == -1)
+		return 0;
+	return v;
+}
+
+void
+data_user_json(struct buf *b, PGresult *res, int row)
+{
+	buf_printf(b, "{\"id\":%s,\"name\":", PQgetvalue(res, row, 0));
+	json_col(b, res, row, 1);
+	buf_adds(b, ",\"email\":");
+	json_col(b, res, row, 2);
+	buf_adds(b, ",\"phone\":");
+	json_col(b, res, row, 3);
+	buf_printf(b, ",\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
+	    PQgetvalue(res, row, 4), PQgetvalue(res, row, 5));
+}
+
+void
+data_item_json(struct buf *b, PGresult *res, int row)
+{
+	static const char *const names[] = { "title", "summary", "cover_url",
+	    "category", "status" };
+	int			 i;
+
+	buf_printf(b, "{\"id\":%s", PQgetvalue(res, row, 0));
+	for (i = 0; i < 5; i++) {
+		buf_printf(b, ",\"%s\":", names[i]);
+		json_col(b, res, row, i + 1);
+	}
+	buf_printf(b, ",\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
+	    PQgetvalue(res, row, 6), PQgetvalue(res, row, 7));
+}
+
+/* Finish an entry from its body buffer: status, ETag. */
+static void
+entry_done(struct hc_entry *e, int status, struct buf *b,
+    long long last_modified)
+{
+	e->status = status;
+	e->body = b->p;
+	e->body_len = b->len;
+	e->last_modified = last_modified;
+	httpcache_set_etag(e);
+}
+
+/* A 404 envelope as an entry (negative caching). */
+static void
+entry_not_found(struct arena *a, struct hc_entry *e, const char *what,
+    long long id)
+{
+	struct buf	b;
+
+	buf_init(&b, a, 96);
+	buf_printf(&b, "{\"code\":%d,\"data\":null,\"message\":\"%s %lld not "
+	    "found\"}", API_NOT_FOUND, what, id);
+	entry_done(e, 404, &b, 0);
+}
+
+/*
+ * A list page: rows of res serialized by fn, then page, page_size and
+ * total (page-based) or next_after (keyset).
+ */
+static void
+list_body(struct arena *a, struct hc_entry *e, PGresult *res,
+    void (*fn)(struct buf *, PGresult *, int), int epoch_col_no,
+    const struct list_query *q, const char *total)
+{
+	struct buf	b;
+	long long	lm = 0, t;
+	int		i, n = PQntuples(res);
+
+	buf_init(&b, a, 512 + (size_t)n * 320);
+	buf_adds(&b, "{\"code\":0,\"data\":{\"items\":[");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_addc(&b, ',');
+		fn(&b, res, i);
+		if ((t = epoch_col(res, i, epoch_col_no)) > lm)
+			lm = t;
+	}
+	if (q->after != 0) {
+		buf_printf(&b, "],\"page_size\":%lld,\"next_after\":", q->page_size);
+		if (n == q->page_size && n > 0)
+			buf_adds(&b, PQgetvalue(res, n - 1, 0));
+		else
+			buf_adds(&b, "null");
+	} else
+		buf_printf(&b, "],\"page\":%lld,\"page_size\":%lld,\"total\":%s",
+		    q->page, q->page_size, total);
+	buf_adds(&b, "},\"message\":\"ok\"}");
+	entry_done(e, 200, &b, lm);
+}
+
+/* Run a list: the page statement, and the count when page-based. */
+static enum db_status
+build_list(struct db *db, struct arena *a, const struct list_query *q,
+    size_t page_st, size_t after_st, size_t count_st,
+    void (*fn)(struct buf *, PGresult *, int), int epoch_no,
+    struct hc_entry *e)
+{
+	const char	*params[3], *cparams[1], *total = "0";
+	PGresult	*res = NULL, *cres = NULL;
+	enum db_status	 st;
+
+	params[0] = arena_printf(a, "%lld", q->page_size);
+	params[1] = q->after != 0 ? arena_printf(a, "%lld", q->after) :
+	    arena_printf(a, "%lld", (q->page - 1) * q->page_size);
+	params[2] = q->category;
+	cparams[0] = q->category;
+	if ((st = db_exec(db, q->after != 0 ? after_st : page_st, params,
+	    &res)) != DB_OK)
+		return st;
+	if (q->after == 0) {
+		if ((st = db_exec(db, count_st, cparams, &cres)) != DB_OK) {
+			PQclear(res);
+			return st;
+		}
+		total = PQgetvalue(cres, 0, 0);
+	}
+	list_body(a, e, res, fn, epoch_no, q, total);
+	PQclear(cres);
+	PQclear(res);
+	return DB_OK;
+}
+
+enum db_status
+data_build_items(struct db *db, struct arena *a, const void *arg,
+    struct hc_entry *e)
+{
+	const struct list_query	*q = arg;
+
+	if (q->category != NULL)
+		return build_list(db, a, q, STMT_ITEMS_PAGE_CAT,
+		    STMT_ITEMS_AFTER_CAT, STMT_ITEMS_COUNT_CAT,
+		    data_item_json, 8, e);
+	return build_list(db, a, q, STMT_ITEMS_PAGE, STMT_ITEMS_AFTER,
+	    STMT_ITEMS_COUNT, data_item_json, 8, e);
+}
+
+enum db_status
+data_build_users(struct db *db, struct arena *a, const void *arg,
+    struct hc_entry *e)
+{
+	return build_list(db, a, arg, STMT_USERS_PAGE, STMT_USERS_AFTER,
+	    STMT_USERS_COUNT, data_user_json, 6, e);
+}
+
+enum db_status
+data_build_item(struct db *db, struct arena *a, const void *arg,
+    struct hc_entry *e)
+{
+	const struct one_query	*q = arg;
+	const char		*params[1];
+	PGresult		*res;
+	enum db_status		 st;
+	struct buf		 b;
+
+	params[0] = arena_printf(a, "%lld", q->id);
+	if ((st = db_exec(db, STMT_ITEM_GET, params, &res)) != DB_OK)
+		return st;
+	if (PQntuples(res) == 0)
+		entry_not_found(a, e, "item", q->id);
+	else {
+		buf_init(&b, a, 512);
+		buf_adds(&b, "{\"code\":0,\"data\":");
+		data_item_json(&b, res, 0);
+		buf_adds(&b, ",\"message\":\"ok\"}");
+		entry_done(e, 200, &b, epoch_col(res, 0, 8));
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+/*
+ * A user, with the profile only on ?include=profile: the profile query
+ * runs only then (lazy loading of the expensive relation).
+ */
+enum db_status
+data_build_user(struct db *db, struct arena *a, const void *arg,
+    struct hc_entry *e)
+{
+	const struct one_query	*q = arg;
+	const char		*params[1];
+	PGresult		*res, *pres = NULL;
+	enum db_status		 st;
+	struct buf		 b;
+	long long		 lm;
+
+	params[0] = arena_printf(a, "%lld", q->id);
+	if ((st = db_exec(db, STMT_USER_GET, params, &res)) != DB_OK)
+		return st;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		entry_not_found(a, e, "user", q->id);
+		return DB_OK;
+	}
+	if (q->profile &&
+	    (st = db_exec(db, STMT_PROFILE_GET, params, &pres)) != DB_OK) {
+		PQclear(res);
+		return st;
+	}
+	lm = epoch_col(res, 0, 6);
+	buf_init(&b, a, 768);
+	buf_adds(&b, "{\"code\":0,\"data\":");
+	data_user_json(&b, res, 0);
+	if (q->profile) {
+		b.len--;	/* reopen the user object */
+		buf_adds(&b, ",\"profile\":");
+		if (PQntuples(pres) == 0)
+			buf_adds(&b, "null");
+		else {
+			buf_adds(&b, "{\"city\":");
+			json_col(&b, pres, 0, 0);
+			buf_printf(&b, ",\"gender\":%s,\"avatar_url\":",
+			    PQgetvalue(pres, 0, 1));
+			json_col(&b, pres, 0, 2);
+			buf_adds(&b, ",\"bio\":");
+			json_col(&b, pres, 0, 3);
+			buf_addc(&b, '}');
+			if (epoch_col(pres, 0, 4) > lm)
+				lm = epoch_col(pres, 0, 4);
+		}
+		buf_addc(&b, '}');
+	}
+	buf_adds(&b, ",\"message\":\"ok\"}");
+	entry_done(e, 200, &b, lm);
+	PQclear(pres);
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+data_valid_text(struct arena *a, struct resp *rs, const char *field,
+    const char *in, long min, long max, int multiline, const char **out)
+{
+	const char	*s = in, *e, *p;
+	long		 n;
+
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+	    e[-1] == '\r'))
+		e--;
+	n = util_utf8_len(s, (size_t)(e - s));
+	if (n < min || n > max) {
+		resp_error(rs, API_VALIDATION, "field `%s` must be %ld to %ld "
+		    "characters of UTF-8 after trimming", field, min, max);
+		return -1;
+	}
+	for (p = s; p < e; p++)
+		if (((unsigned char)*p < 0x20 &&
+		    !(multiline && (*p == '\n' || *p == '\t'))) || *p == 0x7f) {
+			resp_error(rs, API_VALIDATION, "field `%s` must not "
+			    "contain control characters", field);
+			return -1;
+		}
+	*out = arena_strndup(a, s, (size_t)(e - s));
+	return 0;
+}
+
+/*
+ * A pragmatic address check: at most 254 characters, one @, a local part
+ * of 1 to 64 printable characters, and a dotted domain of letters, digits
+ * and hyphens.  Stored lower-cased.
+ */
+int
+data_valid_email(struct arena *a, struct resp *rs, const char *in,
+    const char **out)
+{
+	const char	*at = strchr(in, '@'), *p, *label;
+	size_t		 n = strlen(in);
+	char		*low;
+	int		 dots = 0;
+
+	if (n > 254 || at == NULL || strchr(at + 1, '@') != NULL ||
+	    at == in || at - in > 64)
+		goto bad;
+	for (p = in; p < at; p++)
+		if (!isgraph((unsigned char)*p) || *p == '"' || *p == ',' ||
+		    *p == '<' || *p == '>' || *p == '(' || *p == ')' ||
+		    *p == '[' || *p == ']' || *p == ';' || *p == ':' ||
+		    *p == '\\')
+			goto bad;
+	for (label = p = at + 1;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (p == label || label[0] == '-' || p[-1] == '-')
+				goto bad;
+			if (*p == '\0')
+				break;
+			dots++;
+			label = p + 1;
+		} else if (!isalnum((unsigned char)*p) && *p != '-')
+			goto bad;
+	}
+	if (dots == 0)
+		goto bad;
+	low = arena_strdup(a, in);
+	for (p = low; *p != '\0'; p++)
+		low[p - low] = (char)tolower((unsigned char)*p);
+	*out = low;
+	return 0;
+bad:
+	resp_error(rs, API_VALIDATION, "field `email` must be a valid e-mail "
+	    "address (one @, a dotted domain, at most 254 characters)");
+	return -1;
+}

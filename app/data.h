@@ -1,0 +1,64 @@
+/*
+ * data: the business resources (users, items) as the API shows them.
+ * Owns query-parameter parsing for lists, the cache keys of each answer,
+ * validation of written fields, and the builders that read PostgreSQL and
+ * serialize one whole envelope into a cache entry.  Shared by wxapp-fcgi
+ * and `wxappctl preload`, so both build byte-identical entries.
+ */
+#ifndef WX_DATA_H
+#define WX_DATA_H
+
+#include "db.h"
+#include "httpcache.h"
+#include "request.h"
+#include "response.h"
+
+#define DATA_PAGE_SIZE		20
+#define DATA_PAGE_SIZE_MAX	100
+#define DATA_PAGE_MAX		100000
+
+struct list_query {
+	const char	*category;	/* NULL: every category */
+	long long	 page;		/* page-based: 1.., keyset: 0 */
+	long long	 page_size;
+	long long	 after;		/* keyset: the last id seen, else 0 */
+};
+
+struct one_query {
+	long long	 id;
+	int		 profile;	/* ?include=profile */
+};
+
+/* ?page, ?page_size, ?after (and ?category); -1 with a 400 set. */
+int	data_parse_list(struct req *, struct resp *, int category,
+	    struct list_query *);
+/* The {id} path parameter; -1 with a 400 set. */
+int	data_parse_id(struct req *, struct resp *, long long *);
+/* The cache key of a list answer. */
+const char *data_list_key(struct arena *, const struct list_query *);
+/* The cache key of a single-resource answer. */
+const char *data_one_key(struct arena *, const struct one_query *);
+
+/* Builders: one whole envelope into e (status 200, or 404). */
+enum db_status data_build_items(struct db *, struct arena *, const void *,
+	    struct hc_entry *);
+enum db_status data_build_item(struct db *, struct arena *, const void *,
+	    struct hc_entry *);
+enum db_status data_build_users(struct db *, struct arena *, const void *,
+	    struct hc_entry *);
+enum db_status data_build_user(struct db *, struct arena *, const void *,
+	    struct hc_entry *);
+
+/* Serialize row `row` of a USER_COLS / ITEM_COLS result. */
+void	data_user_json(struct buf *, PGresult *, int row);
+void	data_item_json(struct buf *, PGresult *, int row);
+
+/* Validation of written fields; -1 with a 400 naming field and rule. */
+int	data_valid_text(struct arena *, struct resp *, const char *field,
+	    const char *in, long min, long max, int multiline,
+	    const char **out);
+int	data_valid_email(struct arena *, struct resp *, const char *in,
+	    const char **out);
+int	data_valid_category(struct resp *, const char *field, const char *in);
+
+#endif

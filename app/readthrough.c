@@ -1,0 +1,90 @@
+/*
+ * readthrough: the cached read path.  A hit is answered from the entry
+ * Redis holds (body bytes, ETag, Last-Modified) with no PostgreSQL query
+ * and no serialization.  On a miss one responder rebuilds under a lock
+ * while the others wait for its entry (stampede protection); with Redis
+ * down every read goes to PostgreSQL (degraded, counted).
+ */
+#include <unistd.h>
+
+#include "app.h"
+#include "log.h"
+#include "util.h"
+
+#define WAIT_STEP_US	5000
+
+/* Build the entry from PostgreSQL; -1 with the error set on rs. */
+static int
+rebuild(struct app *app, struct resp *rs, build_fn build, const void *arg,
+    struct arena *a, struct hc_entry *e)
+{
+	enum db_status	st;
+
+	if ((st = build(&app->db, a, arg, e)) != DB_OK) {
+		app_db_error(app, rs, st, "read");
+		return -1;
+	}
+	return 0;
+}
+
+void
+app_cached(struct app *app, struct req *rq, struct resp *rs,
+    const char *collection, const char *key, build_fn build, const void *arg)
+{
+	struct hc_entry	 e;
+	const char	*vkey;
+	int64_t		 deadline;
+	int		 locked;
+
+	switch (httpcache_get(&app->cache, rq->a, collection, key, &e, &vkey)) {
+	case HC_HIT:
+		break;
+	case HC_UNAVAILABLE:
+		app->degraded_reads++;
+		if (rebuild(app, rs, build, arg, rq->a, &e) == -1)
+			return;
+		break;
+	case HC_MISS:
+		locked = httpcache_lock(&app->cache, rq->a, vkey);
+		if (locked == 0) {
+			/* Another responder is rebuilding: wait for its entry. */
+			deadline = util_mono_us() +
+			    app->cfg.cache_lock_wait_ms * 1000;
+			while (util_mono_us() < deadline) {
+				usleep(WAIT_STEP_US);
+				if (httpcache_get_exact(&app->cache, rq->a, vkey,
+				    &e) == HC_HIT)
+					goto answer;
+			}
+			log_warn("cache: waited %lld ms for %s; reading myself",
+			    app->cfg.cache_lock_wait_ms, vkey);
+		}
+		if (rebuild(app, rs, build, arg, rq->a, &e) == -1) {
+			if (locked == 1)
+				httpcache_unlock(&app->cache, rq->a, vkey);
+			return;
+		}
+		(void)httpcache_put(&app->cache, rq->a, vkey, &e,
+		    e.status == 200 ? app->cfg.cache_ttl :
+		    app->cfg.cache_negative_ttl);
+		if (locked == 1)
+			httpcache_unlock(&app->cache, rq->a, vkey);
+		break;
+	}
+answer:
+	httpcache_answer(rq, rs, &e, app->cfg.http_cache_control);
+}
+
+void
+app_invalidate(struct app *app, const char *collection)
+{
+	/*
+	 * Redis missed this write's invalidation: its entries stay stale
+	 * until the reconnect bumps every collection (httpcache_recover).
+	 */
+	if (httpcache_bump(&app->cache, collection) != CACHE_OK) {
+		app->lost_invalidations++;
+		log_warn("cache: %s changed while redis is unavailable; "
+		    "invalidated on reconnect", collection);
+	}
+}

@@ -1,0 +1,294 @@
+/*
+ * httpcache: cached answers in Redis, and conditional GET.
+ *
+ * An entry is one Redis string: "<status>\n<etag>\n<last_modified>\n<body>".
+ * Keys: wx:ver:<collection> holds the version; an entry lives at
+ * wx:hc:<collection>:<version>:<key>; its rebuild lock at <entry>:lock.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "httpcache.h"
+#include "log.h"
+#include "util.h"
+
+#define LOCK_MS	"5000"
+
+const char *const httpcache_collections[] = { "users", "items", NULL };
+
+/* The version and the entry in one round trip. */
+static const char get_lua[] =
+    "local v = redis.call('GET', KEYS[1]) or '0' "
+    "return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
+/* Release a lock only if it is still ours. */
+static const char unlock_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/* The per-process lock owner id, made once. */
+static char	lock_owner[32];
+
+/* Parse a stored entry; -1 when it is not in our format. */
+static int
+entry_parse(struct arena *a, const char *p, size_t n, struct hc_entry *e)
+{
+	const char	*end = p + n, *nl, *errstr;
+	char		 num[24];
+	long long	 v;
+	int		 field;
+
+	for (field = 0; field < 3; field++) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			return -1;
+		if (field == 1) {
+			if ((size_t)(nl - p) >= sizeof(e->etag))
+				return -1;
+			memcpy(e->etag, p, (size_t)(nl - p));
+			e->etag[nl - p] = '\0';
+		} else {
+			if ((size_t)(nl - p) >= sizeof(num))
+				return -1;
+			memcpy(num, p, (size_t)(nl - p));
+			num[nl - p] = '\0';
+			if (util_strtonum(num, 0, LLONG_MAX, &v, &errstr) == -1)
+				return -1;
+			if (field == 0)
+				e->status = (int)v;
+			else
+				e->last_modified = v;
+		}
+		p = nl + 1;
+	}
+	e->body = arena_strndup(a, p, (size_t)(end - p));
+	e->body_len = (size_t)(end - p);
+	return 0;
+}
+
+/* EVALSHA script, loading it with EVAL on NOSCRIPT. */
+static enum cache_status
+eval(struct cache *cc, redisReply **r, const char *script, int argc,
+    const char **argv, size_t *argvlen)
+{
+	unsigned char		h[20];
+	char			sha[41];
+	enum cache_status	st;
+
+	crypto_sha1(script, strlen(script), h);
+	crypto_hex(h, sizeof(h), sha);
+	argv[0] = "EVALSHA", argvlen[0] = 7;
+	argv[1] = sha, argvlen[1] = 40;
+	st = cache_cmd(cc, r, argc, argv, argvlen);
+	if (st == CACHE_ERROR && strncmp(cc->errmsg, "NOSCRIPT", 8) == 0) {
+		argv[0] = "EVAL", argvlen[0] = 4;
+		argv[1] = script, argvlen[1] = strlen(script);
+		st = cache_cmd(cc, r, argc, argv, argvlen);
+	}
+	return st;
+}
+
+enum hc_result
+httpcache_get(struct cache *cc, struct arena *a, const char *collection,
+    const char *key, struct hc_entry *e, const char **vkey)
+{
+	const char		*argv[6], *prefix;
+	size_t			 argvlen[6];
+	redisReply		*r;
+	enum hc_result		 res = HC_MISS;
+
+	prefix = arena_printf(a, "wx:hc:%s:", collection);
+	argv[2] = "1", argvlen[2] = 1;
+	argv[3] = arena_printf(a, "wx:ver:%s", collection);
+	argvlen[3] = strlen(argv[3]);
+	argv[4] = prefix, argvlen[4] = strlen(prefix);
+	argv[5] = key, argvlen[5] = strlen(key);
+	if (eval(cc, &r, get_lua, 6, argv, argvlen) != CACHE_OK)
+		return HC_UNAVAILABLE;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		return HC_UNAVAILABLE;
+	}
+	*vkey = arena_printf(a, "%s%s:%s", prefix, r->element[0]->str, key);
+	if (r->element[1]->type == REDIS_REPLY_STRING) {
+		if (entry_parse(a, r->element[1]->str, r->element[1]->len,
+		    e) == 0)
+			res = HC_HIT;
+		else
+			log_warn("httpcache: malformed entry at %s", *vkey);
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+enum hc_result
+httpcache_get_exact(struct cache *cc, struct arena *a, const char *vkey,
+    struct hc_entry *e)
+{
+	const char	*val;
+	size_t		 len;
+
+	if (cache_get(cc, a, vkey, &val, &len) != CACHE_OK)
+		return HC_UNAVAILABLE;
+	if (val == NULL || entry_parse(a, val, len, e) == -1)
+		return HC_MISS;
+	return HC_HIT;
+}
+
+enum cache_status
+httpcache_put(struct cache *cc, struct arena *a, const char *vkey,
+    const struct hc_entry *e, long long ttl)
+{
+	struct buf	b;
+
+	buf_init(&b, a, e->body_len + 64);
+	buf_printf(&b, "%d\n%s\n%lld\n", e->status, e->etag, e->last_modified);
+	buf_add(&b, e->body, e->body_len);
+	return cache_setex(cc, vkey, b.p, b.len, ttl);
+}
+
+int
+httpcache_lock(struct cache *cc, struct arena *a, const char *vkey)
+{
+	const char	*argv[6];
+	size_t		 argvlen[6];
+	redisReply	*r;
+	int		 i, got;
+
+	if (lock_owner[0] == '\0' && crypto_random_b64url(16, lock_owner) == -1)
+		return -1;
+	argv[0] = "SET";
+	argv[1] = arena_printf(a, "%s:lock", vkey);
+	argv[2] = lock_owner;
+	argv[3] = "NX";
+	argv[4] = "PX";
+	argv[5] = LOCK_MS;
+	for (i = 0; i < 6; i++)
+		argvlen[i] = strlen(argv[i]);
+	if (cache_cmd(cc, &r, 6, argv, argvlen) != CACHE_OK)
+		return -1;
+	got = r->type == REDIS_REPLY_STATUS;
+	freeReplyObject(r);
+	return got;
+}
+
+void
+httpcache_unlock(struct cache *cc, struct arena *a, const char *vkey)
+{
+	const char	*argv[5];
+	size_t		 argvlen[5];
+	redisReply	*r;
+
+	argv[2] = "1", argvlen[2] = 1;
+	argv[3] = arena_printf(a, "%s:lock", vkey);
+	argvlen[3] = strlen(argv[3]);
+	argv[4] = lock_owner, argvlen[4] = strlen(lock_owner);
+	if (eval(cc, &r, unlock_lua, 5, argv, argvlen) == CACHE_OK)
+		freeReplyObject(r);
+}
+
+enum cache_status
+httpcache_bump(struct cache *cc, const char *collection)
+{
+	char		 key[64];
+	const char	*argv[2] = { "INCR", key };
+	int		 n;
+
+	n = snprintf(key, sizeof(key), "wx:ver:%s", collection);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return CACHE_ERROR;
+	return cache_run(cc, 2, argv);
+}
+
+void
+httpcache_recover(struct cache *cc, void *arg)
+{
+	size_t	i;
+
+	(void)arg;
+	for (i = 0; httpcache_collections[i] != NULL; i++)
+		if (httpcache_bump(cc, httpcache_collections[i]) != CACHE_OK)
+			return;
+	log_info("httpcache: every collection invalidated after a redis outage");
+}
+
+void
+httpcache_set_etag(struct hc_entry *e)
+{
+	unsigned char	h[32];
+	char		hex[33];
+
+	crypto_sha256(e->body, e->body_len, h);
+	crypto_hex(h, 16, hex);
+	snprintf(e->etag, sizeof(e->etag), "\"%s\"", hex);
+}
+
+/* The opaque part of an entity-tag: W/"x" and "x" both give "x" (weak). */
+static int
+etag_match(const char *list, const char *etag)
+{
+	const char	*p = list, *start;
+	size_t		 n, elen = strlen(etag);
+
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p == '*')
+			return 1;
+		start = p;
+		if (p[0] == 'W' && p[1] == '/')
+			start = p += 2;
+		while (*p != '\0' && *p != ',')
+			p++;
+		n = (size_t)(p - start);
+		while (n > 0 && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+			n--;
+		if (n == elen && memcmp(start, etag, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * RFC 9110 13.2.2: If-None-Match decides when present; If-Modified-Since
+ * only without it.
+ */
+static int
+not_modified(struct req *rq, const struct hc_entry *e)
+{
+	const char	*inm, *ims;
+	long long	 since;
+
+	if ((inm = req_param(rq, "HTTP_IF_NONE_MATCH")) != NULL)
+		return etag_match(inm, e->etag);
+	if ((ims = req_param(rq, "HTTP_IF_MODIFIED_SINCE")) != NULL &&
+	    e->last_modified > 0 && (since = util_parse_http_date(ims)) >= 0)
+		return e->last_modified <= since;
+	return 0;
+}
+
+void
+httpcache_answer(struct req *rq, struct resp *rs, const struct hc_entry *e,
+    const char *cache_control)
+{
+	char	date[40];
+
+	if (e->status != 200) {
+		resp_raw(rs, e->status, e->body, e->body_len);
+		return;
+	}
+	if (not_modified(rq, e))
+		resp_raw(rs, 304, "", 0);
+	else
+		resp_raw(rs, 200, e->body, e->body_len);
+	resp_header(rs, "ETag", "%s", e->etag);
+	if (e->last_modified > 0 &&
+	    util_http_date(e->last_modified, date, sizeof(date)) == 0)
+		resp_header(rs, "Last-Modified", "%s", date);
+	resp_header(rs, "Cache-Control", "%s", cache_control);
+}

@@ -1,0 +1,73 @@
+/*
+ * httpcache: read-through caching of whole answers in Redis, and
+ * conditional GET.  Owns the entry format (status, strong ETag,
+ * Last-Modified, the exact body bytes), collection versions (invalidation
+ * on write), the rebuild lock (stampede protection), and the
+ * If-None-Match / If-Modified-Since decision.
+ *
+ * Invalidation by version: every key of a collection embeds the
+ * collection's version number (wx:ver:<collection>), read in the same
+ * round trip as the entry by a Lua script.  A write INCRs the version, so
+ * every cached page of the collection is unreachable at once without
+ * knowing which pages exist (list pages by category, page, size and
+ * cursor are too many to delete one by one); the orphans expire by TTL.
+ * A write that cannot reach Redis leaves the cache stale, so after any
+ * Redis failure the first successful connect bumps every collection.
+ */
+#ifndef WX_HTTPCACHE_H
+#define WX_HTTPCACHE_H
+
+#include <stddef.h>
+
+#include "arena.h"
+#include "cache.h"
+#include "request.h"
+#include "response.h"
+
+struct hc_entry {
+	int		 status;	/* 200, or 404 for negative entries */
+	char		 etag[40];	/* "\"<32 hex>\"" */
+	long long	 last_modified;	/* unix seconds; 0 = unknown */
+	const char	*body;
+	size_t		 body_len;
+};
+
+enum hc_result {
+	HC_HIT,
+	HC_MISS,
+	HC_UNAVAILABLE
+};
+
+/* The collections whose versions exist (bumped after an outage). */
+extern const char *const httpcache_collections[];
+
+/*
+ * Look up key in collection.  On HC_MISS *vkey is the versioned key under
+ * which to store the rebuilt entry.
+ */
+enum hc_result httpcache_get(struct cache *, struct arena *,
+	    const char *collection, const char *key, struct hc_entry *,
+	    const char **vkey);
+/* Look up an exact versioned key (waiting for another rebuild). */
+enum hc_result httpcache_get_exact(struct cache *, struct arena *,
+	    const char *vkey, struct hc_entry *);
+/* Store e under vkey for ttl seconds. */
+enum cache_status httpcache_put(struct cache *, struct arena *,
+	    const char *vkey, const struct hc_entry *, long long ttl);
+/* Take the rebuild lock of vkey: 1 taken, 0 held by another, -1 error. */
+int	httpcache_lock(struct cache *, struct arena *, const char *vkey);
+void	httpcache_unlock(struct cache *, struct arena *, const char *vkey);
+/* Invalidate every entry of a collection. */
+enum cache_status httpcache_bump(struct cache *, const char *collection);
+/* on_recover hook for struct cache: bump every collection. */
+void	httpcache_recover(struct cache *, void *);
+/* Fill e's ETag from its body bytes. */
+void	httpcache_set_etag(struct hc_entry *);
+/*
+ * Answer rq from e: 304 when the request's validators match, else the
+ * entry with ETag, Last-Modified and Cache-Control.
+ */
+void	httpcache_answer(struct req *, struct resp *, const struct hc_entry *,
+	    const char *cache_control);
+
+#endif

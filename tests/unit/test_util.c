@@ -1,0 +1,92 @@
+/* Unit tests for lib/util and lib/jsonparse. */
+#include <check.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonparse.h"
+#include "util.h"
+
+START_TEST(strtonum_ranges)
+{
+	long long	 v;
+	const char	*err;
+
+	ck_assert_int_eq(util_strtonum("42", 1, 100, &v, &err), 0);
+	ck_assert_int_eq(v, 42);
+	ck_assert_int_eq(util_strtonum("0", 1, 100, &v, &err), -1);
+	ck_assert_str_eq(err, "is too small");
+	ck_assert_int_eq(util_strtonum("101", 1, 100, &v, &err), -1);
+	ck_assert_str_eq(err, "is too large");
+	ck_assert_int_eq(util_strtonum("4x", 1, 100, &v, &err), -1);
+	ck_assert_str_eq(err, "is not a number");
+	ck_assert_int_eq(util_strtonum("", 1, 100, &v, &err), -1);
+	ck_assert_int_eq(util_strtonum("99999999999999999999", 1, LLONG_MAX,
+	    &v, &err), -1);
+	ck_assert_str_eq(err, "is too large");
+}
+END_TEST
+
+START_TEST(utf8_lengths)
+{
+	ck_assert_int_eq(util_utf8_len("abc", 3), 3);
+	ck_assert_int_eq(util_utf8_len("\xe7\x8e\x8b\xe4\xbc\x9f", 6), 2);
+	ck_assert_int_eq(util_utf8_len("\xf0\x9f\x98\x80", 4), 1);
+	ck_assert_int_eq(util_utf8_len("\xff", 1), -1);
+	ck_assert_int_eq(util_utf8_len("\xe7\x8e", 2), -1);
+	ck_assert_int_eq(util_utf8_len("\xed\xa0\x80", 3), -1);
+	ck_assert_int_eq(util_utf8_len("", 0), 0);
+}
+END_TEST
+
+START_TEST(http_dates)
+{
+	char	d[40];
+
+	ck_assert_int_eq(util_http_date(1700000000, d, sizeof(d)), 0);
+	ck_assert_str_eq(d, "Tue, 14 Nov 2023 22:13:20 GMT");
+	ck_assert_int_eq(util_parse_http_date(d), 1700000000);
+	ck_assert_int_eq(util_parse_http_date("Tue, 14 Nov 2023"), -1);
+	ck_assert_int_eq(util_parse_http_date("Tue, 14 Nov 2023 22:13:20 GMTx"),
+	    -1);
+}
+END_TEST
+
+START_TEST(jsonparse_errors)
+{
+	struct json_object	*o;
+	const char		*why;
+	size_t			 at;
+
+	ck_assert_int_eq(jsonparse_bytes("{\"a\":\"b\"}", 9, &o, &at, &why), 0);
+	ck_assert_str_eq(jsonparse_string(o, "a"), "b");
+	ck_assert_ptr_null(jsonparse_string(o, "x"));
+	json_object_put(o);
+	ck_assert_int_eq(jsonparse_bytes("{\"a\":", 5, &o, &at, &why), -1);
+	ck_assert_uint_eq(at, 5);
+	ck_assert_str_eq(why, "unexpected end of input");
+	ck_assert_int_eq(jsonparse_bytes("{\"a\":1,}", 8, &o, &at, &why), -1);
+	ck_assert_int_eq(jsonparse_bytes("/* c */ {}", 10, &o, &at, &why), -1);
+	ck_assert_int_eq(jsonparse_bytes("[1] [2]", 7, &o, &at, &why), -1);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("util");
+	TCase	*tc = tcase_create("util");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_test(tc, strtonum_ranges);
+	tcase_add_test(tc, utf8_lengths);
+	tcase_add_test(tc, http_dates);
+	tcase_add_test(tc, jsonparse_errors);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
