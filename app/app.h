@@ -13,13 +13,25 @@
 #include "config.h"
 #include "db.h"
 #include "httpcache.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
 #include "wechat.h"
 
+/* Rate classes named by the route table. */
+enum rate_class {
+	RATE_NONE,
+	RATE_LOGIN,
+	RATE_READ,
+	RATE_WRITE,
+	RATE_NCLASSES
+};
+
 struct app {
 	struct config	 cfg;
+	struct ratelimit rl;
+	struct rl_class	 rates[RATE_NCLASSES];
 	struct db	 db;
 	struct cache	 cache;
 	struct wechat	 wx;
@@ -73,6 +85,10 @@ extern const size_t app_nroutes;
 
 /* Authentication of ROUTE_AUTH routes (app/auth.c); 0 or -1 with 401 set. */
 int	auth_require(struct app *, struct req *, struct resp *);
+/* The rate classes from the configuration (app/limits.c). */
+void	limits_init(struct app *);
+/* Spend a request of the route's class; -1 with a 429 set when limited. */
+int	limits_check(struct app *, struct req *, struct resp *);
 
 /* Sessions (app/session.c). */
 /* Issue a refresh token in family (NULL: a new family); its row id. */

@@ -84,6 +84,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	log_set_request(rq.id);
 	resp_init(&rs, &app->arena);
 	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND &&
+	    limits_check(app, &rq, &rs) == 0 &&
 	    ((rq.route->flags & ROUTE_AUTH) == 0 ||
 	    auth_require(app, &rq, &rs) == 0) &&
 	    req_parse_query(&rq, &rs) == 0 &&
@@ -206,6 +207,7 @@ main(int argc, char *argv[])
 	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
 	cache_init(&app.cache, &app.cfg);
 	app.cache.on_recover = httpcache_recover;
+	limits_init(&app);
 	if (wechat_init(&app.wx, &app.cfg, &app.cache) == -1) {
 		log_error("cannot initialize libcurl");
 		return 1;

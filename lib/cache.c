@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "crypto.h"
 #include "log.h"
 #include "util.h"
 
@@ -180,6 +181,41 @@ cache_ping(struct cache *cc)
 	st = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0 ?
 	    CACHE_OK : CACHE_ERROR;
 	freeReplyObject(r);
+	return st;
+}
+
+enum cache_status
+cache_eval(struct cache *cc, redisReply **r, const char *script, int argc,
+    const char **argv, size_t *argvlen)
+{
+	/* The SHA-1 of each script, computed once (scripts are constants). */
+	static struct {
+		const char	*script;
+		char		 sha[41];
+	}			memo[8];
+	unsigned char		h[20];
+	const char		*sha = NULL;
+	enum cache_status	st;
+	size_t			i;
+
+	for (i = 0; i < 8 && memo[i].script != NULL && sha == NULL; i++)
+		if (memo[i].script == script)
+			sha = memo[i].sha;
+	if (sha == NULL) {
+		crypto_sha1(script, strlen(script), h);
+		i = i < 8 ? i : 7;
+		memo[i].script = script;
+		crypto_hex(h, sizeof(h), memo[i].sha);
+		sha = memo[i].sha;
+	}
+	argv[0] = "EVALSHA", argvlen[0] = 7;
+	argv[1] = sha, argvlen[1] = 40;
+	st = cache_cmd(cc, r, argc, argv, argvlen);
+	if (st == CACHE_ERROR && strncmp(cc->errmsg, "NOSCRIPT", 8) == 0) {
+		argv[0] = "EVAL", argvlen[0] = 4;
+		argv[1] = script, argvlen[1] = strlen(script);
+		st = cache_cmd(cc, r, argc, argv, argvlen);
+	}
 	return st;
 }
 

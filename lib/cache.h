@@ -47,6 +47,13 @@ int	cache_ready(struct cache *);
  */
 enum cache_status cache_cmd(struct cache *, redisReply **reply, int argc,
 	    const char **argv, const size_t *argvlen);
+/*
+ * Run a Lua script by its SHA-1 (EVALSHA), loading it with EVAL when
+ * Redis answers NOSCRIPT.  argv[0] and argv[1] are filled in here; the
+ * caller provides numkeys, keys and args from argv[2] on.
+ */
+enum cache_status cache_eval(struct cache *, redisReply **reply,
+	    const char *script, int argc, const char **argv, size_t *argvlen);
 /* GET key into the arena; *val is NULL when the key is absent. */
 enum cache_status cache_get(struct cache *, struct arena *, const char *key,
 	    const char **val, size_t *len);

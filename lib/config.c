@@ -83,6 +83,16 @@ static const struct cfg_key keys[] = {
 	K(http_cache_control, CFG_STR, "public, no-cache", 0, 0, 0),
 	K(preload_pages, CFG_INT, "3", 0, 100, 0),
 	K(preload_page_size, CFG_INT, "20", 1, 100, 0),
+	K(ratelimit, CFG_BOOL, "on", 0, 0, 0),
+	K(ratelimit_login_rate, CFG_INT, "10", 1, 1000000, 0),
+	K(ratelimit_login_period, CFG_INT, "60", 1, 86400, 0),
+	K(ratelimit_login_burst, CFG_INT, "5", 1, 1000000, 0),
+	K(ratelimit_read_rate, CFG_INT, "20", 1, 1000000, 0),
+	K(ratelimit_read_period, CFG_INT, "1", 1, 86400, 0),
+	K(ratelimit_read_burst, CFG_INT, "40", 1, 1000000, 0),
+	K(ratelimit_write_rate, CFG_INT, "5", 1, 1000000, 0),
+	K(ratelimit_write_period, CFG_INT, "1", 1, 86400, 0),
+	K(ratelimit_write_burst, CFG_INT, "10", 1, 1000000, 0),
 };
 #undef K
 #undef E

@@ -59,6 +59,16 @@ struct config {
 	char		*http_cache_control;
 	long long	 preload_pages;
 	long long	 preload_page_size;
+	int		 ratelimit;
+	long long	 ratelimit_login_rate;
+	long long	 ratelimit_login_period;
+	long long	 ratelimit_login_burst;
+	long long	 ratelimit_read_rate;
+	long long	 ratelimit_read_period;
+	long long	 ratelimit_read_burst;
+	long long	 ratelimit_write_rate;
+	long long	 ratelimit_write_period;
+	long long	 ratelimit_write_burst;
 };
 
 #define CONFIG_SECRET_MIN	32	/* bytes of jwt_secret */

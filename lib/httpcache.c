@@ -68,28 +68,6 @@ entry_parse(struct arena *a, const char *p, size_t n, struct hc_entry *e)
 	return 0;
 }
 
-/* EVALSHA script, loading it with EVAL on NOSCRIPT. */
-static enum cache_status
-eval(struct cache *cc, redisReply **r, const char *script, int argc,
-    const char **argv, size_t *argvlen)
-{
-	unsigned char		h[20];
-	char			sha[41];
-	enum cache_status	st;
-
-	crypto_sha1(script, strlen(script), h);
-	crypto_hex(h, sizeof(h), sha);
-	argv[0] = "EVALSHA", argvlen[0] = 7;
-	argv[1] = sha, argvlen[1] = 40;
-	st = cache_cmd(cc, r, argc, argv, argvlen);
-	if (st == CACHE_ERROR && strncmp(cc->errmsg, "NOSCRIPT", 8) == 0) {
-		argv[0] = "EVAL", argvlen[0] = 4;
-		argv[1] = script, argvlen[1] = strlen(script);
-		st = cache_cmd(cc, r, argc, argv, argvlen);
-	}
-	return st;
-}
-
 enum hc_result
 httpcache_get(struct cache *cc, struct arena *a, const char *collection,
     const char *key, struct hc_entry *e, const char **vkey)
@@ -105,7 +83,7 @@ httpcache_get(struct cache *cc, struct arena *a, const char *collection,
 	argvlen[3] = strlen(argv[3]);
 	argv[4] = prefix, argvlen[4] = strlen(prefix);
 	argv[5] = key, argvlen[5] = strlen(key);
-	if (eval(cc, &r, get_lua, 6, argv, argvlen) != CACHE_OK)
+	if (cache_eval(cc, &r, get_lua, 6, argv, argvlen) != CACHE_OK)
 		return HC_UNAVAILABLE;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_STRING) {
@@ -186,7 +164,7 @@ httpcache_unlock(struct cache *cc, struct arena *a, const char *vkey)
 	argv[3] = arena_printf(a, "%s:lock", vkey);
 	argvlen[3] = strlen(argv[3]);
 	argv[4] = lock_owner, argvlen[4] = strlen(lock_owner);
-	if (eval(cc, &r, unlock_lua, 5, argv, argvlen) == CACHE_OK)
+	if (cache_eval(cc, &r, unlock_lua, 5, argv, argvlen) == CACHE_OK)
 		freeReplyObject(r);
 }
 

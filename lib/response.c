@@ -96,7 +96,7 @@ void
 resp_raw(struct resp *rs, int status, const char *body, size_t len)
 {
 	rs->status = status;
-	rs->code = status < 300 ? API_OK : status * 100;
+	rs->code = status < 400 ? API_OK : status * 100;
 	rs->envelope_open = 0;
 	rs->body.len = 0;
 	buf_add(&rs->body, body, len);

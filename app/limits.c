@@ -1,0 +1,66 @@
+/*
+ * limits: rate limiting by route class and identity.  The identity is the
+ * user of a valid access token when the request carries one, else the
+ * client address nginx passes (REMOTE_ADDR).  Every answer of a limited
+ * route carries RateLimit-Limit and RateLimit-Remaining; a 429 adds
+ * RateLimit-Reset and Retry-After.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "app.h"
+#include "log.h"
+#include "token.h"
+
+void
+limits_init(struct app *app)
+{
+	const struct config	*c = &app->cfg;
+
+	ratelimit_init(&app->rl, &app->cache);
+	app->rates[RATE_LOGIN] = (struct rl_class){ "login",
+	    c->ratelimit_login_rate, c->ratelimit_login_period,
+	    c->ratelimit_login_burst };
+	app->rates[RATE_READ] = (struct rl_class){ "read",
+	    c->ratelimit_read_rate, c->ratelimit_read_period,
+	    c->ratelimit_read_burst };
+	app->rates[RATE_WRITE] = (struct rl_class){ "write",
+	    c->ratelimit_write_rate, c->ratelimit_write_period,
+	    c->ratelimit_write_burst };
+}
+
+/* "u:<user id>" for a valid bearer token, else "a:<address>". */
+static const char *
+identity(struct app *app, struct req *rq)
+{
+	struct token_claims	 cl;
+	const char		*h;
+
+	h = req_param(rq, "HTTP_AUTHORIZATION");
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 &&
+	    token_verify(&app->cfg, h + 7, &cl) == TOKEN_VALID)
+		return arena_printf(rq->a, "u:%lld", cl.user_id);
+	return arena_printf(rq->a, "a:%s", rq->remote_addr);
+}
+
+int
+limits_check(struct app *app, struct req *rq, struct resp *rs)
+{
+	const struct rl_class	*c;
+	struct rl_result	 r;
+
+	if (!app->cfg.ratelimit || rq->route->rate_class == RATE_NONE)
+		return 0;
+	c = &app->rates[rq->route->rate_class];
+	ratelimit_check(&app->rl, rq->a, c, identity(app, rq), &r);
+	resp_header(rs, "RateLimit-Limit", "%lld", r.limit);
+	resp_header(rs, "RateLimit-Remaining", "%lld", r.remaining);
+	if (r.allowed)
+		return 0;
+	resp_header(rs, "RateLimit-Reset", "%lld", r.reset_s);
+	resp_header(rs, "Retry-After", "%lld",
+	    r.retry_after_s > 0 ? r.retry_after_s : 1);
+	resp_error(rs, API_RATE_LIMITED, "too many requests: %s limit "
+	    "reached; retry later", c->name);
+	return -1;
+}

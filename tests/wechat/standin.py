@@ -1,0 +1,642 @@
+#!/usr/bin/env python3
+"""A local stand-in for WeChat's server API (api.weixin.qq.com), for tests.
+
+The real WeChat servers are unreachable from test machines, so the stack and
+the tests point `wechat_api_base` at this server instead.  It answers with
+WeChat's exact request and response shapes (see
+../../../shared/reference/wechat-api.md for the facts) and lets the tests pick
+errors, latency and failures.  Python 3 standard library only.
+
+    python3 tests/wechat/standin.py --listen 127.0.0.1:PORT \\
+        --appid APPID --secret SECRET [--pidfile F] [--quiet]
+
+Endpoints (WeChat answers HTTP 200 even for errors; an error is
+`{"errcode": N, "errmsg": "..."}`):
+
+  GET  /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code
+       auth.code2Session.  Success: {"openid", "session_key"[, "unionid"]},
+       no errcode.  The path is case-sensitive: /sns/jsCode2Session -> 40066.
+  GET  /cgi-bin/token?grant_type=client_credential&appid=&secret=
+       -> {"access_token", "expires_in": 7200}.  Every call issues a new token;
+       the previous one stays valid for `overlap_s` seconds, older ones die.
+  POST /cgi-bin/stable_token  {"grant_type","appid","secret","force_refresh"}
+       -> the same unexpired token on repeated calls; a new one (killing the
+       previous) on force_refresh or after expiry.  Independent of
+       /cgi-bin/token.
+  POST /wxa/business/getuserphonenumber?access_token=T  {"code": "..."}
+       -> {"errcode":0,"errmsg":"ok","phone_info":{...}}.
+
+Login codes (js_code) pick the answer:
+
+  invalid...   40029 invalid code          risky...  40226 code blocked
+  busy...      -1 system error             quota...  45011 minute-quota
+  garbage...   HTTP 200, a non-JSON body   trunc...  HTTP 200, truncated JSON
+  http500...   HTTP 500 with an HTML page  slow<N>-  sleep N ms, then succeed
+  ...union...  success includes "unionid"
+  user-<name>-<anything>   openid/unionid derived from <name> only (the same
+                           user logging in with two codes gets one openid)
+  anything else            openid derived from the whole code
+
+A code is single use: once exchanged successfully, using it again answers
+40163 "code been used" (phone codes: 40029).  An error answer does not consume
+the code (WeChat never issued it as a valid code), so retrying e.g. a `busy`
+code gives -1 again.
+
+Test control (never counted in /__stats):
+
+  POST /__control  JSON, any of:
+       latency_ms: N          delay every WeChat endpoint answer by N ms
+       fail: "none"|"busy"|"http500"|"garbage"|"timeout"
+                              break every WeChat endpoint (timeout = sleep
+                              30 s, then answer normally)
+       overlap_s: N           how long a replaced /cgi-bin/token token lives on
+                              (default 300)
+       token_ttl_s: N         real lifetime of access tokens (default 7200);
+                              applies to tokens already issued; past it a token
+                              answers 42001
+       expires_in_s: N        the expires_in reported to clients (default
+                              7200, what WeChat says), independent of
+                              token_ttl_s so tests can make a token expire
+                              before the client expects it
+       invalidate_tokens: true  kill every access token now (next use: 40001)
+       -> {"ok": true, "settings": {...}}
+  GET  /__control  -> {"settings": {...}}
+  GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n}
+  POST /__reset    -> counters, used codes, tokens and settings to defaults
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+JSON_CT = "application/json; charset=utf-8"
+
+# How long the "timeout" failure mode sleeps before answering.
+TIMEOUT_SLEEP_S = 30.0
+
+DEFAULT_SETTINGS = {
+    "latency_ms": 0,        # added to every WeChat endpoint answer
+    "fail": "none",         # global failure injection
+    "overlap_s": 300,       # old /cgi-bin/token token stays valid this long
+    "token_ttl_s": 7200,    # real server-side lifetime of an access token
+    "expires_in_s": 7200,   # lifetime the answers *report*
+}
+FAIL_MODES = ("none", "busy", "http500", "garbage", "timeout")
+
+# WeChat error messages (errmsg) used below.
+ERR = {
+    -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
+    40002: "invalid grant_type",
+    40013: "invalid appid",
+    40029: "invalid code",
+    40066: "invalid url",
+    40125: "invalid appsecret",
+    40163: "code been used",
+    40226: "code blocked",
+    41001: "access_token missing",
+    41002: "appid missing",
+    41004: "appsecret missing",
+    41008: "missing code",
+    42001: "access_token expired",
+    43001: "require GET method",
+    43002: "require POST method",
+    45011: "api minute-quota reach limit",
+    47001: "data format error",
+}
+
+HTML_500 = (b"<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n"
+            b"<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n"
+            b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+GARBAGE = b"<html><body>this is not JSON</body></html>\n"
+
+
+# --------------------------------------------------------------------------
+# Deterministic identities
+# --------------------------------------------------------------------------
+
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def _b64url(raw):
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+# `user-<name>-...` anywhere at a code's start or after a '-' (so prefixes
+# combine: `slow2000-user-alice-1` is alice, slowly).
+USER_RE = re.compile(r"(?:^|-)user-([^-]+)-")
+SLOW_RE = re.compile(r"^slow(\d+)-")
+
+
+def identity_name(code):
+    """The name openid/unionid derive from: <name> of user-<name>-..., else the code."""
+    m = USER_RE.search(code)
+    return m.group(1) if m else code
+
+
+def make_openid(name):
+    # WeChat openids are 28 characters, start with "o", base64url alphabet.
+    return "o" + _b64url(_sha256("openid:" + name))[:27]
+
+
+def make_unionid(name):
+    return "u" + _b64url(_sha256("unionid:" + name))[:27]
+
+
+def make_session_key(code):
+    # WeChat session_key: standard base64 of 16 random bytes (24 characters,
+    # may contain '+' and '/'), here derived from the code: a fresh key per
+    # login, reproducible by tests.
+    return base64.b64encode(_sha256("session_key:" + code)[:16]).decode("ascii")
+
+
+def make_phone(code):
+    """An 11-digit mainland China mobile number derived from the phone code."""
+    h = int.from_bytes(_sha256("phone:" + code)[:8], "big")
+    return "1" + "3456789"[h % 7] + "%09d" % ((h // 7) % 10 ** 9)
+
+
+def new_access_token():
+    # Real tokens are ~136-157 characters of [A-Za-z0-9_-]; clients must keep
+    # at least 512 bytes for one.
+    return secrets.token_urlsafe(105)       # 140 characters
+
+
+# --------------------------------------------------------------------------
+# Shared state (one lock; handlers run on many threads)
+# --------------------------------------------------------------------------
+
+class State:
+    def __init__(self, appid, secret):
+        self.appid = appid
+        self.secret = secret
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.settings = dict(DEFAULT_SETTINGS)
+            self.calls = {}             # path -> count
+            self.used_login = set()     # consumed wx.login codes
+            self.used_phone = set()     # consumed getPhoneNumber codes
+            # token -> {"issued": t, "dies_at": None | t}.  dies_at is set
+            # when the token is replaced (end of its overlap window).
+            self.tokens = {}
+            self.current_token = None   # latest /cgi-bin/token token
+            self.current_stable = None  # latest /cgi-bin/stable_token token
+
+    def count(self, path):
+        with self.lock:
+            self.calls[path] = self.calls.get(path, 0) + 1
+
+    def setting(self, key):
+        with self.lock:
+            return self.settings[key]
+
+    # -- access tokens ----------------------------------------------------
+
+    def issue_token(self):
+        """/cgi-bin/token: a new token; the previous lives on for overlap_s,
+        anything older is dead at once."""
+        now = time.time()
+        with self.lock:
+            prev = self.current_token
+            for tok in [t for t, info in self.tokens.items()
+                        if info.get("kind") == "token" and t != prev]:
+                del self.tokens[tok]
+            if prev in self.tokens:
+                self.tokens[prev]["dies_at"] = now + self.settings["overlap_s"]
+            tok = new_access_token()
+            self.tokens[tok] = {"kind": "token", "issued": now, "dies_at": None}
+            self.current_token = tok
+            return tok, self.settings["expires_in_s"]
+
+    def stable_token(self, force_refresh):
+        """/cgi-bin/stable_token: the current one while unexpired, else (or on
+        force_refresh) a new one that kills the previous immediately.
+        expires_in is what is left of the reported lifetime."""
+        now = time.time()
+        with self.lock:
+            cur = self.current_stable
+            info = self.tokens.get(cur)
+            if (force_refresh or info is None
+                    or now - info["issued"] >= self.settings["token_ttl_s"]):
+                if cur in self.tokens:
+                    del self.tokens[cur]
+                cur = new_access_token()
+                info = {"kind": "stable", "issued": now, "dies_at": None}
+                self.tokens[cur] = info
+                self.current_stable = cur
+            left = self.settings["expires_in_s"] - (now - info["issued"])
+            return cur, max(1, int(left))
+
+    def check_token(self, tok):
+        """0 when usable, else WeChat's errcode (40001 invalid / not latest,
+        42001 expired)."""
+        now = time.time()
+        with self.lock:
+            info = self.tokens.get(tok)
+            if info is None:
+                return 40001
+            if info["dies_at"] is not None and now >= info["dies_at"]:
+                return 40001
+            if now - info["issued"] >= self.settings["token_ttl_s"]:
+                return 42001
+            return 0
+
+    def invalidate_tokens(self):
+        with self.lock:
+            self.tokens.clear()
+            self.current_token = None
+            self.current_stable = None
+
+    # -- single-use codes -------------------------------------------------
+
+    def consume(self, used, code):
+        """Mark a code used; False when it already was."""
+        with self.lock:
+            if code in used:
+                return False
+            used.add(code)
+            return True
+
+    def is_used(self, used, code):
+        with self.lock:
+            return code in used
+
+
+STATE = None            # set in main()
+QUIET = False
+
+
+# --------------------------------------------------------------------------
+# HTTP handler
+# --------------------------------------------------------------------------
+
+class Reply(Exception):
+    """Raised anywhere in a handler to send an answer at once."""
+
+    def __init__(self, status, body, ctype=JSON_CT):
+        super().__init__(status)
+        self.status, self.body, self.ctype = status, body, ctype
+
+
+def err(errcode, status=200):
+    """A WeChat error answer (WeChat uses HTTP 200 for errors)."""
+    return Reply(status, {"errcode": errcode, "errmsg": ERR[errcode]})
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"       # keep-alive; every answer has a length
+
+    def version_string(self):           # the Server header
+        return "wechat-standin"
+
+    # Routes: path -> (method, handler name).  Paths are case-sensitive.
+    ROUTES = {
+        "/sns/jscode2session": ("GET", "code2session"),
+        "/cgi-bin/token": ("GET", "token"),
+        "/cgi-bin/stable_token": ("POST", "stable_token"),
+        "/wxa/business/getuserphonenumber": ("POST", "phone"),
+    }
+
+    def do_GET(self):
+        self.dispatch()
+
+    def do_POST(self):
+        self.dispatch()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def read_body(self):
+        """The request body (Content-Length or chunked), always read in full
+        so the kept-alive connection stays in sync."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass            # trailers
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()   # CRLF after the chunk
+            return b"".join(chunks)
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def send(self, status, body, ctype=JSON_CT):
+        if not isinstance(body, bytes):
+            body = json.dumps(body, ensure_ascii=False,
+                              separators=(",", ":")).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True    # the client gave up (timeout)
+
+    def log_request(self, code="-", size="-"):
+        if not QUIET:
+            # Never log the appsecret.
+            line = re.sub(r"(secret=)[^&\s]*", r"\1***", self.requestline)
+            sys.stderr.write("standin: %s %s\n" % (line, code))
+
+    def log_message(self, fmt, *args):
+        if not QUIET:
+            sys.stderr.write("standin: " + (fmt % args) + "\n")
+
+    def dispatch(self):
+        try:
+            body = self.read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            self.send(400, {"errcode": 47001, "errmsg": ERR[47001]})
+            return
+        url = urllib.parse.urlsplit(self.path)
+        self.query = {k: v[0] for k, v in
+                      urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
+        self.body = body
+        try:
+            if url.path.startswith("/__"):
+                self.control(url.path)
+            else:
+                STATE.count(url.path)
+                self.wechat(url.path)
+        except Reply as r:
+            self.send(r.status, r.body, r.ctype)
+
+    def json_body(self):
+        """The body as a JSON object, else 47001 data format error."""
+        try:
+            obj = json.loads(self.body.decode("utf-8") or "null")
+        except (UnicodeDecodeError, ValueError):
+            raise err(47001)
+        if not isinstance(obj, dict):
+            raise err(47001)
+        return obj
+
+    # -- WeChat endpoints -------------------------------------------------
+
+    def wechat(self, path):
+        route = self.ROUTES.get(path)
+        if route is None:
+            # e.g. /sns/jsCode2Session: WeChat's paths are case-sensitive.
+            raise err(40066, status=404)
+        method, name = route
+        if self.command != method:
+            raise err(43001 if method == "GET" else 43002)
+
+        latency = STATE.setting("latency_ms")
+        if latency > 0:
+            time.sleep(latency / 1000.0)
+        fail = STATE.setting("fail")
+        if fail == "busy":
+            raise err(-1)
+        if fail == "http500":
+            raise Reply(500, HTML_500, "text/html")
+        if fail == "garbage":
+            raise Reply(200, GARBAGE)
+        if fail == "timeout":
+            time.sleep(TIMEOUT_SLEEP_S)     # then answer normally
+
+        raise Reply(200, getattr(self, "ep_" + name)())
+
+    def check_app(self, appid, secret, grant_type, want_grant, bad_secret):
+        """appid/secret/grant_type checks shared by every endpoint."""
+        if not appid:
+            raise err(41002)
+        if appid != STATE.appid:
+            raise err(40013)
+        if not secret:
+            raise err(41004)
+        if secret != STATE.secret:
+            raise err(bad_secret)
+        if grant_type != want_grant:
+            raise err(40002)
+
+    def ep_code2session(self):
+        q = self.query
+        # Note: a wrong secret here is 40125 (40001 on the token endpoints).
+        self.check_app(q.get("appid"), q.get("secret"), q.get("grant_type"),
+                       "authorization_code", 40125)
+        code = q.get("js_code", "")
+        if not code:
+            raise err(41008)
+        if STATE.is_used(STATE.used_login, code):
+            raise err(40163)
+
+        # Special codes, checked before success.  Errors don't consume.
+        if code.startswith("invalid"):
+            raise err(40029)
+        if code.startswith("risky"):
+            raise err(40226)
+        if code.startswith("busy"):
+            raise err(-1)
+        if code.startswith("quota"):
+            raise err(45011)
+        if code.startswith("garbage"):
+            raise Reply(200, GARBAGE)
+        if code.startswith("http500"):
+            raise Reply(500, HTML_500, "text/html")
+        m = SLOW_RE.match(code)
+        if m:
+            time.sleep(int(m.group(1)) / 1000.0)
+
+        name = identity_name(code)
+        answer = {"session_key": make_session_key(code),
+                  "openid": make_openid(name)}
+        if "union" in code:
+            answer["unionid"] = make_unionid(name)
+        if code.startswith("trunc"):
+            # The answer cut off mid-way (a broken connection or proxy).
+            raw = json.dumps(answer).encode("utf-8")
+            raise Reply(200, raw[:len(raw) // 2])
+        if not STATE.consume(STATE.used_login, code):
+            raise err(40163)    # a concurrent request got there first
+        return answer
+
+    def ep_token(self):
+        q = self.query
+        self.check_app(q.get("appid"), q.get("secret"), q.get("grant_type"),
+                       "client_credential", 40001)
+        tok, expires_in = STATE.issue_token()
+        return {"access_token": tok, "expires_in": expires_in}
+
+    def ep_stable_token(self):
+        b = self.json_body()
+        self.check_app(b.get("appid"), b.get("secret"), b.get("grant_type"),
+                       "client_credential", 40001)
+        force = b.get("force_refresh", False)
+        if not isinstance(force, bool):
+            raise err(47001)
+        tok, expires_in = STATE.stable_token(force)
+        return {"access_token": tok, "expires_in": expires_in}
+
+    def ep_phone(self):
+        tok = self.query.get("access_token", "")
+        if not tok:
+            raise err(41001)
+        bad = STATE.check_token(tok)
+        if bad:
+            raise err(bad)
+        b = self.json_body()
+        code = b.get("code")
+        if not isinstance(code, str) or not code:
+            raise err(41008)
+        # The phone code is single use; reuse (like a wrong or a wx.login
+        # code) is 40029 invalid code.
+        if code.startswith("invalid") or not STATE.consume(STATE.used_phone, code):
+            raise err(40029)
+        pure = make_phone(code)
+        return {"errcode": 0, "errmsg": "ok", "phone_info": {
+            "phoneNumber": "+86 " + pure,
+            "purePhoneNumber": pure,
+            "countryCode": "86",
+            "watermark": {"timestamp": int(time.time()), "appid": STATE.appid},
+        }}
+
+    # -- test control -----------------------------------------------------
+
+    def control(self, path):
+        if path == "/__stats" and self.command == "GET":
+            with STATE.lock:
+                calls = dict(STATE.calls)
+            raise Reply(200, {"calls": calls, "total": sum(calls.values())})
+        if path == "/__reset" and self.command == "POST":
+            STATE.reset()
+            raise Reply(200, {"ok": True})
+        if path == "/__control" and self.command == "GET":
+            with STATE.lock:
+                raise Reply(200, {"settings": dict(STATE.settings)})
+        if path == "/__control" and self.command == "POST":
+            self.set_control()
+        raise Reply(404, {"error": "unknown control path or method"})
+
+    def set_control(self):
+        try:
+            req = json.loads(self.body.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            raise Reply(400, {"error": "body is not JSON"})
+        if not isinstance(req, dict):
+            raise Reply(400, {"error": "body must be a JSON object"})
+
+        def number(key, minimum):
+            v = req[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum:
+                raise Reply(400, {"error": "%s must be a number >= %s" % (key, minimum)})
+            return v
+
+        # Validate everything before changing anything.
+        changes = {}
+        for key in req:
+            if key == "latency_ms":
+                changes[key] = number(key, 0)
+            elif key == "overlap_s":
+                changes[key] = number(key, 0)
+            elif key in ("token_ttl_s", "expires_in_s"):
+                changes[key] = number(key, 0.001)
+                if key == "expires_in_s":
+                    changes[key] = int(changes[key]) or 1
+            elif key == "fail":
+                if req[key] not in FAIL_MODES:
+                    raise Reply(400, {"error": "fail must be one of " + ", ".join(FAIL_MODES)})
+                changes[key] = req[key]
+            elif key == "invalidate_tokens":
+                if not isinstance(req[key], bool):
+                    raise Reply(400, {"error": "invalidate_tokens must be a boolean"})
+            else:
+                raise Reply(400, {"error": "unknown control key: %s" % key})
+        with STATE.lock:
+            STATE.settings.update(changes)
+            settings = dict(STATE.settings)
+        if req.get("invalidate_tokens"):
+            STATE.invalidate_tokens()
+        raise Reply(200, {"ok": True, "settings": settings})
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+def parse_listen(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def main(argv=None):
+    global STATE, QUIET
+    ap = argparse.ArgumentParser(description="Local stand-in for WeChat's server API.")
+    ap.add_argument("--listen", required=True, type=parse_listen,
+                    metavar="HOST:PORT", help="address to listen on (port 0: any)")
+    ap.add_argument("--appid", required=True)
+    ap.add_argument("--secret", required=True)
+    ap.add_argument("--pidfile", help="write the pid here once listening")
+    ap.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    args = ap.parse_args(argv)
+
+    QUIET = args.quiet
+    STATE = State(args.appid, args.secret)
+    ThreadingHTTPServer.allow_reuse_address = True
+    if ":" in args.listen[0]:
+        import socket
+        ThreadingHTTPServer.address_family = socket.AF_INET6
+    try:
+        server = ThreadingHTTPServer(args.listen, Handler)
+    except OSError as e:
+        sys.stderr.write("standin: cannot listen on %s:%d: %s\n"
+                         % (args.listen[0], args.listen[1], e.strerror or e))
+        return 2
+    server.daemon_threads = True    # sleeping handlers never block exit
+
+    if args.pidfile:
+        tmp = args.pidfile + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % os.getpid())
+        os.replace(tmp, args.pidfile)
+    if not QUIET:
+        sys.stderr.write("standin: listening on http://%s:%d\n"
+                         % (args.listen[0], server.server_address[1]))
+        sys.stderr.flush()
+
+    # SIGTERM/SIGINT: stop serve_forever from another thread (shutdown()
+    # waits for the loop, so it can't run on the loop's own thread).
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        if args.pidfile:
+            try:
+                with open(args.pidfile) as f:
+                    mine = f.read().strip() == str(os.getpid())
+                if mine:
+                    os.unlink(args.pidfile)
+            except OSError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
