@@ -48,6 +48,7 @@ teardown(void)
 static void
 start(char *const *envp)
 {
+	req_finish(&rq);
 	req_init(&rq, &a, envp);
 	resp_init(&rs, &a);
 }
