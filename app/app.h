@@ -35,6 +35,8 @@ struct app {
 	struct db	 db;
 	struct cache	 cache;
 	struct wechat	 wx;
+	struct shm_region *shm;		/* breaker and scoreboard of the host */
+	int		 slot;		/* ours on the scoreboard */
 	struct arena	 arena;
 	unsigned long	 served;
 	unsigned long	 degraded_reads;	/* served without Redis */
@@ -44,6 +46,7 @@ struct app {
 /* Redis keys of the session. */
 #define KEY_SESSION_KEY	"wx:sk:%lld"	/* user id -> session_key */
 #define KEY_DENY_JTI	"wx:deny:%s"	/* jti of a logged-out access token */
+#define KEY_REVOKED	"wx:rvk:%lld"	/* user id -> tokens issued before are dead */
 
 /* The statement table (app/stmts.c): handlers name statements by index. */
 enum stmt_id {
@@ -75,6 +78,8 @@ enum stmt_id {
 	STMT_ITEM_PATCH,
 	STMT_ITEM_DELETE,
 	STMT_CATEGORIES,
+	STMT_USER_BY_OPENID,
+	STMT_RT_LIVE_FAMILIES,
 	STMT_COUNT
 };
 extern const struct db_stmt app_stmts[STMT_COUNT];
@@ -116,6 +121,7 @@ int	session_presented(struct req *, struct resp *, int required,
 void	h_ping(struct app *, struct req *, struct resp *);
 void	h_ping_post(struct app *, struct req *, struct resp *);
 void	h_healthz(struct app *, struct req *, struct resp *);
+void	h_status(struct app *, struct req *, struct resp *);
 void	h_login(struct app *, struct req *, struct resp *);
 void	h_refresh(struct app *, struct req *, struct resp *);
 void	h_logout(struct app *, struct req *, struct resp *);

@@ -36,5 +36,9 @@ int	ctl_check(struct ctl *, int, char **);
 int	ctl_seed(struct ctl *, int, char **);
 int	ctl_preload(struct ctl *, int, char **);
 int	ctl_cache(struct ctl *, int, char **);
+int	ctl_status(struct ctl *, int, char **);
+int	ctl_config(struct ctl *, int, char **);
+int	ctl_user(struct ctl *, int, char **);
+int	ctl_token(struct ctl *, int, char **);
 
 #endif

@@ -20,11 +20,6 @@ ctl_cache(struct ctl *ctl, int argc, char **argv)
 	const char	*only = NULL;
 	int		 ch, i, rc = CTL_OK, found = 0;
 
-	if (argc < 2 || strcmp(argv[1], "flush") != 0) {
-		ctl_err("usage: cache flush [--collection NAME]");
-		return CTL_USAGE;
-	}
-	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'c') {
 			ctl_err("usage: cache flush [--collection NAME]");
@@ -32,7 +27,7 @@ ctl_cache(struct ctl *ctl, int argc, char **argv)
 		}
 		only = optarg;
 	}
-	if (optind != argc) {
+	if (optind != argc - 1 || strcmp(argv[optind], "flush") != 0) {
 		ctl_err("usage: cache flush [--collection NAME]");
 		return CTL_USAGE;
 	}

@@ -7,6 +7,7 @@ const struct route app_routes[] = {
 	{ "GET",	"/ping",		h_ping,		0,		0 },
 	{ "POST",	"/ping",		h_ping_post,	0,		0 },
 	{ "GET",	"/healthz",		h_healthz,	0,		0 },
+	{ "GET",	"/status",		h_status,	0,		0 },
 	{ "POST",	"/api/v1/user/login",	h_login,	0,		RATE_LOGIN },
 	{ "POST",	"/api/v1/user/refresh",	h_refresh,	0,		RATE_LOGIN },
 	{ "POST",	"/api/v1/user/logout",	h_logout,	ROUTE_AUTH,	RATE_WRITE },

@@ -103,6 +103,12 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    " WHERE id = $1 RETURNING " ITEM_COLS, 6 },
 	[STMT_ITEM_DELETE] = { "item_delete",
 	    "DELETE FROM items WHERE id = $1", 1 },
+	[STMT_USER_BY_OPENID] = { "user_by_openid",
+	    "SELECT " USER_COLS " FROM users WHERE openid = $1", 1 },
+	[STMT_RT_LIVE_FAMILIES] = { "rt_live_families",
+	    "SELECT count(DISTINCT family) FROM refresh_tokens WHERE user_id = $1"
+	    " AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now()",
+	    1 },
 	[STMT_CATEGORIES] = { "categories",
 	    "SELECT DISTINCT category FROM items WHERE " PUBLISHED
 	    " ORDER BY 1", 0 },

@@ -5,6 +5,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,9 +24,24 @@
 
 #define ARENA_BLOCK	(128 * 1024)
 #define ARENA_KEEP	4
+#define RSS_EVERY	64	/* requests between RSS samples */
 
 static volatile sig_atomic_t	stop_signal;
 static volatile sig_atomic_t	reopen_log;
+
+/*
+ * What the request_terminate_timeout handler needs, prepared before each
+ * request so that the handler itself only copies bytes and calls write(2)
+ * and _exit(2), which are async-signal-safe.
+ */
+static struct {
+	int		fcgi_fd;
+	int		fcgi_id;
+	int		log_fd;
+	long long	limit_s;
+	char		what[160];	/* method and path, JSON-safe */
+	char		reqid[REQ_ID_MAX + 1];
+} watchdog;
 
 static void
 on_stop(int sig)
@@ -38,6 +54,119 @@ on_hup(int sig)
 {
 	(void)sig;
 	reopen_log = 1;
+}
+
+/* Append s to dst at *n (bounded by cap). */
+static void
+wd_add(char *dst, size_t *n, size_t cap, const char *s)
+{
+	while (*s != '\0' && *n < cap)
+		dst[(*n)++] = *s++;
+}
+
+/* Append v in decimal. */
+static void
+wd_num(char *dst, size_t *n, size_t cap, long long v)
+{
+	char	tmp[24];
+	int	i = 0;
+
+	do
+		tmp[i++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0 && i < 23);
+	while (i > 0 && *n < cap)
+		dst[(*n)++] = tmp[--i];
+}
+
+/* A FastCGI record header for type and length. */
+static void
+wd_header(unsigned char *h, int type, size_t len)
+{
+	h[0] = 1;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)(watchdog.fcgi_id >> 8);
+	h[3] = (unsigned char)watchdog.fcgi_id;
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)len;
+	h[6] = h[7] = 0;
+}
+
+/*
+ * request_terminate_timeout: the request ran too long.  Answer 503 with
+ * raw FastCGI records (nothing of the answer has been written: output
+ * goes out in one piece after the handler), log the method and path, and
+ * exit for the supervisor to start a fresh responder.
+ */
+static void
+on_alarm(int sig)
+{
+	static const char	 body[] = "{\"code\":50300,\"data\":null,"
+	    "\"message\":\"the request took too long\"}";
+	unsigned char		 rec[1024], end[8] = { 0 };
+	char			*p = (char *)rec + 8, line[512];
+	size_t			 n = 0, cap = sizeof(rec) - 8, ln = 0;
+
+	(void)sig;
+	wd_add(p, &n, cap, "Status: 503 Service Unavailable\r\n"
+	    "Content-Type: application/json; charset=utf-8\r\n"
+	    "Cache-Control: no-store\r\nX-Request-Id: ");
+	wd_add(p, &n, cap, watchdog.reqid);
+	wd_add(p, &n, cap, "\r\nContent-Length: ");
+	wd_num(p, &n, cap, (long long)sizeof(body) - 1);
+	wd_add(p, &n, cap, "\r\n\r\n");
+	wd_add(p, &n, cap, body);
+	wd_header(rec, 6 /* FCGI_STDOUT */, n);
+	(void)!write(watchdog.fcgi_fd, rec, n + 8);
+	wd_header(rec, 6, 0);
+	(void)!write(watchdog.fcgi_fd, rec, 8);
+	wd_header(rec, 3 /* FCGI_END_REQUEST */, 8);
+	memcpy(rec + 8, end, sizeof(end));
+	(void)!write(watchdog.fcgi_fd, rec, 16);
+	wd_add(line, &ln, sizeof(line) - 1, "{\"level\":\"error\",\"pid\":");
+	wd_num(line, &ln, sizeof(line) - 1, (long long)getpid());
+	wd_add(line, &ln, sizeof(line) - 1, ",\"request_id\":\"");
+	wd_add(line, &ln, sizeof(line) - 1, watchdog.reqid);
+	wd_add(line, &ln, sizeof(line) - 1, "\",\"msg\":\"request_terminate_"
+	    "timeout: ");
+	wd_add(line, &ln, sizeof(line) - 1, watchdog.what);
+	wd_add(line, &ln, sizeof(line) - 1, " ran longer than ");
+	wd_num(line, &ln, sizeof(line) - 1, watchdog.limit_s);
+	wd_add(line, &ln, sizeof(line) - 1, " s: answered 503, exiting\"}\n");
+	(void)!write(watchdog.log_fd, line, ln);
+	_exit(1);
+}
+
+/* Arm (seconds > 0) or disarm (0) the request_terminate_timeout. */
+static void
+watchdog_arm(long long seconds)
+{
+	struct itimerval	it;
+
+	memset(&it, 0, sizeof(it));
+	it.it_value.tv_sec = (time_t)seconds;
+	(void)setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Keep method and path for the watchdog, without JSON specials. */
+static void
+watchdog_prepare(FCGX_Request *fr, const struct req *rq)
+{
+	size_t		n = 0, i;
+	const char	*s;
+
+	watchdog.fcgi_fd = fr->ipcFd;
+	watchdog.fcgi_id = fr->requestId;
+	watchdog.log_fd = log_fd();
+	memcpy(watchdog.reqid, rq->id, sizeof(watchdog.reqid));
+	for (i = 0; i < 2; i++) {
+		for (s = i == 0 ? rq->method : rq->path; *s != '\0' &&
+		    n < sizeof(watchdog.what) - 2; s++)
+			watchdog.what[n++] = (*s < 0x20 || *s == '"' ||
+			    *s == '\\' || (unsigned char)*s >= 0x7f) ? '?' : *s;
+		if (i == 0)
+			watchdog.what[n++] = ' ';
+	}
+	watchdog.what[n] = '\0';
 }
 
 /*
@@ -60,6 +189,9 @@ install_signals(void)
 	sa.sa_handler = on_hup;
 	if (sigaction(SIGHUP, &sa, NULL) == -1)
 		return -1;
+	sa.sa_handler = on_alarm;
+	if (sigaction(SIGALRM, &sa, NULL) == -1)
+		return -1;
 	sa.sa_handler = SIG_IGN;
 	return sigaction(SIGPIPE, &sa, NULL);
 }
@@ -70,7 +202,22 @@ fcgi_read(void *ctx, char *p, int n)
 	return FCGX_GetStr(p, n, ctx);
 }
 
-/* Answer one request: route, read the body, run the handler, write once. */
+/* Resident set size in KiB, from /proc/self/statm; 0 when unknown. */
+static uint64_t
+rss_kb(void)
+{
+	FILE			*f;
+	unsigned long long	 size, resident = 0;
+
+	if ((f = fopen("/proc/self/statm", "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+/* Answer one request: route, limit, authenticate, read, handle, write once. */
 static void
 app_handle(struct app *app, FCGX_Request *fr)
 {
@@ -78,11 +225,20 @@ app_handle(struct app *app, FCGX_Request *fr)
 	struct resp		rs;
 	struct buf		out;
 	struct log_access	al;
-	int64_t			start = util_mono_us();
+	int64_t			start = util_mono_us(), total;
+	int			slow;
 
+	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
 	req_init(&rq, &app->arena, fr->envp);
 	log_set_request(rq.id);
 	resp_init(&rs, &app->arena);
+	shm_lock(app->shm);
+	scoreboard_begin(&app->shm->sb, app->slot, rq.method, rq.path, start);
+	shm_unlock(app->shm);
+	if (app->cfg.request_terminate_timeout > 0) {
+		watchdog_prepare(fr, &rq);
+		watchdog_arm(app->cfg.request_terminate_timeout);
+	}
 	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND &&
 	    limits_check(app, &rq, &rs) == 0 &&
 	    ((rq.route->flags & ROUTE_AUTH) == 0 ||
@@ -91,6 +247,8 @@ app_handle(struct app *app, FCGX_Request *fr)
 	    req_read_body(&rq, &rs, app->cfg.max_body_bytes, fcgi_read,
 	    fr->in) == 0)
 		rq.route->fn(app, &rq, &rs);
+	if (app->cfg.request_terminate_timeout > 0)
+		watchdog_arm(0);
 	if (!resp_is_set(&rs)) {
 		log_error("%s %s: handler gave no answer", rq.method, rq.path);
 		resp_error(&rs, API_INTERNAL, "internal error");
@@ -99,14 +257,26 @@ app_handle(struct app *app, FCGX_Request *fr)
 	if (FCGX_PutStr(out.p, (int)out.len, fr->out) < 0 ||
 	    FCGX_FFlush(fr->out) < 0)
 		log_info("%s %s: client went away", rq.method, rq.path);
+	total = util_mono_us() - start;
+	slow = app->cfg.slow_request_ms > 0 &&
+	    total >= app->cfg.slow_request_ms * 1000;
+	if (slow)
+		log_warn("slow request: %s %s took %lld us (postgres %lld us, "
+		    "redis %lld us, wechat %lld us)", rq.method, rq.path,
+		    (long long)total, (long long)app->db.busy_us,
+		    (long long)app->cache.busy_us, (long long)app->wx.busy_us);
 	al.request_id = rq.id;
 	al.method = rq.method;
 	al.path = rq.path;
 	al.remote_addr = rq.remote_addr;
 	al.status = rs.status;
-	al.duration_us = util_mono_us() - start;
+	al.duration_us = total;
 	al.bytes = out.len;
 	log_access(&al);
+	shm_lock(app->shm);
+	scoreboard_end(&app->shm->sb, app->slot, util_mono_us(), slow,
+	    app->served % RSS_EVERY == 0 ? rss_kb() : 0);
+	shm_unlock(app->shm);
 	req_finish(&rq);
 	log_set_request(NULL);
 }
@@ -115,6 +285,20 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: wxapp-fcgi [-t] [-c config] [--listen path|host:port]\n");
+}
+
+/* max_requests plus a random share of max_requests_jitter (0 = never). */
+static unsigned long
+recycle_after(const struct config *c)
+{
+	uint32_t	r = 0;
+
+	if (c->max_requests == 0)
+		return 0;
+	if (c->max_requests_jitter > 0 && util_random(&r, sizeof(r)) == 0)
+		return (unsigned long)(c->max_requests +
+		    (long long)(r % (uint32_t)(c->max_requests_jitter + 1)));
+	return (unsigned long)c->max_requests;
 }
 
 int
@@ -133,6 +317,7 @@ main(int argc, char *argv[])
 	const char	*cfgpath = NULL, *listen_addr = NULL;
 	char		 err[1024];
 	int		 ch, test = 0, fd = 0, rc;
+	unsigned long	 limit;
 	struct stat	 st;
 
 	while ((ch = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
@@ -202,20 +387,39 @@ main(int argc, char *argv[])
 		log_error("cannot initialize the request");
 		return 1;
 	}
+	/* The pool's shared memory; alone, this responder keeps its own. */
+	if ((app.shm = shm_attach(app.cfg.shm_name)) == NULL) {
+		log_warn("cannot attach shared memory %s (%s): circuit breaker "
+		    "and scoreboard are per responder", app.cfg.shm_name,
+		    strerror(errno));
+		if ((app.shm = shm_private()) == NULL) {
+			log_error("out of memory");
+			return 1;
+		}
+	}
+	shm_lock(app.shm);
+	app.slot = scoreboard_join(&app.shm->sb, getpid(), util_wall_us());
+	shm_unlock(app.shm);
+	if (app.slot == -1) {
+		log_error("the scoreboard is full (%d responders)", SB_SLOTS);
+		return 1;
+	}
 	arena_init(&app.arena, ARENA_BLOCK, ARENA_KEEP);
 	req_id_seed();
 	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
 	cache_init(&app.cache, &app.cfg);
 	app.cache.on_recover = httpcache_recover;
 	limits_init(&app);
-	if (wechat_init(&app.wx, &app.cfg, &app.cache) == -1) {
+	if (wechat_init(&app.wx, &app.cfg, &app.cache, app.shm) == -1) {
 		log_error("cannot initialize libcurl");
 		return 1;
 	}
 	/* Dependencies that are down now are retried per request. */
 	(void)db_connect(&app.db);
 	(void)cache_connect(&app.cache);
-	log_info("responder started (config %s)", cfgpath);
+	limit = recycle_after(&app.cfg);
+	log_info("responder started (config %s, recycled after %lu requests)",
+	    cfgpath, limit);
 
 	while (!stop_signal) {
 		if (reopen_log) {
@@ -234,8 +438,7 @@ main(int argc, char *argv[])
 		FCGX_Finish_r(&fr);
 		arena_reset(&app.arena);
 		app.served++;
-		if (app.cfg.max_requests > 0 &&
-		    app.served >= (unsigned long)app.cfg.max_requests) {
+		if (limit > 0 && app.served >= limit) {
 			log_info("served %lu requests: exiting to be replaced",
 			    app.served);
 			break;
@@ -244,6 +447,9 @@ main(int argc, char *argv[])
 	if (stop_signal)
 		log_info("signal %d: exiting after %lu requests",
 		    (int)stop_signal, app.served);
+	shm_lock(app.shm);
+	scoreboard_leave(&app.shm->sb, app.slot);
+	shm_unlock(app.shm);
 	FCGX_Free(&fr, 1);
 	db_close(&app.db);
 	cache_close(&app.cache);

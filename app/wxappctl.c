@@ -17,6 +17,10 @@ static const struct ctl_cmd cmds[] = {
 	{ "seed",	"seed [--users N] [--items N]",	ctl_seed },
 	{ "preload",	"preload",		ctl_preload },
 	{ "cache",	"cache flush [--collection NAME]", ctl_cache },
+	{ "status",	"status [--json]",	ctl_status },
+	{ "config",	"config [--keys]",	ctl_config },
+	{ "user",	"user show ID|openid | user revoke ID", ctl_user },
+	{ "token",	"token issue ID [--ttl S]", ctl_token },
 };
 
 void
@@ -107,7 +111,8 @@ main(int argc, char *argv[])
 	if (ctl.cfg.log_file[0] == '\0' ||
 	    log_open(ctl.cfg.log_file, ctl.cfg.log_level, 0) == -1)
 		(void)log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
-	optind = 1;
+	/* 0, not 1: glibc starts afresh (and permutes) for the subcommand. */
+	optind = 0;
 	rc = cmds[i].fn(&ctl, argc, argv);
 	db_close(&ctl.db);
 	config_free(&ctl.cfg);

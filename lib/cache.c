@@ -143,13 +143,16 @@ cache_cmd(struct cache *cc, redisReply **reply, int argc, const char **argv,
     const size_t *argvlen)
 {
 	redisReply	*r;
+	int64_t		 t0;
 
 	*reply = NULL;
 	if (cache_ready(cc) == -1) {
 		cc->failures++;
 		return CACHE_UNAVAILABLE;
 	}
+	t0 = util_mono_us();
 	r = redisCommandArgv(cc->c, argc, argv, argvlen);
+	cc->busy_us += util_mono_us() - t0;
 	if (r == NULL) {
 		log_error("redis: %s: connection lost: %s", argv[0],
 		    cc->c->errstr);

@@ -33,6 +33,7 @@ struct cache {
 	void			(*on_recover)(struct cache *, void *);
 	void			*recover_arg;
 	unsigned long		 failures;	/* commands that found Redis down */
+	int64_t			 busy_us;	/* time spent in Redis */
 };
 
 void	cache_init(struct cache *, const struct config *);

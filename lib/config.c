@@ -93,6 +93,15 @@ static const struct cfg_key keys[] = {
 	K(ratelimit_write_rate, CFG_INT, "5", 1, 1000000, 0),
 	K(ratelimit_write_period, CFG_INT, "1", 1, 86400, 0),
 	K(ratelimit_write_burst, CFG_INT, "10", 1, 1000000, 0),
+	K(shm_name, CFG_STR, "/wxapp", 0, 0, 0),
+	K(breaker_window_s, CFG_INT, "10", 1, 60, 0),
+	K(breaker_min_calls, CFG_INT, "20", 1, 1000000, 0),
+	K(breaker_error_pct, CFG_INT, "50", 1, 100, 0),
+	K(breaker_open_ms, CFG_INT, "5000", 100, 600000, 0),
+	K(breaker_half_open_calls, CFG_INT, "1", 1, 100, 0),
+	K(request_terminate_timeout, CFG_INT, "10", 0, 3600, 0),
+	K(slow_request_ms, CFG_INT, "1000", 0, 600000, 0),
+	K(max_requests_jitter, CFG_INT, "500", 0, 1000000000, 0),
 };
 #undef K
 #undef E

@@ -69,6 +69,15 @@ struct config {
 	long long	 ratelimit_write_rate;
 	long long	 ratelimit_write_period;
 	long long	 ratelimit_write_burst;
+	char		*shm_name;
+	long long	 breaker_window_s;
+	long long	 breaker_min_calls;
+	long long	 breaker_error_pct;
+	long long	 breaker_open_ms;
+	long long	 breaker_half_open_calls;
+	long long	 request_terminate_timeout;
+	long long	 slow_request_ms;
+	long long	 max_requests_jitter;
 };
 
 #define CONFIG_SECRET_MIN	32	/* bytes of jwt_secret */

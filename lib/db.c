@@ -173,14 +173,17 @@ db_exec(struct db *db, size_t id, const char *const *params, PGresult **res)
 	const struct db_stmt	*st = &db->stmts[id];
 	enum db_status		 rc;
 	ExecStatusType		 est;
+	int64_t			 t0;
 	int			 retried = 0;
 
 	*res = NULL;
 	if (db_ready(db) == -1)
 		return DB_UNAVAILABLE;
 again:
+	t0 = util_mono_us();
 	*res = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL,
 	    NULL, 0);
+	db->busy_us += util_mono_us() - t0;
 	est = PQresultStatus(*res);
 	if (est == PGRES_TUPLES_OK || est == PGRES_COMMAND_OK)
 		return DB_OK;

@@ -38,6 +38,7 @@ struct db {
 	long long		 backoff_ms;
 	char			 sqlstate[6];	/* of the last DB_ERROR */
 	char			 errmsg[256];	/* of the last failure */
+	int64_t			 busy_us;	/* time spent in PostgreSQL */
 };
 
 void	db_init(struct db *, const struct config *, const struct db_stmt *,

@@ -86,6 +86,12 @@ log_close(void)
 	logst.fd = STDERR_FILENO;
 }
 
+int
+log_fd(void)
+{
+	return logst.fd;
+}
+
 void
 log_set_request(const char *request_id)
 {

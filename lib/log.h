@@ -26,6 +26,8 @@ int	log_open(const char *path, int level, int access);
 /* Reopen the file after rotation (SIGHUP); 0 or -1. */
 int	log_reopen(void);
 void	log_close(void);
+/* The descriptor lines go to (for an async-signal-safe last word). */
+int	log_fd(void);
 /* Tag following lines with this request id (NULL to stop). */
 void	log_set_request(const char *request_id);
 void	log_msg(enum log_level, const char *fmt, ...)

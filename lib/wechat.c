@@ -49,11 +49,13 @@ on_data(char *p, size_t size, size_t n, void *ctx)
 }
 
 int
-wechat_init(struct wechat *wx, const struct config *cfg, struct cache *cc)
+wechat_init(struct wechat *wx, const struct config *cfg, struct cache *cc,
+    struct shm_region *shm)
 {
 	memset(wx, 0, sizeof(*wx));
 	wx->cfg = cfg;
 	wx->cache = cc;
+	wx->shm = shm;
 	if ((wx->curl = curl_easy_init()) == NULL)
 		return -1;
 	return 0;
@@ -73,7 +75,7 @@ wechat_free(struct wechat *wx)
  * `what` names the call in log lines (never the URL: it holds the secret).
  */
 static enum wechat_status
-wechat_call(struct wechat *wx, struct arena *a, const char *what,
+wechat_http(struct wechat *wx, struct arena *a, const char *what,
     const char *url, const char *post, struct json_object **out)
 {
 	struct curl_slist	*hdrs = NULL;
@@ -89,6 +91,7 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	sink.overflow = 0;
 	wx->errbuf[0] = '\0';
 	wx->errcode = 0;
+	wx->retry_after_s = 0;
 	curl_easy_setopt(wx->curl, CURLOPT_URL, url);
 	curl_easy_setopt(wx->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(wx->curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -141,6 +144,51 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	}
 	*out = obj;
 	return WECHAT_OK;
+}
+
+/*
+ * wechat_http behind the circuit breaker.  Timeouts, transport errors,
+ * HTTP errors, garbage and errcode -1 count as failures; any other
+ * errcode is WeChat working and answering about the request, a success.
+ */
+static enum wechat_status
+wechat_call(struct wechat *wx, struct arena *a, const char *what,
+    const char *url, const char *post, struct json_object **out)
+{
+	struct breaker_params	 p = { wx->cfg->breaker_window_s,
+	    wx->cfg->breaker_min_calls, wx->cfg->breaker_error_pct,
+	    wx->cfg->breaker_open_ms, wx->cfg->breaker_half_open_calls };
+	enum wechat_status	 st;
+	int64_t			 t0, retry;
+	int			 allowed, before, after;
+
+	shm_lock(wx->shm);
+	before = wx->shm->breaker.state;
+	allowed = breaker_allow(&wx->shm->breaker, &p, util_mono_us(), &retry);
+	after = wx->shm->breaker.state;
+	shm_unlock(wx->shm);
+	if (before != after)
+		log_warn("wechat: circuit %s -> %s", breaker_state_name(before),
+		    breaker_state_name(after));
+	if (!allowed) {
+		*out = NULL;
+		wx->errcode = 0;
+		wx->retry_after_s = (retry + 999999) / 1000000;
+		snprintf(wx->errmsg, sizeof(wx->errmsg), "%s: circuit open", what);
+		return WECHAT_UNAVAILABLE;
+	}
+	t0 = util_mono_us();
+	st = wechat_http(wx, a, what, url, post, out);
+	wx->busy_us += util_mono_us() - t0;
+	shm_lock(wx->shm);
+	before = wx->shm->breaker.state;
+	after = breaker_record(&wx->shm->breaker, &p, util_mono_us(),
+	    st == WECHAT_OK || (st == WECHAT_ERRCODE && wx->errcode != -1));
+	shm_unlock(wx->shm);
+	if (before != after)
+		log_warn("wechat: circuit %s -> %s (%s)", breaker_state_name(before),
+		    breaker_state_name(after), wx->errmsg);
+	return st;
 }
 
 /* URL-escape s into the arena; NULL on failure. */

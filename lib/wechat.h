@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "cache.h"
 #include "config.h"
+#include "shm.h"
 
 enum wechat_status {
 	WECHAT_OK,
@@ -30,6 +31,9 @@ struct wechat {
 	long			 errcode;	/* of the last WECHAT_ERRCODE */
 	char			 errmsg[256];	/* what failed, for the log */
 	unsigned long		 calls;		/* HTTP calls made */
+	int64_t			 busy_us;	/* time spent calling WeChat */
+	struct shm_region	*shm;		/* holds the circuit breaker */
+	long long		 retry_after_s;	/* breaker open: when to retry */
 };
 
 struct wechat_session {
@@ -38,8 +42,12 @@ struct wechat_session {
 	const char	*unionid;	/* NULL when WeChat sent none */
 };
 
-/* Create the handle; 0 or -1. */
-int	wechat_init(struct wechat *, const struct config *, struct cache *);
+/*
+ * Create the handle; 0 or -1.  The circuit breaker in shm guards every
+ * call: open, calls fail at once as WECHAT_UNAVAILABLE with retry_after_s.
+ */
+int	wechat_init(struct wechat *, const struct config *, struct cache *,
+	    struct shm_region *);
 void	wechat_free(struct wechat *);
 /* auth.code2Session for a wx.login code. */
 enum wechat_status wechat_code2session(struct wechat *, struct arena *,

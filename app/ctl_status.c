@@ -1,0 +1,104 @@
+/*
+ * wxappctl status [--json]: the pool's scoreboard from shared memory, as
+ * PHP-FPM's status page shows it; --json prints what GET /status answers.
+ */
+#include <sys/mman.h>
+
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ctl.h"
+#include "shm.h"
+#include "util.h"
+
+/* The human form: pool totals, then one line per responder. */
+static void
+status_text(const struct ctl *ctl, const struct shm_region *r)
+{
+	const struct scoreboard	*sb = &r->sb;
+	const struct sb_slot	*s;
+	char			 ts[40];
+	int64_t			 now = util_mono_us();
+	int			 i, busy = 0, idle = 0;
+
+	for (i = 0; i < SB_SLOTS; i++) {
+		s = &sb->slots[i];
+		if (s->pid == 0)
+			continue;
+		if (s->state == SB_BUSY)
+			busy++;
+		else
+			idle++;
+	}
+	if (util_rfc3339(sb->start_wall_us, ts, sizeof(ts)) == -1)
+		ts[0] = '\0';
+	printf("pool:               %s\n", ctl->cfg.shm_name);
+	printf("start time:         %s (%lld s ago)\n", ts,
+	    (long long)((util_wall_us() - sb->start_wall_us) / 1000000));
+	printf("accepted requests:  %llu\n", (unsigned long long)sb->accepted);
+	printf("responders:         %d busy, %d idle (max busy %u)\n", busy,
+	    idle, sb->max_busy);
+	printf("slow requests:      %llu\n", (unsigned long long)sb->slow);
+	printf("wechat circuit:     %s (opened %llu times, %llu calls "
+	    "rejected)\n\n", breaker_state_name(r->breaker.state),
+	    (unsigned long long)r->breaker.opened,
+	    (unsigned long long)r->breaker.rejected);
+	printf("%-8s %-5s %9s %10s %9s  %s\n", "PID", "STATE", "REQUESTS",
+	    "LAST(us)", "RSS(KiB)", "CURRENT");
+	for (i = 0; i < SB_SLOTS; i++) {
+		s = &sb->slots[i];
+		if (s->pid == 0)
+			continue;
+		printf("%-8d %-5s %9llu %10lld %9llu  ", (int)s->pid,
+		    s->state == SB_BUSY ? "busy" : "idle",
+		    (unsigned long long)s->requests, (long long)s->last_us,
+		    (unsigned long long)s->rss_kb);
+		if (s->state == SB_BUSY)
+			printf("%.*s %.*s (%lld ms)\n", (int)sizeof(s->method),
+			    s->method, (int)sizeof(s->path), s->path,
+			    (long long)((now - s->started_us) / 1000));
+		else
+			printf("-\n");
+	}
+}
+
+int
+ctl_status(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const struct shm_region	*r;
+	struct arena		 a;
+	struct buf		 b;
+	int			 ch, json = 0;
+
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (ch != 'j') {
+			ctl_err("usage: status [--json]");
+			return CTL_USAGE;
+		}
+		json = 1;
+	}
+	if (optind != argc) {
+		ctl_err("usage: status [--json]");
+		return CTL_USAGE;
+	}
+	if ((r = shm_peek(ctl->cfg.shm_name)) == NULL) {
+		ctl_err("status: no pool has run with shm_name %s on this host",
+		    ctl->cfg.shm_name);
+		return CTL_FAIL;
+	}
+	if (json) {
+		arena_init(&a, 64 * 1024, 1);
+		buf_init(&b, &a, 4096);
+		shm_status_json(r, &b);
+		printf("%s\n", buf_cstr(&b));
+		arena_free(&a);
+	} else
+		status_text(ctl, r);
+	munmap((void *)(uintptr_t)r, sizeof(*r));
+	return CTL_OK;
+}

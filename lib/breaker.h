@@ -1,0 +1,56 @@
+/*
+ * breaker: a Hystrix-style circuit breaker as a pure state machine over a
+ * plain struct, so it can live in shared memory (see shm) and be tested
+ * without clocks.  Closed: calls pass and their outcomes fill a rolling
+ * window of one-second buckets; when the window holds at least min_calls
+ * and error_pct of them failed, the breaker opens.  Open: calls fail at
+ * once for open_ms.  Then half-open: up to half_open_calls trial calls
+ * pass; a success closes the breaker, a failure opens it again.
+ */
+#ifndef WX_BREAKER_H
+#define WX_BREAKER_H
+
+#include <stdint.h>
+
+#define BREAKER_MAX_WINDOW	60	/* seconds */
+
+enum breaker_state_id {
+	BREAKER_CLOSED,
+	BREAKER_OPEN,
+	BREAKER_HALF_OPEN
+};
+
+struct breaker_bucket {
+	int64_t		second;
+	uint32_t	ok;
+	uint32_t	fail;
+};
+
+struct breaker {
+	int			state;		/* enum breaker_state_id */
+	int64_t			since_us;	/* entered the state */
+	uint32_t		trials;		/* half-open calls let through */
+	uint64_t		opened;		/* times opened, for status */
+	uint64_t		rejected;	/* calls failed fast */
+	struct breaker_bucket	b[BREAKER_MAX_WINDOW];
+};
+
+struct breaker_params {
+	long long	window_s;
+	long long	min_calls;
+	long long	error_pct;
+	long long	open_ms;
+	long long	half_open_calls;
+};
+
+/* Initialize: closed, an empty window, counters zero. */
+void	breaker_reset(struct breaker *, int64_t now_us);
+/* May a call go out now?  1 yes; 0 no, with *retry_us until it may. */
+int	breaker_allow(struct breaker *, const struct breaker_params *,
+	    int64_t now_us, int64_t *retry_us);
+/* Record a call's outcome; returns the state after it. */
+int	breaker_record(struct breaker *, const struct breaker_params *,
+	    int64_t now_us, int success);
+const char *breaker_state_name(int);
+
+#endif

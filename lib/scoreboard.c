@@ -1,0 +1,139 @@
+/*
+ * scoreboard: slots in shared memory.  The caller holds the shm lock
+ * around every function here except scoreboard_json, which reads without
+ * it (a status page may show a value mid-update; it never blocks the
+ * pool).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "scoreboard.h"
+
+/* A slot's process is gone (reusable). */
+static int
+slot_dead(const struct sb_slot *s)
+{
+	return s->pid != 0 && kill(s->pid, 0) == -1 && errno == ESRCH;
+}
+
+int
+scoreboard_join(struct scoreboard *sb, pid_t pid, int64_t wall_us)
+{
+	int	i;
+
+	for (i = 0; i < SB_SLOTS; i++)
+		if (sb->slots[i].pid == 0 || sb->slots[i].pid == pid ||
+		    slot_dead(&sb->slots[i]))
+			break;
+	if (i == SB_SLOTS)
+		return -1;
+	memset(&sb->slots[i], 0, sizeof(sb->slots[i]));
+	sb->slots[i].pid = pid;
+	sb->slots[i].state = SB_IDLE;
+	sb->slots[i].born_wall_us = wall_us;
+	return i;
+}
+
+void
+scoreboard_leave(struct scoreboard *sb, int slot)
+{
+	memset(&sb->slots[slot], 0, sizeof(sb->slots[slot]));
+}
+
+/* Copy s into dst (n bytes), truncating. */
+static void
+copy(char *dst, size_t n, const char *s)
+{
+	size_t	len = strlen(s);
+
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
+void
+scoreboard_begin(struct scoreboard *sb, int slot, const char *method,
+    const char *path, int64_t now_us)
+{
+	struct sb_slot	*s = &sb->slots[slot];
+	uint32_t	 busy = 0;
+	int		 i;
+
+	s->state = SB_BUSY;
+	s->started_us = now_us;
+	copy(s->method, sizeof(s->method), method);
+	copy(s->path, sizeof(s->path), path);
+	sb->accepted++;
+	for (i = 0; i < SB_SLOTS; i++)
+		busy += sb->slots[i].pid != 0 && sb->slots[i].state == SB_BUSY;
+	if (busy > sb->max_busy)
+		sb->max_busy = busy;
+}
+
+void
+scoreboard_end(struct scoreboard *sb, int slot, int64_t now_us, int slow,
+    uint64_t rss_kb)
+{
+	struct sb_slot	*s = &sb->slots[slot];
+
+	s->state = SB_IDLE;
+	s->requests++;
+	s->last_us = now_us - s->started_us;
+	if (rss_kb != 0)
+		s->rss_kb = rss_kb;
+	if (slow)
+		sb->slow++;
+}
+
+void
+scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
+    int64_t now_wall_us)
+{
+	const struct sb_slot	*s;
+	int			 i, busy = 0, idle = 0, first = 1;
+
+	for (i = 0; i < SB_SLOTS; i++) {
+		s = &sb->slots[i];
+		if (s->pid == 0 || slot_dead(s))
+			continue;
+		if (s->state == SB_BUSY)
+			busy++;
+		else
+			idle++;
+	}
+	buf_printf(b, "{\"start_time\":%lld,\"uptime_s\":%lld,"
+	    "\"accepted\":%llu,\"busy\":%d,\"idle\":%d,\"total\":%d,"
+	    "\"max_busy\":%u,\"slow_requests\":%llu,\"responders\":[",
+	    (long long)(sb->start_wall_us / 1000000),
+	    (long long)((now_wall_us - sb->start_wall_us) / 1000000),
+	    (unsigned long long)sb->accepted, busy, idle, busy + idle,
+	    sb->max_busy, (unsigned long long)sb->slow);
+	for (i = 0; i < SB_SLOTS; i++) {
+		s = &sb->slots[i];
+		if (s->pid == 0 || slot_dead(s))
+			continue;
+		buf_printf(b, "%s{\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
+		    "\"started\":%lld,\"last_request_us\":%lld,\"rss_kb\":%llu",
+		    first ? "" : ",", (int)s->pid,
+		    s->state == SB_BUSY ? "busy" : "idle",
+		    (unsigned long long)s->requests,
+		    (long long)(s->born_wall_us / 1000000),
+		    (long long)s->last_us, (unsigned long long)s->rss_kb);
+		if (s->state == SB_BUSY) {
+			buf_adds(b, ",\"method\":");
+			buf_json_str(b, s->method, strnlen(s->method,
+			    sizeof(s->method)));
+			buf_adds(b, ",\"path\":");
+			buf_json_str(b, s->path, strnlen(s->path,
+			    sizeof(s->path)));
+			buf_printf(b, ",\"elapsed_us\":%lld",
+			    (long long)(now_us - s->started_us));
+		}
+		buf_addc(b, '}');
+		first = 0;
+	}
+	buf_adds(b, "]}");
+}

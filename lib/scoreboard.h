@@ -1,0 +1,55 @@
+/*
+ * scoreboard: what every responder of a host is doing, kept in shared
+ * memory (see shm) so `wxappctl status` and GET /status can show the pool
+ * the way PHP-FPM's status page does: per responder its pid, state,
+ * requests served, the current method, path and elapsed time, the last
+ * request's duration and its RSS; per pool the start time, accepted
+ * requests, busy/idle counts, the most busy ever seen and slow requests.
+ */
+#ifndef WX_SCOREBOARD_H
+#define WX_SCOREBOARD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "arena.h"
+
+#define SB_SLOTS	256
+
+enum sb_state {
+	SB_IDLE,
+	SB_BUSY
+};
+
+struct sb_slot {
+	int32_t		pid;		/* 0: free */
+	int32_t		state;		/* enum sb_state */
+	uint64_t	requests;
+	int64_t		born_wall_us;
+	int64_t		started_us;	/* monotonic, of the current request */
+	int64_t		last_us;	/* duration of the last request */
+	uint64_t	rss_kb;
+	char		method[8];
+	char		path[120];
+};
+
+struct scoreboard {
+	int64_t		start_wall_us;
+	uint64_t	accepted;
+	uint64_t	slow;
+	uint32_t	max_busy;
+	struct sb_slot	slots[SB_SLOTS];
+};
+
+/* Claim a slot for pid (reusing those of dead processes); index or -1. */
+int	scoreboard_join(struct scoreboard *, pid_t, int64_t wall_us);
+void	scoreboard_leave(struct scoreboard *, int slot);
+void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
+	    const char *path, int64_t now_us);
+void	scoreboard_end(struct scoreboard *, int slot, int64_t now_us,
+	    int slow, uint64_t rss_kb);
+/* The whole board as JSON (the data of GET /status). */
+void	scoreboard_json(const struct scoreboard *, struct buf *,
+	    int64_t now_us, int64_t now_wall_us);
+
+#endif

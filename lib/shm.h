@@ -1,0 +1,39 @@
+/*
+ * shm: the shared memory of the responders of one host (one pool
+ * configuration): a named POSIX shared memory segment holding a robust
+ * process-shared mutex, the WeChat circuit breaker and the scoreboard.
+ * Owns creating it exactly once, attaching to it, and the lock (which
+ * survives a holder that dies: EOWNERDEAD is repaired).
+ */
+#ifndef WX_SHM_H
+#define WX_SHM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "breaker.h"
+#include "scoreboard.h"
+
+#define SHM_MAGIC	0x77786170u	/* "wxap" */
+#define SHM_VERSION	1u
+
+struct shm_region {
+	uint32_t		magic;
+	uint32_t		version;
+	pthread_mutex_t		lock;
+	struct breaker		breaker;
+	struct scoreboard	sb;
+};
+
+/* Create or attach to the segment `name` ("/wxapp"); NULL with errno. */
+struct shm_region *shm_attach(const char *name);
+/* A region in this process only, when the shared one cannot be had. */
+struct shm_region *shm_private(void);
+/* Attach read-only for reporting; NULL when absent. */
+const struct shm_region *shm_peek(const char *name);
+/* The pool's status as JSON: the scoreboard and the breaker. */
+void	shm_status_json(const struct shm_region *, struct buf *);
+void	shm_lock(struct shm_region *);
+void	shm_unlock(struct shm_region *);
+
+#endif

@@ -1,0 +1,148 @@
+/* Unit tests for lib/breaker and lib/scoreboard. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "breaker.h"
+#include "scoreboard.h"
+
+static const struct breaker_params p = { 10, 20, 50, 5000, 1 };
+#define S	1000000LL	/* one second in us */
+
+START_TEST(stays_closed_below_volume)
+{
+	struct breaker	br;
+	int64_t		retry, t = 100 * S;
+	int		i;
+
+	breaker_reset(&br, t);
+	/* 19 failures: below the minimum volume of 20. */
+	for (i = 0; i < 19; i++) {
+		ck_assert(breaker_allow(&br, &p, t, &retry));
+		ck_assert_int_eq(breaker_record(&br, &p, t, 0), BREAKER_CLOSED);
+	}
+	/* Successes keep the error rate under 50 %. */
+	for (i = 0; i < 30; i++)
+		breaker_record(&br, &p, t, 1);
+	ck_assert_int_eq(breaker_record(&br, &p, t, 0), BREAKER_CLOSED);
+}
+END_TEST
+
+START_TEST(opens_rejects_half_opens_and_closes)
+{
+	struct breaker	br;
+	int64_t		retry, t = 100 * S;
+	int		i;
+
+	breaker_reset(&br, t);
+	for (i = 0; i < 10; i++)
+		breaker_record(&br, &p, t, 1);
+	for (i = 0; i < 9; i++)
+		ck_assert_int_eq(breaker_record(&br, &p, t, 0), BREAKER_CLOSED);
+	/* The 20th call, 50 % failed: open. */
+	ck_assert_int_eq(breaker_record(&br, &p, t, 0), BREAKER_OPEN);
+	ck_assert(!breaker_allow(&br, &p, t + S, &retry));
+	ck_assert_int_eq(retry, 4 * S);
+	ck_assert_uint_eq(br.rejected, 1);
+	/* After open_ms: one trial passes, the next waits. */
+	ck_assert(breaker_allow(&br, &p, t + 5 * S, &retry));
+	ck_assert_int_eq(br.state, BREAKER_HALF_OPEN);
+	ck_assert(!breaker_allow(&br, &p, t + 5 * S, &retry));
+	/* The trial fails: open again. */
+	ck_assert_int_eq(breaker_record(&br, &p, t + 5 * S, 0), BREAKER_OPEN);
+	ck_assert(!breaker_allow(&br, &p, t + 6 * S, &retry));
+	/* Next trial succeeds: closed, window empty. */
+	ck_assert(breaker_allow(&br, &p, t + 10 * S, &retry));
+	ck_assert_int_eq(breaker_record(&br, &p, t + 10 * S, 1), BREAKER_CLOSED);
+	ck_assert(breaker_allow(&br, &p, t + 10 * S, &retry));
+	ck_assert_uint_eq(br.opened, 2);
+}
+END_TEST
+
+START_TEST(old_failures_leave_the_window)
+{
+	struct breaker	br;
+	int64_t		t = 100 * S;
+	int		i;
+
+	breaker_reset(&br, t);
+	for (i = 0; i < 15; i++)
+		breaker_record(&br, &p, t, 0);
+	/* 11 s later those 15 failures no longer count. */
+	for (i = 0; i < 10; i++)
+		ck_assert_int_eq(breaker_record(&br, &p, t + 11 * S, 0),
+		    BREAKER_CLOSED);
+}
+END_TEST
+
+START_TEST(lost_trial_does_not_wedge)
+{
+	struct breaker	br;
+	int64_t		retry, t = 100 * S;
+	int		i;
+
+	breaker_reset(&br, t);
+	for (i = 0; i < 20; i++)
+		breaker_record(&br, &p, t, 0);
+	ck_assert(breaker_allow(&br, &p, t + 5 * S, &retry));
+	/* Its outcome never comes back; open_ms later another trial goes. */
+	ck_assert(!breaker_allow(&br, &p, t + 6 * S, &retry));
+	ck_assert(breaker_allow(&br, &p, t + 10 * S, &retry));
+}
+END_TEST
+
+START_TEST(scoreboard_slots)
+{
+	struct scoreboard	*sb = calloc(1, sizeof(*sb));
+	struct arena		 a;
+	struct buf		 b;
+	int			 s1, s2;
+
+	s1 = scoreboard_join(sb, getpid(), 1);
+	ck_assert_int_ge(s1, 0);
+	/* A slot of a process that no longer exists is reused. */
+	sb->slots[s1 + 1].pid = 999999999;
+	s2 = scoreboard_join(sb, getppid(), 1);
+	ck_assert_int_eq(s2, s1 + 1);
+	scoreboard_begin(sb, s1, "GET", "/api/v1/data/list", 1000);
+	scoreboard_begin(sb, s2, "POST", "/api/v1/user/login", 1000);
+	ck_assert_uint_eq(sb->max_busy, 2);
+	ck_assert_uint_eq(sb->accepted, 2);
+	scoreboard_end(sb, s2, 5000, 1, 1234);
+	ck_assert_uint_eq(sb->slots[s2].requests, 1);
+	ck_assert_int_eq(sb->slots[s2].last_us, 4000);
+	ck_assert_uint_eq(sb->slow, 1);
+	arena_init(&a, 4096, 1);
+	buf_init(&b, &a, 256);
+	scoreboard_json(sb, &b, 3000, 2000000);
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&b), "\"busy\":1,\"idle\":1"));
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&b),
+	    "\"path\":\"/api/v1/data/list\",\"elapsed_us\":2000"));
+	scoreboard_leave(sb, s1);
+	ck_assert_int_eq(sb->slots[s1].pid, 0);
+	arena_free(&a);
+	free(sb);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("breaker");
+	TCase	*tc = tcase_create("breaker");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_test(tc, stays_closed_below_volume);
+	tcase_add_test(tc, opens_rejects_half_opens_and_closes);
+	tcase_add_test(tc, old_failures_leave_the_window);
+	tcase_add_test(tc, lost_trial_does_not_wedge);
+	tcase_add_test(tc, scoreboard_slots);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
