@@ -147,5 +147,14 @@ void	app_cached(struct app *, struct req *, struct resp *,
 	    const char *collection, const char *key, build_fn, const void *arg);
 /* After a committed write: invalidate the collection's cached answers. */
 void	app_invalidate(struct app *, const char *collection);
+/*
+ * Run a write statement on one resource of a collection.  When it touched
+ * a row: the collection is invalidated and the result returned (the
+ * caller's to PQclear).  Else NULL with the answer set: 404 naming `what`
+ * and id, 409 with `conflict` on a unique violation, or the database error.
+ */
+PGresult *app_write(struct app *, struct resp *, size_t stmt,
+	    const char *const *params, const char *collection, const char *what,
+	    long long id, const char *conflict);
 
 #endif

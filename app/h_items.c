@@ -102,7 +102,6 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 	struct json_object	*body;
 	const char		*v[5];
 	PGresult		*res;
-	enum db_status		 st;
 
 	if (req_json_body(rq, rs, &body) == -1 ||
 	    item_fields_parse(rq, rs, body, v) == -1)
@@ -113,11 +112,9 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 		return;
 	}
 	/* $1 title, $2 summary, $3 cover_url, $4 category, $5 status */
-	if ((st = db_exec(&app->db, STMT_ITEM_CREATE, v, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "item create");
+	if ((res = app_write(app, rs, STMT_ITEM_CREATE, v, "items", "item", 0,
+	    NULL)) == NULL)
 		return;
-	}
-	app_invalidate(app, "items");
 	item_answer(rs, 201, res);
 	resp_header(rs, "Location", "/api/v1/data/%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -130,7 +127,6 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	struct json_object	*body;
 	const char		*v[5], *params[6];
 	PGresult		*res;
-	enum db_status		 st;
 	long long		 id;
 	int			 i, any = 0;
 
@@ -148,16 +144,10 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 		    "title, summary, cover_url, category, status");
 		return;
 	}
-	if ((st = db_exec(&app->db, STMT_ITEM_PATCH, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "item patch");
+	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, "items", "item",
+	    id, NULL)) == NULL)
 		return;
-	}
-	if (PQntuples(res) == 0)
-		resp_error(rs, API_NOT_FOUND, "item %lld not found", id);
-	else {
-		app_invalidate(app, "items");
-		item_answer(rs, 200, res);
-	}
+	item_answer(rs, 200, res);
 	PQclear(res);
 }
 
@@ -167,21 +157,14 @@ h_item_delete(struct app *app, struct req *rq, struct resp *rs)
 {
 	const char	*params[1];
 	PGresult	*res;
-	enum db_status	 st;
 	long long	 id;
 
 	if (data_parse_id(rq, rs, &id) == -1)
 		return;
 	params[0] = arena_printf(rq->a, "%lld", id);
-	if ((st = db_exec(&app->db, STMT_ITEM_DELETE, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "item delete");
+	if ((res = app_write(app, rs, STMT_ITEM_DELETE, params, "items", "item",
+	    id, NULL)) == NULL)
 		return;
-	}
-	if (strcmp(PQcmdTuples(res), "0") == 0)
-		resp_error(rs, API_NOT_FOUND, "item %lld not found", id);
-	else {
-		app_invalidate(app, "items");
-		resp_json(rs, 204, NULL, "deleted");
-	}
+	resp_json(rs, 204, NULL, "deleted");
 	PQclear(res);
 }

@@ -72,16 +72,7 @@ user_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
 	return 0;
 }
 
-/* A failed user write: a taken e-mail address is a conflict. */
-static void
-user_write_error(struct app *app, struct resp *rs, enum db_status st,
-    const char *what)
-{
-	if (st == DB_ERROR && strcmp(app->db.sqlstate, "23505") == 0)
-		resp_error(rs, API_CONFLICT, "field `email` is already in use");
-	else
-		app_db_error(app, rs, st, what);
-}
+#define EMAIL_TAKEN	"field `email` is already in use"
 
 static void
 user_answer(struct resp *rs, int status, PGresult *res)
@@ -99,16 +90,13 @@ h_user_create(struct app *app, struct req *rq, struct resp *rs)
 	struct json_object	*body;
 	const char		*v[2];
 	PGresult		*res;
-	enum db_status		 st;
 
 	if (req_json_body(rq, rs, &body) == -1 ||
 	    user_fields_parse(rq, rs, body, 1, v) == -1)
 		return;
-	if ((st = db_exec(&app->db, STMT_USER_CREATE, v, &res)) != DB_OK) {
-		user_write_error(app, rs, st, "user create");
+	if ((res = app_write(app, rs, STMT_USER_CREATE, v, "users", "user", 0,
+	    EMAIL_TAKEN)) == NULL)
 		return;
-	}
-	app_invalidate(app, "users");
 	user_answer(rs, 201, res);
 	resp_header(rs, "Location", "/api/v1/users/%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -121,7 +109,6 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 	struct json_object	*body;
 	const char		*v[2], *params[3];
 	PGresult		*res;
-	enum db_status		 st;
 	long long		 id;
 
 	if (data_parse_id(rq, rs, &id) == -1 ||
@@ -131,16 +118,10 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 	params[0] = arena_printf(rq->a, "%lld", id);
 	params[1] = v[0];
 	params[2] = v[1];
-	if ((st = db_exec(&app->db, STMT_USER_PATCH, params, &res)) != DB_OK) {
-		user_write_error(app, rs, st, "user patch");
+	if ((res = app_write(app, rs, STMT_USER_PATCH, params, "users", "user",
+	    id, EMAIL_TAKEN)) == NULL)
 		return;
-	}
-	if (PQntuples(res) == 0)
-		resp_error(rs, API_NOT_FOUND, "user %lld not found", id);
-	else {
-		app_invalidate(app, "users");
-		user_answer(rs, 200, res);
-	}
+	user_answer(rs, 200, res);
 	PQclear(res);
 }
 
@@ -150,21 +131,14 @@ h_user_delete(struct app *app, struct req *rq, struct resp *rs)
 {
 	const char	*params[1];
 	PGresult	*res;
-	enum db_status	 st;
 	long long	 id;
 
 	if (data_parse_id(rq, rs, &id) == -1)
 		return;
 	params[0] = arena_printf(rq->a, "%lld", id);
-	if ((st = db_exec(&app->db, STMT_USER_DELETE, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "user delete");
+	if ((res = app_write(app, rs, STMT_USER_DELETE, params, "users", "user",
+	    id, NULL)) == NULL)
 		return;
-	}
-	if (strcmp(PQcmdTuples(res), "0") == 0)
-		resp_error(rs, API_NOT_FOUND, "user %lld not found", id);
-	else {
-		app_invalidate(app, "users");
-		resp_json(rs, 204, NULL, "deleted");
-	}
+	resp_json(rs, 204, NULL, "deleted");
 	PQclear(res);
 }

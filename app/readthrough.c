@@ -3,8 +3,10 @@
  * Redis holds (body bytes, ETag, Last-Modified) with no PostgreSQL query
  * and no serialization.  On a miss one responder rebuilds under a lock
  * while the others wait for its entry (stampede protection); with Redis
- * down every read goes to PostgreSQL (degraded, counted).
+ * down every read goes to PostgreSQL (degraded, counted).  Writes go
+ * through app_write, which invalidates what they change.
  */
+#include <string.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -73,6 +75,31 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 	}
 answer:
 	httpcache_answer(rq, rs, &e, app->cfg.http_cache_control);
+}
+
+PGresult *
+app_write(struct app *app, struct resp *rs, size_t stmt,
+    const char *const *params, const char *collection, const char *what,
+    long long id, const char *conflict)
+{
+	PGresult	*res;
+	enum db_status	 st;
+
+	if ((st = db_exec(&app->db, stmt, params, &res)) != DB_OK) {
+		if (st == DB_ERROR && conflict != NULL &&
+		    strcmp(app->db.sqlstate, "23505") == 0)
+			resp_error(rs, API_CONFLICT, "%s", conflict);
+		else
+			app_db_error(app, rs, st, what);
+		return NULL;
+	}
+	if (PQntuples(res) == 0 && strcmp(PQcmdTuples(res), "0") == 0) {
+		PQclear(res);
+		resp_error(rs, API_NOT_FOUND, "%s %lld not found", what, id);
+		return NULL;
+	}
+	app_invalidate(app, collection);
+	return res;
 }
 
 void

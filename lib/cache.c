@@ -222,6 +222,41 @@ cache_eval(struct cache *cc, redisReply **r, const char *script, int argc,
 	return st;
 }
 
+int
+cache_lock(struct cache *cc, const char *key, const char *owner,
+    const char *ms)
+{
+	const char	*argv[6] = { "SET", key, owner, "NX", "PX", ms };
+	size_t		 argvlen[6];
+	redisReply	*r;
+	int		 i, got;
+
+	for (i = 0; i < 6; i++)
+		argvlen[i] = strlen(argv[i]);
+	if (cache_cmd(cc, &r, 6, argv, argvlen) != CACHE_OK)
+		return -1;
+	got = r->type == REDIS_REPLY_STATUS;
+	freeReplyObject(r);
+	return got;
+}
+
+void
+cache_del_if(struct cache *cc, const char *key, const char *value)
+{
+	static const char	 lua[] =
+	    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+	    "return redis.call('DEL', KEYS[1]) else return 0 end";
+	const char		*argv[5];
+	size_t			 argvlen[5];
+	redisReply		*r;
+
+	argv[2] = "1", argvlen[2] = 1;
+	argv[3] = key, argvlen[3] = strlen(key);
+	argv[4] = value, argvlen[4] = strlen(value);
+	if (cache_eval(cc, &r, lua, 5, argv, argvlen) == CACHE_OK)
+		freeReplyObject(r);
+}
+
 enum cache_status
 cache_get(struct cache *cc, struct arena *a, const char *key,
     const char **val, size_t *len)

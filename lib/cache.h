@@ -65,6 +65,11 @@ enum cache_status cache_setex(struct cache *, const char *key,
 enum cache_status cache_exists(struct cache *, const char *key, int *exists);
 /* Run a command of NUL-terminated strings whose reply is not needed. */
 enum cache_status cache_run(struct cache *, int argc, const char **argv);
+/* SET key owner NX PX ms: 1 taken, 0 held by another, -1 Redis down. */
+int	cache_lock(struct cache *, const char *key, const char *owner,
+	    const char *ms);
+/* DEL key if it still holds value (a lock we own, a token gone stale). */
+void	cache_del_if(struct cache *, const char *key, const char *value);
 /* PING; CACHE_OK when Redis answered PONG. */
 enum cache_status cache_ping(struct cache *);
 

@@ -24,10 +24,6 @@ const char *const httpcache_collections[] = { "users", "items", NULL };
 static const char get_lua[] =
     "local v = redis.call('GET', KEYS[1]) or '0' "
     "return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
-/* Release a lock only if it is still ours. */
-static const char unlock_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /* The per-process lock owner id, made once. */
 static char	lock_owner[32];
@@ -131,41 +127,16 @@ httpcache_put(struct cache *cc, struct arena *a, const char *vkey,
 int
 httpcache_lock(struct cache *cc, struct arena *a, const char *vkey)
 {
-	const char	*argv[6];
-	size_t		 argvlen[6];
-	redisReply	*r;
-	int		 i, got;
-
 	if (lock_owner[0] == '\0' && crypto_random_b64url(16, lock_owner) == -1)
 		return -1;
-	argv[0] = "SET";
-	argv[1] = arena_printf(a, "%s:lock", vkey);
-	argv[2] = lock_owner;
-	argv[3] = "NX";
-	argv[4] = "PX";
-	argv[5] = LOCK_MS;
-	for (i = 0; i < 6; i++)
-		argvlen[i] = strlen(argv[i]);
-	if (cache_cmd(cc, &r, 6, argv, argvlen) != CACHE_OK)
-		return -1;
-	got = r->type == REDIS_REPLY_STATUS;
-	freeReplyObject(r);
-	return got;
+	return cache_lock(cc, arena_printf(a, "%s:lock", vkey), lock_owner,
+	    LOCK_MS);
 }
 
 void
 httpcache_unlock(struct cache *cc, struct arena *a, const char *vkey)
 {
-	const char	*argv[5];
-	size_t		 argvlen[5];
-	redisReply	*r;
-
-	argv[2] = "1", argvlen[2] = 1;
-	argv[3] = arena_printf(a, "%s:lock", vkey);
-	argvlen[3] = strlen(argv[3]);
-	argv[4] = lock_owner, argvlen[4] = strlen(lock_owner);
-	if (cache_eval(cc, &r, unlock_lua, 5, argv, argvlen) == CACHE_OK)
-		freeReplyObject(r);
+	cache_del_if(cc, arena_printf(a, "%s:lock", vkey), lock_owner);
 }
 
 enum cache_status

@@ -25,10 +25,6 @@
 /* Refresh this long before WeChat's expiry, as WeChat's SDKs do. */
 #define TOKEN_EARLY_S		300
 
-/* Delete KEYS[1] only if it still holds ARGV[1] (our lock, a stale token). */
-static const char del_if_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('DEL', KEYS[1]) else return 0 end";
 
 struct sink {
 	struct buf	b;
@@ -292,24 +288,6 @@ wechat_fetch_token(struct wechat *wx, struct arena *a, const char **token,
 	return WECHAT_OK;
 }
 
-/* SET key value NX PX ms; 1 when set, 0 when taken, -1 when Redis is down. */
-static int
-cache_lock(struct cache *cc, const char *key, const char *value)
-{
-	const char	*argv[6] = { "SET", key, value, "NX", "PX", TOKEN_LOCK_MS };
-	size_t		 argvlen[6];
-	redisReply	*r;
-	int		 i, got;
-
-	for (i = 0; i < 6; i++)
-		argvlen[i] = strlen(argv[i]);
-	if (cache_cmd(cc, &r, 6, argv, argvlen) != CACHE_OK)
-		return -1;
-	got = r->type == REDIS_REPLY_STATUS;
-	freeReplyObject(r);
-	return got;
-}
-
 /*
  * The shared token.  One responder at a time refreshes (SET NX lock); the
  * others wait for its result for up to the WeChat timeout.  With Redis
@@ -319,7 +297,6 @@ cache_lock(struct cache *cc, const char *key, const char *value)
 enum wechat_status
 wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 {
-	const char		*argv[5];
 	char			 owner[32];
 	long long		 ttl;
 	size_t			 len;
@@ -333,7 +310,8 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 	if (crypto_random_b64url(16, owner) == -1)
 		return WECHAT_UNAVAILABLE;
 	deadline = util_mono_us() + wx->cfg->wechat_timeout_ms * 1000;
-	while ((got = cache_lock(wx->cache, TOKEN_LOCK, owner)) == 0) {
+	while ((got = cache_lock(wx->cache, TOKEN_LOCK, owner,
+	    TOKEN_LOCK_MS)) == 0) {
 		if (util_mono_us() > deadline) {
 			snprintf(wx->errmsg, sizeof(wx->errmsg),
 			    "access_token: another responder is still refreshing");
@@ -354,20 +332,9 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 			log_info("wechat: access_token refreshed, cached %lld s",
 			    ttl);
 		}
-		argv[0] = "EVAL", argv[1] = del_if_lua, argv[2] = "1";
-		argv[3] = TOKEN_LOCK, argv[4] = owner;
-		(void)cache_run(wx->cache, 5, argv);
+		cache_del_if(wx->cache, TOKEN_LOCK, owner);
 	}
 	return st;
-}
-
-/* Drop the cached token if it is still `bad`, so the next get refreshes. */
-static void
-wechat_forget_token(struct wechat *wx, const char *bad)
-{
-	const char	*argv[5] = { "EVAL", del_if_lua, "1", TOKEN_KEY, bad };
-
-	(void)cache_run(wx->cache, 5, argv);
 }
 
 /* 40001, 40014, 42001: the token is stale; refresh and retry once. */
@@ -404,7 +371,8 @@ wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
 			break;
 		log_warn("wechat: access_token rejected (errcode %ld); "
 		    "refreshing", wx->errcode);
-		wechat_forget_token(wx, token);
+		/* Drop the cached token if it is still the bad one. */
+		cache_del_if(wx->cache, TOKEN_KEY, token);
 	}
 	if (st != WECHAT_OK)
 		return st;
