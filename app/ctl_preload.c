@@ -17,9 +17,10 @@ preload_page(struct ctl *ctl, struct cache *cc, struct arena *a,
 {
 	struct hc_entry	 e;
 	const char	*vkey;
+	long long	 changed;
 
-	if (httpcache_get(cc, a, "items", data_list_key(a, q), &e, &vkey) ==
-	    HC_UNAVAILABLE) {
+	if (httpcache_get(cc, a, "items", data_list_key(a, q), &e, &vkey,
+	    &changed) == HC_UNAVAILABLE) {
 		ctl_err("preload: redis unavailable");
 		return -1;
 	}
@@ -27,6 +28,8 @@ preload_page(struct ctl *ctl, struct cache *cc, struct arena *a,
 		ctl_err("preload: postgres: %s", ctl->db.errmsg);
 		return -1;
 	}
+	if (changed > e.last_modified)
+		e.last_modified = changed;
 	if (httpcache_put(cc, a, vkey, &e, ctl->cfg.cache_ttl) != CACHE_OK) {
 		ctl_err("preload: redis unavailable");
 		return -1;

@@ -24,7 +24,7 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
-		if (s->pid == 0)
+		if (!scoreboard_live(s))
 			continue;
 		if (s->state == SB_BUSY)
 			busy++;
@@ -48,7 +48,7 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 	    "LAST(us)", "RSS(KiB)", "CURRENT");
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
-		if (s->pid == 0)
+		if (!scoreboard_live(s))
 			continue;
 		printf("%-8d %-5s %9llu %10lld %9llu  ", (int)s->pid,
 		    s->state == SB_BUSY ? "busy" : "idle",

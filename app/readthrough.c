@@ -36,9 +36,11 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 	struct hc_entry	 e;
 	const char	*vkey;
 	int64_t		 deadline;
+	long long	 changed;
 	int		 locked;
 
-	switch (httpcache_get(&app->cache, rq->a, collection, key, &e, &vkey)) {
+	switch (httpcache_get(&app->cache, rq->a, collection, key, &e, &vkey,
+	    &changed)) {
 	case HC_HIT:
 		break;
 	case HC_UNAVAILABLE:
@@ -66,6 +68,8 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 				httpcache_unlock(&app->cache, rq->a, vkey);
 			return;
 		}
+		if (e.status == 200 && changed > e.last_modified)
+			e.last_modified = changed;
 		(void)httpcache_put(&app->cache, rq->a, vkey, &e,
 		    e.status == 200 ? app->cfg.cache_ttl :
 		    app->cfg.cache_negative_ttl);

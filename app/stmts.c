@@ -10,11 +10,11 @@
 /* The user as the API shows it (see data_user_json). */
 #define USER_COLS \
 	"id, name, email, phone, " TS("created_at") ", " TS("updated_at") \
-	", extract(epoch FROM updated_at)::bigint"
+	", floor(extract(epoch FROM updated_at))::bigint"
 /* An item (see data_item_json). */
 #define ITEM_COLS \
 	"id, title, summary, cover_url, category, status, " TS("created_at") \
-	", " TS("updated_at") ", extract(epoch FROM updated_at)::bigint"
+	", " TS("updated_at") ", floor(extract(epoch FROM updated_at))::bigint"
 #define PUBLISHED	"status = 'published'"
 
 const struct db_stmt app_stmts[STMT_COUNT] = {
@@ -69,7 +69,7 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    "DELETE FROM users WHERE id = $1", 1 },
 	[STMT_PROFILE_GET] = { "profile_get",
 	    "SELECT city, gender, avatar_url, bio,"
-	    " extract(epoch FROM updated_at)::bigint"
+	    " floor(extract(epoch FROM updated_at))::bigint"
 	    " FROM user_profiles WHERE user_id = $1", 1 },
 	[STMT_ITEMS_PAGE] = { "items_page",
 	    "SELECT " ITEM_COLS " FROM items WHERE " PUBLISHED

@@ -68,6 +68,8 @@ main(int argc, char *argv[])
 	int		 ch, rc;
 
 	memset(&ctl, 0, sizeof(ctl));
+	/* Errors are ours to report, in one line: no getopt messages. */
+	opterr = 0;
 	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -80,22 +82,21 @@ main(int argc, char *argv[])
 			printf("wxappctl %s\n", PACKAGE_VERSION);
 			return CTL_OK;
 		default:
-			usage(stderr);
+			ctl_err("unknown option; see wxappctl -h");
 			return CTL_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1) {
-		usage(stderr);
+		ctl_err("no command given; see wxappctl -h");
 		return CTL_USAGE;
 	}
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[0], cmds[i].name) == 0)
 			break;
 	if (i == sizeof(cmds) / sizeof(cmds[0])) {
-		ctl_err("unknown command `%s`", argv[0]);
-		usage(stderr);
+		ctl_err("unknown command `%s`; see wxappctl -h", argv[0]);
 		return CTL_USAGE;
 	}
 	ctl.cfgpath = config_pick_path(ctl.cfgpath);

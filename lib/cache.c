@@ -298,36 +298,3 @@ cache_setex(struct cache *cc, const char *key, const char *val, size_t len,
 		freeReplyObject(r);
 	return st;
 }
-
-enum cache_status
-cache_exists(struct cache *cc, const char *key, int *exists)
-{
-	const char		*argv[2] = { "EXISTS", key };
-	size_t			 argvlen[2] = { 6, strlen(key) };
-	redisReply		*r;
-	enum cache_status	 st;
-
-	*exists = 0;
-	if ((st = cache_cmd(cc, &r, 2, argv, argvlen)) != CACHE_OK)
-		return st;
-	*exists = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-	freeReplyObject(r);
-	return CACHE_OK;
-}
-
-enum cache_status
-cache_run(struct cache *cc, int argc, const char **argv)
-{
-	size_t			 argvlen[16];
-	redisReply		*r;
-	enum cache_status	 st;
-	int			 i;
-
-	if (argc > 16)
-		return CACHE_ERROR;
-	for (i = 0; i < argc; i++)
-		argvlen[i] = strlen(argv[i]);
-	if ((st = cache_cmd(cc, &r, argc, argv, argvlen)) == CACHE_OK)
-		freeReplyObject(r);
-	return st;
-}

@@ -61,10 +61,6 @@ enum cache_status cache_get(struct cache *, struct arena *, const char *key,
 /* SET key val EX ttl_s. */
 enum cache_status cache_setex(struct cache *, const char *key,
 	    const char *val, size_t len, long long ttl_s);
-/* EXISTS key; *exists is 0 or 1. */
-enum cache_status cache_exists(struct cache *, const char *key, int *exists);
-/* Run a command of NUL-terminated strings whose reply is not needed. */
-enum cache_status cache_run(struct cache *, int argc, const char **argv);
 /* SET key owner NX PX ms: 1 taken, 0 held by another, -1 Redis down. */
 int	cache_lock(struct cache *, const char *key, const char *owner,
 	    const char *ms);

@@ -20,10 +20,16 @@
 
 const char *const httpcache_collections[] = { "users", "items", NULL };
 
-/* The version and the entry in one round trip. */
+/* The version, the entry and the last write time in one round trip. */
 static const char get_lua[] =
     "local v = redis.call('GET', KEYS[1]) or '0' "
-    "return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
+    "return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2]), "
+    "redis.call('GET', KEYS[2]) or '0'}";
+/* A write: a new version, and when (by Redis' clock). */
+static const char bump_lua[] =
+    "local t = redis.call('TIME') "
+    "redis.call('SET', KEYS[2], t[1]) "
+    "return redis.call('INCR', KEYS[1])";
 
 /* The per-process lock owner id, made once. */
 static char	lock_owner[32];
@@ -66,26 +72,34 @@ entry_parse(struct arena *a, const char *p, size_t n, struct hc_entry *e)
 
 enum hc_result
 httpcache_get(struct cache *cc, struct arena *a, const char *collection,
-    const char *key, struct hc_entry *e, const char **vkey)
+    const char *key, struct hc_entry *e, const char **vkey,
+    long long *changed)
 {
-	const char		*argv[6], *prefix;
-	size_t			 argvlen[6];
+	const char		*argv[7], *prefix, *errstr;
+	size_t			 argvlen[7];
 	redisReply		*r;
 	enum hc_result		 res = HC_MISS;
 
+	*changed = 0;
 	prefix = arena_printf(a, "wx:hc:%s:", collection);
-	argv[2] = "1", argvlen[2] = 1;
+	argv[2] = "2", argvlen[2] = 1;
 	argv[3] = arena_printf(a, "wx:ver:%s", collection);
 	argvlen[3] = strlen(argv[3]);
-	argv[4] = prefix, argvlen[4] = strlen(prefix);
-	argv[5] = key, argvlen[5] = strlen(key);
-	if (cache_eval(cc, &r, get_lua, 6, argv, argvlen) != CACHE_OK)
+	argv[4] = arena_printf(a, "wx:mtime:%s", collection);
+	argvlen[4] = strlen(argv[4]);
+	argv[5] = prefix, argvlen[5] = strlen(prefix);
+	argv[6] = key, argvlen[6] = strlen(key);
+	if (cache_eval(cc, &r, get_lua, 7, argv, argvlen) != CACHE_OK)
 		return HC_UNAVAILABLE;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[2]->type != REDIS_REPLY_STRING) {
 		freeReplyObject(r);
 		return HC_UNAVAILABLE;
 	}
+	if (util_strtonum(r->element[2]->str, 0, LLONG_MAX, changed,
+	    &errstr) == -1)
+		*changed = 0;
 	*vkey = arena_printf(a, "%s%s:%s", prefix, r->element[0]->str, key);
 	if (r->element[1]->type == REDIS_REPLY_STRING) {
 		if (entry_parse(a, r->element[1]->str, r->element[1]->len,
@@ -142,14 +156,24 @@ httpcache_unlock(struct cache *cc, struct arena *a, const char *vkey)
 enum cache_status
 httpcache_bump(struct cache *cc, const char *collection)
 {
-	char		 key[64];
-	const char	*argv[2] = { "INCR", key };
-	int		 n;
+	char			 ver[64], mtime[64];
+	const char		*argv[5];
+	size_t			 argvlen[5];
+	redisReply		*r;
+	enum cache_status	 st;
+	int			 n1, n2;
 
-	n = snprintf(key, sizeof(key), "wx:ver:%s", collection);
-	if (n < 0 || (size_t)n >= sizeof(key))
+	n1 = snprintf(ver, sizeof(ver), "wx:ver:%s", collection);
+	n2 = snprintf(mtime, sizeof(mtime), "wx:mtime:%s", collection);
+	if (n1 < 0 || (size_t)n1 >= sizeof(ver) || n2 < 0 ||
+	    (size_t)n2 >= sizeof(mtime))
 		return CACHE_ERROR;
-	return cache_run(cc, 2, argv);
+	argv[2] = "2", argvlen[2] = 1;
+	argv[3] = ver, argvlen[3] = (size_t)n1;
+	argv[4] = mtime, argvlen[4] = (size_t)n2;
+	if ((st = cache_eval(cc, &r, bump_lua, 5, argv, argvlen)) == CACHE_OK)
+		freeReplyObject(r);
+	return st;
 }
 
 void

@@ -7,7 +7,8 @@
  *
  * Invalidation by version: every key of a collection embeds the
  * collection's version number (wx:ver:<collection>), read in the same
- * round trip as the entry by a Lua script.  A write INCRs the version, so
+ * round trip as the entry by a Lua script.  A write also records when it
+ * happened (wx:mtime:<collection>, Redis' clock).  A write INCRs the version, so
  * every cached page of the collection is unreachable at once without
  * knowing which pages exist (list pages by category, page, size and
  * cursor are too many to delete one by one); the orphans expire by TTL.
@@ -43,11 +44,13 @@ extern const char *const httpcache_collections[];
 
 /*
  * Look up key in collection.  On HC_MISS *vkey is the versioned key under
- * which to store the rebuilt entry.
+ * which to store the rebuilt entry, and *changed the time of the
+ * collection's last write (0 when unknown): a list's Last-Modified must
+ * not go back when a delete removes its newest row.
  */
 enum hc_result httpcache_get(struct cache *, struct arena *,
 	    const char *collection, const char *key, struct hc_entry *,
-	    const char **vkey);
+	    const char **vkey, long long *changed);
 /* Look up an exact versioned key (waiting for another rebuild). */
 enum hc_result httpcache_get_exact(struct cache *, struct arena *,
 	    const char *vkey, struct hc_entry *);

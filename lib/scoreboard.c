@@ -19,6 +19,12 @@ slot_dead(const struct sb_slot *s)
 }
 
 int
+scoreboard_live(const struct sb_slot *s)
+{
+	return s->pid != 0 && !slot_dead(s);
+}
+
+int
 scoreboard_join(struct scoreboard *sb, pid_t pid, int64_t wall_us)
 {
 	int	i;
@@ -97,7 +103,7 @@ scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
 
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
-		if (s->pid == 0 || slot_dead(s))
+		if (!scoreboard_live(s))
 			continue;
 		if (s->state == SB_BUSY)
 			busy++;
@@ -113,7 +119,7 @@ scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
 	    sb->max_busy, (unsigned long long)sb->slow);
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
-		if (s->pid == 0 || slot_dead(s))
+		if (!scoreboard_live(s))
 			continue;
 		buf_printf(b, "%s{\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
 		    "\"started\":%lld,\"last_request_us\":%lld,\"rss_kb\":%llu",

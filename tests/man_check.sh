@@ -1,0 +1,39 @@
+#!/bin/sh
+# make check: every man page lints clean (mandoc -Tlint), wxapp.conf(5)
+# documents every configuration key the code knows (wxappctl config
+# --keys), and wxappctl(8) has a section for every subcommand.
+set -u
+srcdir=${srcdir:-.}
+ctl=./app/wxappctl
+fail=0
+
+if ! command -v mandoc >/dev/null 2>&1; then
+	echo "mandoc is not installed (apt-get install mandoc): skipped"
+	exit 77
+fi
+for page in "$srcdir"/man/*.[0-9]; do
+	out=$(mandoc -Tlint -Wwarning "$page" 2>&1)
+	if [ -n "$out" ]; then
+		echo "$out"
+		fail=1
+	fi
+done
+
+keys=$("$ctl" -c /dev/null config --keys) || { echo "wxappctl config --keys failed"; exit 1; }
+for k in $keys; do
+	if ! grep -q "^\.It Ic $k\( \|$\)" "$srcdir/man/wxapp.conf.5"; then
+		echo "wxapp.conf.5 does not document the key $k"
+		fail=1
+	fi
+done
+
+subs=$("$ctl" -h | awk '/^  [a-z]/ { print $1 }')
+[ -n "$subs" ] || { echo "wxappctl -h lists no subcommands"; exit 1; }
+for s in $subs; do
+	if ! grep -q "^\.Ss $s$" "$srcdir/man/wxappctl.8"; then
+		echo "wxappctl.8 has no section for the subcommand $s"
+		fail=1
+	fi
+done
+[ "$fail" -eq 0 ] && echo "man pages: lint clean, $(echo "$keys" | wc -l) keys and $(echo "$subs" | wc -l) subcommands documented"
+exit "$fail"
