@@ -142,9 +142,14 @@ void	h_user_delete(struct app *, struct req *, struct resp *);
 /* Read-through (app/readthrough.c). */
 typedef enum db_status	(*build_fn)(struct db *, struct arena *, const void *,
 			    struct hc_entry *);
-/* Answer from the cache, or build (one builder per key), store, answer. */
+/*
+ * Answer from the cache, or build (one builder per key), store, answer.
+ * A list (is_list) is modified when its collection is, not only when one
+ * of its rows is: its Last-Modified includes the collection's change time.
+ */
 void	app_cached(struct app *, struct req *, struct resp *,
-	    const char *collection, const char *key, build_fn, const void *arg);
+	    const char *collection, const char *key, build_fn, const void *arg,
+	    int is_list);
 /* After a committed write: invalidate the collection's cached answers. */
 void	app_invalidate(struct app *, const char *collection);
 /*

@@ -20,7 +20,7 @@ h_items_list(struct app *app, struct req *rq, struct resp *rs)
 	if (data_parse_list(rq, rs, 1, &q) == -1)
 		return;
 	app_cached(app, rq, rs, "items", data_list_key(rq->a, &q),
-	    data_build_items, &q);
+	    data_build_items, &q, 1);
 }
 
 /* GET /api/v1/data/{id} */
@@ -32,7 +32,7 @@ h_item_get(struct app *app, struct req *rq, struct resp *rs)
 	if (data_parse_id(rq, rs, &q.id) == -1)
 		return;
 	app_cached(app, rq, rs, "items", data_one_key(rq->a, &q),
-	    data_build_item, &q);
+	    data_build_item, &q, 0);
 }
 
 /*

@@ -18,7 +18,7 @@ h_users_list(struct app *app, struct req *rq, struct resp *rs)
 	if (data_parse_list(rq, rs, 0, &q) == -1)
 		return;
 	app_cached(app, rq, rs, "users", data_list_key(rq->a, &q),
-	    data_build_users, &q);
+	    data_build_users, &q, 1);
 }
 
 /* GET /api/v1/users/{id}[?include=profile] */
@@ -39,7 +39,7 @@ h_user_get(struct app *app, struct req *rq, struct resp *rs)
 		q.profile = 1;
 	}
 	app_cached(app, rq, rs, "users", data_one_key(rq->a, &q),
-	    data_build_user, &q);
+	    data_build_user, &q, 0);
 }
 
 /* name and email of body into v[0], v[1]; required when create is set. */

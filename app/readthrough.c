@@ -31,7 +31,8 @@ rebuild(struct app *app, struct resp *rs, build_fn build, const void *arg,
 
 void
 app_cached(struct app *app, struct req *rq, struct resp *rs,
-    const char *collection, const char *key, build_fn build, const void *arg)
+    const char *collection, const char *key, build_fn build, const void *arg,
+    int is_list)
 {
 	struct hc_entry	 e;
 	const char	*vkey;
@@ -68,7 +69,7 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 				httpcache_unlock(&app->cache, rq->a, vkey);
 			return;
 		}
-		if (e.status == 200 && changed > e.last_modified)
+		if (is_list && changed > e.last_modified)
 			e.last_modified = changed;
 		(void)httpcache_put(&app->cache, rq->a, vkey, &e,
 		    e.status == 200 ? app->cfg.cache_ttl :

@@ -47,6 +47,12 @@ static void
 on_stop(int sig)
 {
 	stop_signal = sig;
+	/*
+	 * libfcgi goes back to accept(2) by itself when a connection breaks
+	 * before its request arrives; this flag (all it sets) makes it
+	 * return instead.
+	 */
+	FCGX_ShutdownPending();
 }
 
 static void
@@ -429,7 +435,7 @@ main(int argc, char *argv[])
 				    app.cfg.log_file, strerror(errno));
 		}
 		if ((rc = FCGX_Accept_r(&fr)) < 0) {
-			if (rc == -EINTR)
+			if (rc == -EINTR || stop_signal)
 				continue;
 			log_error("accept failed: %s", strerror(-rc));
 			break;

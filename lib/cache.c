@@ -103,11 +103,15 @@ cache_connect(struct cache *cc)
 	}
 	cc->backoff_ms = CACHE_BACKOFF_MIN_MS;
 	cc->next_try_us = 0;
+	cc->c_born_us = util_mono_us();
 	if (cc->lost) {
 		cc->lost = 0;
 		log_info("redis: connected again to %s", cc->cfg->redis_addr);
 		if (cc->on_recover != NULL)
 			cc->on_recover(cc, cc->recover_arg);
+		/* The hook's own commands may have lost the connection again. */
+		if (cc->c == NULL)
+			return -1;
 	}
 	return 0;
 fail:
@@ -144,15 +148,36 @@ cache_cmd(struct cache *cc, redisReply **reply, int argc, const char **argv,
 {
 	redisReply	*r;
 	int64_t		 t0;
+	int		 fresh;
 
 	*reply = NULL;
 	if (cache_ready(cc) == -1) {
 		cc->failures++;
 		return CACHE_UNAVAILABLE;
 	}
+	fresh = cc->c_born_us == 0 || util_mono_us() - cc->c_born_us < 1000;
 	t0 = util_mono_us();
 	r = redisCommandArgv(cc->c, argc, argv, argvlen);
 	cc->busy_us += util_mono_us() - t0;
+	/*
+	 * An old connection that fails at once (Redis restarted, an idle
+	 * connection reset) never reached a live server: reconnect and try
+	 * once more.  A timeout is not retried: the command may have run.
+	 */
+	if (r == NULL && !fresh && util_mono_us() - t0 <
+	    cc->cfg->redis_command_timeout_ms * 500) {
+		log_warn("redis: %s: stale connection (%s); reconnecting",
+		    argv[0], cc->c->errstr);
+		cache_close(cc);
+		cc->lost = 1;
+		if (cache_connect(cc) == -1) {
+			cc->failures++;
+			return CACHE_UNAVAILABLE;
+		}
+		t0 = util_mono_us();
+		r = redisCommandArgv(cc->c, argc, argv, argvlen);
+		cc->busy_us += util_mono_us() - t0;
+	}
 	if (r == NULL) {
 		log_error("redis: %s: connection lost: %s", argv[0],
 		    cc->c->errstr);

@@ -34,6 +34,7 @@ struct cache {
 	void			*recover_arg;
 	unsigned long		 failures;	/* commands that found Redis down */
 	int64_t			 busy_us;	/* time spent in Redis */
+	int64_t			 c_born_us;	/* when c was connected */
 };
 
 void	cache_init(struct cache *, const struct config *);

@@ -25,10 +25,18 @@ static const char get_lua[] =
     "local v = redis.call('GET', KEYS[1]) or '0' "
     "return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2]), "
     "redis.call('GET', KEYS[2]) or '0'}";
-/* A write: a new version, and when (by Redis' clock). */
+/*
+ * A write: a new version, and when, by Redis' clock, in seconds as HTTP
+ * dates are.  Two writes within one second would share a Last-Modified
+ * and a client holding the first answer would get a 304 after the
+ * second, so the change time strictly increases with every write, even
+ * if that runs it a little ahead of the clock under a burst of writes.
+ */
 static const char bump_lua[] =
-    "local t = redis.call('TIME') "
-    "redis.call('SET', KEYS[2], t[1]) "
+    "local t = tonumber(redis.call('TIME')[1]) "
+    "local prev = tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "if prev >= t then t = prev + 1 end "
+    "redis.call('SET', KEYS[2], t) "
     "return redis.call('INCR', KEYS[1])";
 
 /* The per-process lock owner id, made once. */

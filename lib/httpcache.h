@@ -45,8 +45,8 @@ extern const char *const httpcache_collections[];
 /*
  * Look up key in collection.  On HC_MISS *vkey is the versioned key under
  * which to store the rebuilt entry, and *changed the time of the
- * collection's last write (0 when unknown): a list's Last-Modified must
- * not go back when a delete removes its newest row.
+ * collection's last write (0 when unknown; strictly increasing): a list's
+ * Last-Modified must not go back when a delete removes its newest row.
  */
 enum hc_result httpcache_get(struct cache *, struct arena *,
 	    const char *collection, const char *key, struct hc_entry *,

@@ -68,6 +68,18 @@ allow_add(struct buf *allow, const char *m)
 	buf_adds(allow, m);
 }
 
+/*
+ * A literal pattern wins over one with {params}: /api/v1/data/list is not
+ * /api/v1/data/{id}, for matching and for the Allow list alike.
+ */
+static int
+route_considered(const struct route *r, struct req *rq, int literal_only)
+{
+	if (literal_only && strchr(r->pattern, '{') != NULL)
+		return 0;
+	return route_path_match(r->pattern, rq->path, rq, 0);
+}
+
 enum route_result
 router_match(const struct route *table, size_t n, struct req *rq,
     struct resp *rs)
@@ -75,13 +87,16 @@ router_match(const struct route *table, size_t n, struct req *rq,
 	const char	*method = rq->method;
 	struct buf	 allow;
 	size_t		 i;
-	int		 known = 0;
+	int		 known = 0, literal = 0;
 
 	rq->head = strcmp(method, "HEAD") == 0;
 	if (rq->head)
 		method = "GET";
+	for (i = 0; i < n && !literal; i++)
+		literal = strchr(table[i].pattern, '{') == NULL &&
+		    route_path_match(table[i].pattern, rq->path, rq, 0);
 	for (i = 0; i < n; i++) {
-		if (!route_path_match(table[i].pattern, rq->path, rq, 0))
+		if (!route_considered(&table[i], rq, literal))
 			continue;
 		known = 1;
 		if (strcmp(table[i].method, method) == 0) {
@@ -96,7 +111,7 @@ router_match(const struct route *table, size_t n, struct req *rq,
 	}
 	buf_init(&allow, rq->a, 64);
 	for (i = 0; i < n; i++) {
-		if (!route_path_match(table[i].pattern, rq->path, rq, 0))
+		if (!route_considered(&table[i], rq, literal))
 			continue;
 		allow_add(&allow, table[i].method);
 		if (strcmp(table[i].method, "GET") == 0)

@@ -15,6 +15,8 @@ static const struct route table[] = {
 	{ "GET",	"/api/v1/users/{id}",		h_c, 0, 0 },
 	{ "DELETE",	"/api/v1/users/{id}",		h_b, 0, 0 },
 	{ "GET",	"/api/v1/users/{id}/posts/{post}", h_a, 0, 0 },
+	{ "GET",	"/api/v1/data/list",		h_c, 0, 0 },
+	{ "PATCH",	"/api/v1/data/{id}",		h_b, 0, 0 },
 };
 #define N	(sizeof(table) / sizeof(table[0]))
 
@@ -104,6 +106,17 @@ START_TEST(method_not_allowed_lists_allow)
 }
 END_TEST
 
+START_TEST(literal_beats_param)
+{
+	ck_assert_int_eq(route("GET", "/api/v1/data/list"), ROUTE_FOUND);
+	ck_assert_ptr_eq(rq.route->fn, h_c);
+	ck_assert_int_eq(route("PATCH", "/api/v1/data/list"), ROUTE_BAD_METHOD);
+	ck_assert_str_eq(header("Allow"), "GET, HEAD");
+	ck_assert_int_eq(route("PATCH", "/api/v1/data/7"), ROUTE_FOUND);
+	ck_assert_str_eq(req_path_param(&rq, "id"), "7");
+}
+END_TEST
+
 START_TEST(head_uses_get)
 {
 	ck_assert_int_eq(route("HEAD", "/ping"), ROUTE_FOUND);
@@ -126,6 +139,7 @@ main(void)
 	tcase_add_test(tc, not_found);
 	tcase_add_test(tc, method_not_allowed_lists_allow);
 	tcase_add_test(tc, head_uses_get);
+	tcase_add_test(tc, literal_beats_param);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
