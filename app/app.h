@@ -161,5 +161,8 @@ void	app_invalidate(struct app *, const char *collection);
 PGresult *app_write(struct app *, struct resp *, size_t stmt,
 	    const char *const *params, const char *collection, const char *what,
 	    long long id, const char *conflict);
+/* DELETE of the resource {id}: 204, or what app_write answers. */
+void	app_delete(struct app *, struct req *, struct resp *, size_t stmt,
+	    const char *collection, const char *what);
 
 #endif

@@ -129,16 +129,5 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 void
 h_user_delete(struct app *app, struct req *rq, struct resp *rs)
 {
-	const char	*params[1];
-	PGresult	*res;
-	long long	 id;
-
-	if (data_parse_id(rq, rs, &id) == -1)
-		return;
-	params[0] = arena_printf(rq->a, "%lld", id);
-	if ((res = app_write(app, rs, STMT_USER_DELETE, params, "users", "user",
-	    id, NULL)) == NULL)
-		return;
-	resp_json(rs, 204, NULL, "deleted");
-	PQclear(res);
+	app_delete(app, rq, rs, STMT_USER_DELETE, "users", "user");
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "data.h"
 #include "log.h"
 #include "util.h"
 
@@ -105,6 +106,24 @@ app_write(struct app *app, struct resp *rs, size_t stmt,
 	}
 	app_invalidate(app, collection);
 	return res;
+}
+
+void
+app_delete(struct app *app, struct req *rq, struct resp *rs, size_t stmt,
+    const char *collection, const char *what)
+{
+	const char	*params[1];
+	PGresult	*res;
+	long long	 id;
+
+	if (data_parse_id(rq, rs, &id) == -1)
+		return;
+	params[0] = arena_printf(rq->a, "%lld", id);
+	if ((res = app_write(app, rs, stmt, params, collection, what, id,
+	    NULL)) == NULL)
+		return;
+	resp_json(rs, 204, NULL, "deleted");
+	PQclear(res);
 }
 
 void

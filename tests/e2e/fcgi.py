@@ -11,16 +11,15 @@ BEGIN_REQUEST (role RESPONDER), the params as PARAMS records and an empty
 PARAMS record, the body as STDIN records and an empty STDIN record; then
 STDOUT/STDERR records are read until END_REQUEST.  The CGI answer in
 STDOUT (`Status:` and the other headers, a blank line, the body) is split
-into status, headers and body.  fcgi.Response has the same reading
-interface as e2elib.Response (status, headers, body, header(), header_all(),
-json(), describe(), method, target), so e2elib.TestCase.assert_envelope
-works on it.
+into status, headers and body.  fcgi.Response is an e2elib.Response, so
+e2elib.TestCase.assert_envelope works on it.
 """
 
-import json
 import socket
 import struct
 import urllib.parse
+
+import e2elib
 
 VERSION = 1
 
@@ -53,54 +52,19 @@ class ProtocolError(Exception):
     """The responder broke the FastCGI protocol or closed early."""
 
 
-class Response:
-    """A FastCGI answer: HTTP status, headers (list of (name, value)), body
-    (bytes), the STDERR bytes, END_REQUEST's appStatus and protocolStatus."""
+class Response(e2elib.Response):
+    """A FastCGI answer: e2elib.Response (HTTP status, headers, body) plus
+    the STDERR bytes and END_REQUEST's appStatus and protocolStatus."""
 
     def __init__(self, method, target, status, reason, headers, body,
                  stderr=b"", app_status=0, protocol_status=REQUEST_COMPLETE):
-        self.method = method
-        self.target = target
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
+        super().__init__(method, target, status, reason, headers, body)
         self.stderr = stderr
         self.app_status = app_status
         self.protocol_status = protocol_status
-        self._json = None
-        self._json_err = None
-        self._parsed = False
-
-    def header(self, name):
-        vals = self.header_all(name)
-        return vals[0] if vals else None
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
-
-    def json(self):
-        """Parsed body, or raises AssertionError with a readable reason."""
-        if not self._parsed:
-            self._parsed = True
-            try:
-                self._json = json.loads(self.body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as e:
-                self._json_err = e
-        if self._json_err is not None:
-            raise AssertionError("body is not valid UTF-8 JSON (%s): %s"
-                                 % (self._json_err, self.describe()))
-        return self._json
 
     def describe(self, limit=300):
-        body = self.body[:limit]
-        more = "..." if len(self.body) > limit else ""
-        target = self.target if len(self.target) <= 80 else self.target[:80] + "..."
-        return ("fcgi %s %s -> HTTP %s; Content-Type=%r X-Request-Id=%r body=%r%s"
-                % (self.method, target, self.status,
-                   self.header("Content-Type"), self.header("X-Request-Id"),
-                   body, more))
+        return "fcgi " + super().describe(limit)
 
 
 def _record(rtype, request_id, content=b""):
