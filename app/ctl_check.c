@@ -1,13 +1,49 @@
 /*
  * wxappctl check: is this installation ready to serve?  Checks the
- * configuration (already loaded by now), PostgreSQL, the schema, and
- * Redis, printing one line per check.
+ * configuration and its secrets, PostgreSQL, the schema, Redis, and that
+ * the WeChat API's host name resolves, printing one line per check.
  */
+#include <sys/socket.h>
+
+#include <netdb.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cache.h"
 #include "ctl.h"
 #include "migrate.h"
+
+/* The host of an http(s)://host[:port]/... URL resolves; 0 or -1. */
+static int
+url_resolves(const char *url, char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res = NULL;
+	const char	*p;
+	char		 host[256];
+	size_t		 n;
+	int		 rc;
+
+	if ((p = strstr(url, "://")) == NULL) {
+		snprintf(err, errlen, "%s is not an http(s) URL", url);
+		return -1;
+	}
+	p += 3;
+	n = strcspn(p, ":/");
+	if (n == 0 || n >= sizeof(host)) {
+		snprintf(err, errlen, "%s has no host", url);
+		return -1;
+	}
+	memcpy(host, p, n);
+	host[n] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
 
 int
 ctl_check(struct ctl *ctl, int argc, char **argv)
@@ -21,7 +57,11 @@ ctl_check(struct ctl *ctl, int argc, char **argv)
 		ctl_err("usage: check");
 		return CTL_USAGE;
 	}
-	printf("config    ok (%s)\n", ctl->cfgpath);
+	if (config_check_serving(&ctl->cfg, err, sizeof(err)) == -1) {
+		ctl_err("config: %s", err);
+		rc = CTL_FAIL;
+	} else
+		printf("config    ok (%s)\n", ctl->cfgpath);
 	if (ctl_db(ctl, 0) != CTL_OK)
 		rc = CTL_FAIL;
 	else {
@@ -45,5 +85,10 @@ ctl_check(struct ctl *ctl, int argc, char **argv)
 	} else
 		printf("redis     ok\n");
 	cache_close(&cc);
+	if (url_resolves(ctl->cfg.wechat_api_base, err, sizeof(err)) == -1) {
+		ctl_err("wechat: wechat_api_base: %s", err);
+		rc = CTL_FAIL;
+	} else
+		printf("wechat    ok (%s resolves)\n", ctl->cfg.wechat_api_base);
 	return rc;
 }

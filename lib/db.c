@@ -66,6 +66,14 @@ db_prepare_all(struct db *db)
 	return 0;
 }
 
+/* Server notices go to the log, not to stderr. */
+static void
+db_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 /* Schedule the next attempt after a failure, doubling the wait. */
 static void
 db_backoff(struct db *db)
@@ -104,6 +112,7 @@ db_connect(struct db *db)
 		log_error("postgres: cannot connect: %s", db->errmsg);
 		goto fail;
 	}
+	PQsetNoticeProcessor(db->conn, db_notice, NULL);
 	if (db_prepare_all(db) == -1)
 		goto fail;
 	db->backoff_ms = DB_BACKOFF_MIN_MS;
