@@ -1,5 +1,5 @@
 /* Unit tests for lib/arena: allocation, reuse across resets, buffers. */
-#include <check.h>
+#include "check_run.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +111,6 @@ main(void)
 {
 	Suite	*s = suite_create("arena");
 	TCase	*tc = tcase_create("arena");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, alloc_is_aligned_and_distinct);
 	tcase_add_test(tc, reset_reuses_blocks);
@@ -121,9 +119,5 @@ main(void)
 	tcase_add_test(tc, strdup_and_printf);
 	tcase_add_test(tc, json_string_escapes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for lib/breaker and lib/scoreboard. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -131,8 +131,6 @@ main(void)
 {
 	Suite	*s = suite_create("breaker");
 	TCase	*tc = tcase_create("breaker");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, stays_closed_below_volume);
 	tcase_add_test(tc, opens_rejects_half_opens_and_closes);
@@ -140,9 +138,5 @@ main(void)
 	tcase_add_test(tc, lost_trial_does_not_wedge);
 	tcase_add_test(tc, scoreboard_slots);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

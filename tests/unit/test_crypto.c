@@ -1,5 +1,5 @@
 /* Unit tests for lib/crypto: base64, hashes, AES-128-CBC, comparison. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,8 +123,6 @@ main(void)
 {
 	Suite	*s = suite_create("crypto");
 	TCase	*tc = tcase_create("crypto");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, base64_round_trip);
 	tcase_add_test(tc, base64_is_strict);
@@ -132,9 +130,5 @@ main(void)
 	tcase_add_test(tc, random_tokens_differ);
 	tcase_add_test(tc, aes_cbc_decrypt);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

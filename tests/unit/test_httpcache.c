@@ -1,5 +1,5 @@
 /* Unit tests for lib/httpcache: ETags and the conditional GET decision. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,8 +118,6 @@ main(void)
 {
 	Suite	*s = suite_create("httpcache");
 	TCase	*tc = tcase_create("httpcache");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, etag_is_a_hash_of_the_body);
@@ -128,9 +126,5 @@ main(void)
 	tcase_add_test(tc, if_modified_since);
 	tcase_add_test(tc, negative_entry_is_served_as_is);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for lib/ratelimit: the GCRA arithmetic, via the local bucket. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,16 +80,10 @@ main(void)
 {
 	Suite	*s = suite_create("ratelimit");
 	TCase	*tc = tcase_create("ratelimit");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, burst_then_limited);
 	tcase_add_test(tc, refill);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for lib/request: params, request id, body, query, cookies, JSON. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -281,8 +281,6 @@ main(void)
 {
 	Suite	*s = suite_create("request");
 	TCase	*tc = tcase_create("request");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, reads_params);
@@ -297,9 +295,5 @@ main(void)
 	tcase_add_test(tc, json_messages);
 	tcase_add_test(tc, json_depth_is_bounded);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

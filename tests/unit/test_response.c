@@ -1,5 +1,5 @@
 /* Unit tests for lib/response: envelopes, codes, serialization. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,8 +112,6 @@ main(void)
 {
 	Suite	*s = suite_create("response");
 	TCase	*tc = tcase_create("response");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, ok_envelope);
@@ -122,9 +120,5 @@ main(void)
 	tcase_add_test(tc, head_and_bodyless);
 	tcase_add_test(tc, errors_are_not_cached_and_headers_not_split);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

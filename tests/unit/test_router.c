@@ -1,5 +1,5 @@
 /* Unit tests for lib/router: matching, params, 404, 405 with Allow, HEAD. */
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,8 +130,6 @@ main(void)
 {
 	Suite	*s = suite_create("router");
 	TCase	*tc = tcase_create("router");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, literal_routes);
@@ -141,9 +139,5 @@ main(void)
 	tcase_add_test(tc, head_uses_get);
 	tcase_add_test(tc, literal_beats_param);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

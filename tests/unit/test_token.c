@@ -1,5 +1,5 @@
 /* Unit tests for lib/token: issue, verify, and every way to be rejected. */
-#include <check.h>
+#include "check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,8 +159,6 @@ main(void)
 {
 	Suite	*s = suite_create("token");
 	TCase	*tc = tcase_create("token");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, valid_token_round_trip);
@@ -171,9 +169,5 @@ main(void)
 	tcase_add_test(tc, wrong_iss_or_aud_is_invalid);
 	tcase_add_test(tc, previous_kid_still_verifies);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }

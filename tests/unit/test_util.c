@@ -1,5 +1,5 @@
 /* Unit tests for lib/util and lib/jsonparse. */
-#include <check.h>
+#include "check_run.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,17 +76,11 @@ main(void)
 {
 	Suite	*s = suite_create("util");
 	TCase	*tc = tcase_create("util");
-	SRunner	*sr;
-	int	 failed;
 
 	tcase_add_test(tc, strtonum_ranges);
 	tcase_add_test(tc, utf8_lengths);
 	tcase_add_test(tc, http_dates);
 	tcase_add_test(tc, jsonparse_errors);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(s);
 }
