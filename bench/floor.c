@@ -1,0 +1,266 @@
+/*
+ * floor: the least a FastCGI responder can do to give wxapp's answer.
+ *
+ * The benchmark (bench/run) runs it on the same nginx configuration and the
+ * same socket layout as wxapp-fcgi (spawn/wxapp-pool --bin floor) to get
+ * the ceiling wxapp's cached GET and its 304 are measured against.
+ *
+ * It answers every request with the bytes of one fixed answer, loaded at
+ * start from the file given with -c:
+ *
+ *	ETag: "..."			header lines the app sends after
+ *	Last-Modified: ...		X-Request-Id (CRLF or LF)
+ *	...
+ *					an empty line
+ *	{"code":0,...}			the body (the rest of the file)
+ *
+ * as "Status: 200 OK", Content-Type, Content-Length, X-Request-Id (24 hex
+ * digits, like wxapp's generated ids), the header lines and the body: the
+ * same shape and the same bytes as wxapp-fcgi, so that nginx does the same
+ * work for both.  A request whose If-None-Match is that ETag gets
+ * "Status: 304 Not Modified", X-Request-Id and the header lines, no body.
+ *
+ * The loop is wxapp-fcgi's: FCGX_Accept_r with FCGI_FAIL_ACCEPT_ON_INTR on
+ * fd 0 (spawn-fcgi's listening socket), one request at a time, signals
+ * without SA_RESTART.  Per request it does no allocation, one parameter
+ * lookup and one FCGX_PutStr.
+ *
+ * usage: floor [-t] -c ANSWER_FILE
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#define ID_LEN	24	/* 16 hex digits of prefix, 8 of counter */
+
+struct answer {
+	char	*p;		/* the whole FastCGI answer */
+	size_t	 len;
+	size_t	 id_at;		/* where the X-Request-Id value goes */
+};
+
+static volatile sig_atomic_t	stop_signal;
+static struct answer		ok, not_modified;
+static char			etag[256], weak_etag[260];
+static unsigned long long	id_prefix;
+static unsigned int		id_counter;
+
+static void
+on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+static int
+install_signals(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGUSR1, &sa, NULL) == -1 ||
+	    sigaction(SIGINT, &sa, NULL) == -1)
+		return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE		*f;
+	struct stat	 st;
+	char		*p;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return NULL;
+	if (fstat(fileno(f), &st) == -1 || (p = malloc((size_t)st.st_size +
+	    1)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	*len = fread(p, 1, (size_t)st.st_size, f);
+	fclose(f);
+	if (*len != (size_t)st.st_size) {
+		free(p);
+		return NULL;
+	}
+	p[*len] = '\0';
+	return p;
+}
+
+/* Build one answer: status line, [type, length,] id, headers, [body]. */
+static int
+build(struct answer *a, const char *status, int with_body, const char *hdrs,
+    size_t hdrs_len, const char *body, size_t body_len)
+{
+	char	head[256];
+	int	n;
+
+	if (with_body)
+		n = snprintf(head, sizeof(head), "Status: %s\r\n"
+		    "Content-Type: application/json; charset=utf-8\r\n"
+		    "Content-Length: %zu\r\nX-Request-Id: ", status, body_len);
+	else
+		n = snprintf(head, sizeof(head), "Status: %s\r\n"
+		    "X-Request-Id: ", status);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	a->len = (size_t)n + ID_LEN + 2 + hdrs_len + 2 +
+	    (with_body ? body_len : 0);
+	if ((a->p = malloc(a->len)) == NULL)
+		return -1;
+	memcpy(a->p, head, (size_t)n);
+	a->id_at = (size_t)n;
+	memset(a->p + n, '0', ID_LEN);
+	memcpy(a->p + n + ID_LEN, "\r\n", 2);
+	memcpy(a->p + n + ID_LEN + 2, hdrs, hdrs_len);
+	memcpy(a->p + n + ID_LEN + 2 + hdrs_len, "\r\n", 2);
+	if (with_body)
+		memcpy(a->p + n + ID_LEN + 2 + hdrs_len + 2, body, body_len);
+	return 0;
+}
+
+/* Load the answer file: header lines, an empty line, the body. */
+static int
+load(const char *path, char *err, size_t errlen)
+{
+	char	*f, *line, *next, *eol, *hdrs, *body;
+	size_t	 flen, hlen = 0, n;
+
+	if ((f = slurp(path, &flen)) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((hdrs = malloc(flen + 64)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	body = NULL;
+	for (line = f; line < f + flen; line = next) {
+		if ((eol = memchr(line, '\n', (size_t)(f + flen - line))) == NULL)
+			break;
+		next = eol + 1;
+		if (eol > line && eol[-1] == '\r')
+			eol--;
+		if (eol == line) {
+			body = next;
+			break;
+		}
+		n = (size_t)(eol - line);
+		if (n > 6 && strncasecmp(line, "ETag: ", 6) == 0 &&
+		    n - 6 < sizeof(etag)) {
+			memcpy(etag, line + 6, n - 6);
+			etag[n - 6] = '\0';
+		}
+		memcpy(hdrs + hlen, line, n);
+		memcpy(hdrs + hlen + n, "\r\n", 2);
+		hlen += n + 2;
+	}
+	if (body == NULL || etag[0] == '\0') {
+		snprintf(err, errlen, "%s: want header lines with an ETag, an "
+		    "empty line, then the body", path);
+		return -1;
+	}
+	snprintf(weak_etag, sizeof(weak_etag), "W/%s", etag);
+	if (build(&ok, "200 OK", 1, hdrs, hlen, body,
+	    (size_t)(f + flen - body)) == -1 ||
+	    build(&not_modified, "304 Not Modified", 0, hdrs, hlen, NULL,
+	    0) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	free(hdrs);
+	free(f);
+	return 0;
+}
+
+/* A new X-Request-Id, in place: the prefix and a counter, in hex. */
+static void
+set_id(struct answer *a)
+{
+	static const char	hex[] = "0123456789abcdef";
+	char			*p = a->p + a->id_at;
+	unsigned long long	 v = id_prefix;
+	unsigned int		 c = ++id_counter;
+	int			 i;
+
+	for (i = 15; i >= 0; i--, v >>= 4)
+		p[i] = hex[v & 15];
+	for (i = 23; i >= 16; i--, c >>= 4)
+		p[i] = hex[c & 15];
+}
+
+int
+main(int argc, char *argv[])
+{
+	FCGX_Request	 fr;
+	struct answer	*a;
+	const char	*path = NULL, *inm;
+	char		 err[512];
+	int		 ch, test = 0, rc;
+
+	while ((ch = getopt(argc, argv, "c:t")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		default:
+			fprintf(stderr, "usage: floor [-t] -c answer-file\n");
+			return 2;
+		}
+	}
+	if (path == NULL) {
+		fprintf(stderr, "usage: floor [-t] -c answer-file\n");
+		return 2;
+	}
+	if (load(path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "floor: %s\n", err);
+		return 1;
+	}
+	if (test) {
+		printf("floor: %s: %zu-byte answer, etag %s\n", path, ok.len,
+		    etag);
+		return 0;
+	}
+	id_prefix = (unsigned long long)getpid() << 32 ^
+	    (unsigned long long)time(NULL);
+	if (install_signals() == -1 || FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&fr, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		fprintf(stderr, "floor: cannot initialize\n");
+		return 1;
+	}
+	while (!stop_signal) {
+		if ((rc = FCGX_Accept_r(&fr)) < 0) {
+			if (rc == -EINTR)
+				continue;
+			fprintf(stderr, "floor: accept failed: %s\n",
+			    strerror(-rc));
+			break;
+		}
+		inm = FCGX_GetParam("HTTP_IF_NONE_MATCH", fr.envp);
+		a = inm != NULL && (strcmp(inm, etag) == 0 ||
+		    strcmp(inm, weak_etag) == 0) ? &not_modified : &ok;
+		set_id(a);
+		if (FCGX_PutStr(a->p, (int)a->len, fr.out) < 0 ||
+		    FCGX_FFlush(fr.out) < 0)
+			fprintf(stderr, "floor: client went away\n");
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+	return 0;
+}
