@@ -94,6 +94,10 @@ int	auth_require(struct app *, struct req *, struct resp *);
 void	limits_init(struct app *);
 /* Spend a request of the route's class; -1 with a 429 set when limited. */
 int	limits_check(struct app *, struct req *, struct resp *);
+/* limits_check in two steps, to share a round trip: 0 when no limit applies. */
+int	limits_prepare(struct app *, struct req *, struct rl_pending *);
+int	limits_apply(struct app *, struct req *, struct resp *,
+	    struct rl_pending *);
 
 /* Sessions (app/session.c). */
 /* Issue a refresh token in family (NULL: a new family); its row id. */

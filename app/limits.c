@@ -44,15 +44,22 @@ identity(struct app *app, struct req *rq)
 }
 
 int
-limits_check(struct app *app, struct req *rq, struct resp *rs)
+limits_prepare(struct app *app, struct req *rq, struct rl_pending *p)
 {
-	const struct rl_class	*c;
-	struct rl_result	 r;
-
 	if (!app->cfg.ratelimit || rq->route->rate_class == RATE_NONE)
 		return 0;
-	c = &app->rates[rq->route->rate_class];
-	ratelimit_check(&app->rl, rq->a, c, identity(app, rq), &r);
+	ratelimit_prepare(rq->a, &app->rates[rq->route->rate_class],
+	    identity(app, rq), p);
+	return 1;
+}
+
+int
+limits_apply(struct app *app, struct req *rq, struct resp *rs,
+    struct rl_pending *p)
+{
+	struct rl_result	r;
+
+	ratelimit_finish(&app->rl, p, &r);
 	resp_header(rs, "RateLimit-Limit", "%lld", r.limit);
 	resp_header(rs, "RateLimit-Remaining", "%lld", r.remaining);
 	if (r.allowed)
@@ -61,6 +68,17 @@ limits_check(struct app *app, struct req *rq, struct resp *rs)
 	resp_header(rs, "Retry-After", "%lld",
 	    r.retry_after_s > 0 ? r.retry_after_s : 1);
 	resp_error(rs, API_RATE_LIMITED, "too many requests: %s limit "
-	    "reached; retry later", c->name);
+	    "reached; retry later", app->rates[rq->route->rate_class].name);
 	return -1;
+}
+
+int
+limits_check(struct app *app, struct req *rq, struct resp *rs)
+{
+	struct rl_pending	p;
+
+	if (!limits_prepare(app, rq, &p))
+		return 0;
+	cache_eval_calls(&app->cache, &p.call, 1);
+	return limits_apply(app, rq, rs, &p);
 }

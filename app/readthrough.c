@@ -35,14 +35,35 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
     const char *collection, const char *key, build_fn build, const void *arg,
     int is_list)
 {
-	struct hc_entry	 e;
-	const char	*vkey;
-	int64_t		 deadline;
-	long long	 changed;
-	int		 locked;
+	struct hc_entry		 e;
+	struct hc_pending	 hc;
+	struct rl_pending	 rl;
+	struct cache_call	 calls[2];
+	enum hc_result		 found;
+	const char		*vkey;
+	int64_t			 deadline;
+	long long		 changed;
+	int			 locked, limit;
 
-	switch (httpcache_get(&app->cache, rq->a, collection, key, &e, &vkey,
-	    &changed)) {
+	/*
+	 * The route's rate limit and the cache read share one round trip to
+	 * Redis: on a hit that is all the request costs.
+	 */
+	httpcache_prepare(rq->a, collection, key, &hc);
+	limit = rq->limit_pending && limits_prepare(app, rq, &rl);
+	rq->limit_pending = 0;
+	calls[0] = hc.call;
+	if (limit)
+		calls[1] = rl.call;
+	cache_eval_calls(&app->cache, calls, limit ? 2 : 1);
+	hc.call = calls[0];
+	found = httpcache_finish(&hc, rq->a, &e, &vkey, &changed);
+	if (limit) {
+		rl.call = calls[1];
+		if (limits_apply(app, rq, rs, &rl) == -1)
+			return;
+	}
+	switch (found) {
 	case HC_HIT:
 		break;
 	case HC_UNAVAILABLE:

@@ -223,6 +223,21 @@ rss_kb(void)
 	return resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
+/*
+ * Rate limit now, or, for a cached read, together with its cache read in
+ * one round trip to Redis (app_cached), or after the handler if it
+ * answered before reading the cache.
+ */
+static int
+limit_now_or_later(struct app *app, struct req *rq, struct resp *rs)
+{
+	if (rq->route->flags & ROUTE_CACHED) {
+		rq->limit_pending = 1;
+		return 0;
+	}
+	return limits_check(app, rq, rs);
+}
+
 /* Answer one request: route, limit, authenticate, read, handle, write once. */
 static void
 app_handle(struct app *app, FCGX_Request *fr)
@@ -246,13 +261,16 @@ app_handle(struct app *app, FCGX_Request *fr)
 		watchdog_arm(app->cfg.request_terminate_timeout);
 	}
 	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND &&
-	    limits_check(app, &rq, &rs) == 0 &&
+	    limit_now_or_later(app, &rq, &rs) == 0 &&
 	    ((rq.route->flags & ROUTE_AUTH) == 0 ||
 	    auth_require(app, &rq, &rs) == 0) &&
 	    req_parse_query(&rq, &rs) == 0 &&
 	    req_read_body(&rq, &rs, app->cfg.max_body_bytes, fcgi_read,
 	    fr->in) == 0)
 		rq.route->fn(app, &rq, &rs);
+	/* A cached read that ended before its cache read (a 400) is limited too. */
+	if (rq.limit_pending)
+		(void)limits_check(app, &rq, &rs);
 	if (app->cfg.request_terminate_timeout > 0)
 		watchdog_arm(0);
 	if (!resp_is_set(&rs)) {

@@ -142,58 +142,112 @@ cache_ready(struct cache *cc)
 	return cache_connect(cc);
 }
 
-enum cache_status
-cache_cmd(struct cache *cc, redisReply **reply, int argc, const char **argv,
-    const size_t *argvlen)
+/* Send every command of calls, then read every reply: one round trip. */
+static int
+cache_roundtrip(struct cache *cc, struct cache_call *calls, int n)
 {
-	redisReply	*r;
-	int64_t		 t0;
-	int		 fresh;
+	int	i, j;
 
-	*reply = NULL;
+	for (i = 0; i < n; i++)
+		if (redisAppendCommandArgv(cc->c, calls[i].argc, calls[i].argv,
+		    calls[i].argvlen) != REDIS_OK)
+			return -1;
+	for (i = 0; i < n; i++)
+		if (redisGetReply(cc->c, (void **)&calls[i].reply) != REDIS_OK ||
+		    calls[i].reply == NULL) {
+			for (j = 0; j < i; j++) {
+				freeReplyObject(calls[j].reply);
+				calls[j].reply = NULL;
+			}
+			calls[i].reply = NULL;
+			return -1;
+		}
+	return 0;
+}
+
+/*
+ * Run n commands pipelined.  Each call ends CACHE_OK with its reply (the
+ * caller frees it), CACHE_ERROR (an error reply, in errmsg), or
+ * CACHE_UNAVAILABLE for all when the connection failed.
+ */
+static void
+cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
+{
+	int64_t	t0;
+	int	i, fresh, rc;
+
+	for (i = 0; i < n; i++) {
+		calls[i].reply = NULL;
+		calls[i].st = CACHE_UNAVAILABLE;
+	}
 	if (cache_ready(cc) == -1) {
 		cc->failures++;
-		return CACHE_UNAVAILABLE;
+		return;
 	}
 	fresh = cc->c_born_us == 0 || util_mono_us() - cc->c_born_us < 1000;
 	t0 = util_mono_us();
-	r = redisCommandArgv(cc->c, argc, argv, argvlen);
+	rc = cache_roundtrip(cc, calls, n);
 	cc->busy_us += util_mono_us() - t0;
 	/*
 	 * An old connection that fails at once (Redis restarted, an idle
 	 * connection reset) never reached a live server: reconnect and try
-	 * once more.  A timeout is not retried: the command may have run.
+	 * once more.  A timeout is not retried: the commands may have run.
 	 */
-	if (r == NULL && !fresh && util_mono_us() - t0 <
+	if (rc == -1 && !fresh && util_mono_us() - t0 <
 	    cc->cfg->redis_command_timeout_ms * 500) {
 		log_warn("redis: %s: stale connection (%s); reconnecting",
-		    argv[0], cc->c->errstr);
+		    calls[0].argv[0], cc->c->errstr);
 		cache_close(cc);
 		cc->lost = 1;
 		if (cache_connect(cc) == -1) {
 			cc->failures++;
-			return CACHE_UNAVAILABLE;
+			return;
 		}
 		t0 = util_mono_us();
-		r = redisCommandArgv(cc->c, argc, argv, argvlen);
+		rc = cache_roundtrip(cc, calls, n);
 		cc->busy_us += util_mono_us() - t0;
 	}
-	if (r == NULL) {
-		log_error("redis: %s: connection lost: %s", argv[0],
+	if (rc == -1) {
+		log_error("redis: %s: connection lost: %s", calls[0].argv[0],
 		    cc->c->errstr);
 		cache_close(cc);
 		cc->next_try_us = 0;
 		cc->lost = 1;
 		cc->failures++;
-		return CACHE_UNAVAILABLE;
+		return;
 	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(cc->errmsg, sizeof(cc->errmsg), "%s", r->str);
-		freeReplyObject(r);
+	for (i = 0; i < n; i++) {
+		calls[i].st = CACHE_OK;
+		if (calls[i].reply->type == REDIS_REPLY_ERROR) {
+			snprintf(cc->errmsg, sizeof(cc->errmsg), "%s",
+			    calls[i].reply->str);
+			calls[i].st = CACHE_ERROR;
+		}
+	}
+}
+
+enum cache_status
+cache_cmd(struct cache *cc, redisReply **reply, int argc, const char **argv,
+    const size_t *argvlen)
+{
+	struct cache_call	call;
+	int			i;
+
+	call.argc = argc;
+	for (i = 0; i < argc && i < CACHE_CALL_ARGS; i++) {
+		call.argv[i] = argv[i];
+		call.argvlen[i] = argvlen[i];
+	}
+	*reply = NULL;
+	if (argc > CACHE_CALL_ARGS)
+		return CACHE_ERROR;
+	cache_pipeline(cc, &call, 1);
+	if (call.st == CACHE_ERROR) {
+		freeReplyObject(call.reply);
 		return CACHE_ERROR;
 	}
-	*reply = r;
-	return CACHE_OK;
+	*reply = call.reply;
+	return call.st;
 }
 
 enum cache_status
@@ -212,39 +266,75 @@ cache_ping(struct cache *cc)
 	return st;
 }
 
-enum cache_status
-cache_eval(struct cache *cc, redisReply **r, const char *script, int argc,
-    const char **argv, size_t *argvlen)
+/* The SHA-1 of a script, computed once per script (scripts are constants). */
+static const char *
+script_sha(const char *script)
 {
-	/* The SHA-1 of each script, computed once (scripts are constants). */
 	static struct {
 		const char	*script;
 		char		 sha[41];
 	}			memo[8];
 	unsigned char		h[20];
-	const char		*sha = NULL;
-	enum cache_status	st;
 	size_t			i;
 
-	for (i = 0; i < 8 && memo[i].script != NULL && sha == NULL; i++)
+	for (i = 0; i < 8 && memo[i].script != NULL; i++)
 		if (memo[i].script == script)
-			sha = memo[i].sha;
-	if (sha == NULL) {
-		crypto_sha1(script, strlen(script), h);
-		i = i < 8 ? i : 7;
-		memo[i].script = script;
-		crypto_hex(h, sizeof(h), memo[i].sha);
-		sha = memo[i].sha;
+			return memo[i].sha;
+	crypto_sha1(script, strlen(script), h);
+	i = i < 8 ? i : 7;
+	memo[i].script = script;
+	crypto_hex(h, sizeof(h), memo[i].sha);
+	return memo[i].sha;
+}
+
+void
+cache_eval_calls(struct cache *cc, struct cache_call *calls, int n)
+{
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		calls[i].argv[0] = "EVALSHA", calls[i].argvlen[0] = 7;
+		calls[i].argv[1] = script_sha(calls[i].script);
+		calls[i].argvlen[1] = 40;
 	}
-	argv[0] = "EVALSHA", argvlen[0] = 7;
-	argv[1] = sha, argvlen[1] = 40;
-	st = cache_cmd(cc, r, argc, argv, argvlen);
-	if (st == CACHE_ERROR && strncmp(cc->errmsg, "NOSCRIPT", 8) == 0) {
-		argv[0] = "EVAL", argvlen[0] = 4;
-		argv[1] = script, argvlen[1] = strlen(script);
-		st = cache_cmd(cc, r, argc, argv, argvlen);
+	cache_pipeline(cc, calls, n);
+	for (i = 0; i < n; i++) {
+		if (calls[i].st != CACHE_ERROR)
+			continue;
+		if (strncmp(calls[i].reply->str, "NOSCRIPT", 8) == 0) {
+			/* Not loaded yet (or Redis restarted): EVAL loads it. */
+			freeReplyObject(calls[i].reply);
+			calls[i].argv[0] = "EVAL", calls[i].argvlen[0] = 4;
+			calls[i].argv[1] = calls[i].script;
+			calls[i].argvlen[1] = strlen(calls[i].script);
+			cache_pipeline(cc, &calls[i], 1);
+			if (calls[i].st != CACHE_ERROR)
+				continue;
+		}
+		freeReplyObject(calls[i].reply);
+		calls[i].reply = NULL;
 	}
-	return st;
+}
+
+enum cache_status
+cache_eval(struct cache *cc, redisReply **r, const char *script, int argc,
+    const char **argv, size_t *argvlen)
+{
+	struct cache_call	call;
+	int			i;
+
+	*r = NULL;
+	if (argc > CACHE_CALL_ARGS)
+		return CACHE_ERROR;
+	call.script = script;
+	call.argc = argc;
+	for (i = 2; i < argc; i++) {
+		call.argv[i] = argv[i];
+		call.argvlen[i] = argvlen[i];
+	}
+	cache_eval_calls(cc, &call, 1);
+	*r = call.reply;
+	return call.st;
 }
 
 int

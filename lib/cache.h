@@ -22,6 +22,18 @@ enum cache_status {
 	CACHE_ERROR		/* Redis answered with an error reply */
 };
 
+#define CACHE_CALL_ARGS	8
+
+/* One command of a pipelined round trip, and its outcome. */
+struct cache_call {
+	const char		*script;	/* cache_eval_calls: the Lua */
+	int			 argc;
+	const char		*argv[CACHE_CALL_ARGS];
+	size_t			 argvlen[CACHE_CALL_ARGS];
+	redisReply		*reply;		/* CACHE_OK: the caller's to free */
+	enum cache_status	 st;
+};
+
 struct cache {
 	redisContext		*c;
 	const struct config	*cfg;
@@ -56,6 +68,11 @@ enum cache_status cache_cmd(struct cache *, redisReply **reply, int argc,
  */
 enum cache_status cache_eval(struct cache *, redisReply **reply,
 	    const char *script, int argc, const char **argv, size_t *argvlen);
+/*
+ * Several scripts in one round trip (pipelined EVALSHA), each call as
+ * cache_eval's: script, argc and argv[2..] given, st and reply set.
+ */
+void	cache_eval_calls(struct cache *, struct cache_call *, int n);
 /* GET key into the arena; *val is NULL when the key is absent. */
 enum cache_status cache_get(struct cache *, struct arena *, const char *key,
 	    const char **val, size_t *len);

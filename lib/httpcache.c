@@ -78,26 +78,36 @@ entry_parse(struct arena *a, const char *p, size_t n, struct hc_entry *e)
 	return 0;
 }
 
-enum hc_result
-httpcache_get(struct cache *cc, struct arena *a, const char *collection,
-    const char *key, struct hc_entry *e, const char **vkey,
-    long long *changed)
+void
+httpcache_prepare(struct arena *a, const char *collection, const char *key,
+    struct hc_pending *p)
 {
-	const char		*argv[7], *prefix, *errstr;
-	size_t			 argvlen[7];
-	redisReply		*r;
+	p->prefix = arena_printf(a, "wx:hc:%s:", collection);
+	p->key = key;
+	p->call.script = get_lua;
+	p->call.argc = 7;
+	p->call.argv[2] = "2";
+	p->call.argv[3] = arena_printf(a, "wx:ver:%s", collection);
+	p->call.argv[4] = arena_printf(a, "wx:mtime:%s", collection);
+	p->call.argv[5] = p->prefix;
+	p->call.argv[6] = key;
+	p->call.argvlen[2] = 1;
+	p->call.argvlen[3] = strlen(p->call.argv[3]);
+	p->call.argvlen[4] = strlen(p->call.argv[4]);
+	p->call.argvlen[5] = strlen(p->prefix);
+	p->call.argvlen[6] = strlen(key);
+}
+
+enum hc_result
+httpcache_finish(struct hc_pending *p, struct arena *a, struct hc_entry *e,
+    const char **vkey, long long *changed)
+{
+	redisReply		*r = p->call.reply;
+	const char		*errstr;
 	enum hc_result		 res = HC_MISS;
 
 	*changed = 0;
-	prefix = arena_printf(a, "wx:hc:%s:", collection);
-	argv[2] = "2", argvlen[2] = 1;
-	argv[3] = arena_printf(a, "wx:ver:%s", collection);
-	argvlen[3] = strlen(argv[3]);
-	argv[4] = arena_printf(a, "wx:mtime:%s", collection);
-	argvlen[4] = strlen(argv[4]);
-	argv[5] = prefix, argvlen[5] = strlen(prefix);
-	argv[6] = key, argvlen[6] = strlen(key);
-	if (cache_eval(cc, &r, get_lua, 7, argv, argvlen) != CACHE_OK)
+	if (p->call.st != CACHE_OK)
 		return HC_UNAVAILABLE;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
@@ -108,7 +118,8 @@ httpcache_get(struct cache *cc, struct arena *a, const char *collection,
 	if (util_strtonum(r->element[2]->str, 0, LLONG_MAX, changed,
 	    &errstr) == -1)
 		*changed = 0;
-	*vkey = arena_printf(a, "%s%s:%s", prefix, r->element[0]->str, key);
+	*vkey = arena_printf(a, "%s%s:%s", p->prefix, r->element[0]->str,
+	    p->key);
 	if (r->element[1]->type == REDIS_REPLY_STRING) {
 		if (entry_parse(a, r->element[1]->str, r->element[1]->len,
 		    e) == 0)
@@ -118,6 +129,18 @@ httpcache_get(struct cache *cc, struct arena *a, const char *collection,
 	}
 	freeReplyObject(r);
 	return res;
+}
+
+enum hc_result
+httpcache_get(struct cache *cc, struct arena *a, const char *collection,
+    const char *key, struct hc_entry *e, const char **vkey,
+    long long *changed)
+{
+	struct hc_pending	p;
+
+	httpcache_prepare(a, collection, key, &p);
+	cache_eval_calls(cc, &p.call, 1);
+	return httpcache_finish(&p, a, e, vkey, changed);
 }
 
 enum hc_result

@@ -39,6 +39,13 @@ enum hc_result {
 	HC_UNAVAILABLE
 };
 
+/* A lookup split in two, to share a round trip with other commands. */
+struct hc_pending {
+	struct cache_call	 call;
+	const char		*prefix;
+	const char		*key;
+};
+
 /* The collections whose versions exist (bumped after an outage). */
 extern const char *const httpcache_collections[];
 
@@ -51,6 +58,11 @@ extern const char *const httpcache_collections[];
 enum hc_result httpcache_get(struct cache *, struct arena *,
 	    const char *collection, const char *key, struct hc_entry *,
 	    const char **vkey, long long *changed);
+/* httpcache_get in two steps around cache_eval_calls. */
+void	httpcache_prepare(struct arena *, const char *collection,
+	    const char *key, struct hc_pending *);
+enum hc_result httpcache_finish(struct hc_pending *, struct arena *,
+	    struct hc_entry *, const char **vkey, long long *changed);
 /* Look up an exact versioned key (waiting for another rebuild). */
 enum hc_result httpcache_get_exact(struct cache *, struct arena *,
 	    const char *vkey, struct hc_entry *);

@@ -77,35 +77,43 @@ local_check(struct ratelimit *rl, const char *key, long long T,
 }
 
 void
-ratelimit_check(struct ratelimit *rl, struct arena *a, const struct rl_class *c,
-    const char *identity, struct rl_result *r)
+ratelimit_prepare(struct arena *a, const struct rl_class *c,
+    const char *identity, struct rl_pending *p)
 {
-	const char	*argv[6], *key;
-	size_t		 argvlen[6];
-	redisReply	*rep = NULL;
-	long long	 T, tau, v[4];
-	size_t		 i;
-	enum cache_status st;
+	p->T = c->period_s * 1000000 / c->rate;
+	p->tau = p->T * c->burst;
+	p->limit = c->burst;
+	p->key = arena_printf(a, "wx:rl:%s:%s", c->name, identity);
+	p->call.script = gcra_lua;
+	p->call.argc = 6;
+	p->call.argv[2] = "1";
+	p->call.argv[3] = p->key;
+	p->call.argv[4] = arena_printf(a, "%lld", p->T);
+	p->call.argv[5] = arena_printf(a, "%lld", p->tau);
+	p->call.argvlen[2] = 1;
+	p->call.argvlen[3] = strlen(p->call.argv[3]);
+	p->call.argvlen[4] = strlen(p->call.argv[4]);
+	p->call.argvlen[5] = strlen(p->call.argv[5]);
+}
 
-	T = c->period_s * 1000000 / c->rate;
-	tau = T * c->burst;
-	key = arena_printf(a, "wx:rl:%s:%s", c->name, identity);
+void
+ratelimit_finish(struct ratelimit *rl, struct rl_pending *p,
+    struct rl_result *r)
+{
+	redisReply	*rep = p->call.reply;
+	long long	 v[4];
+	size_t		 i;
+
 	memset(r, 0, sizeof(*r));
-	r->limit = c->burst;
-	argv[2] = "1", argv[3] = key;
-	argv[4] = arena_printf(a, "%lld", T);
-	argv[5] = arena_printf(a, "%lld", tau);
-	for (i = 2; i < 6; i++)
-		argvlen[i] = strlen(argv[i]);
-	st = cache_eval(rl->cache, &rep, gcra_lua, 6, argv, argvlen);
-	if (st != CACHE_OK || rep->type != REDIS_REPLY_ARRAY ||
+	r->limit = p->limit;
+	if (p->call.st != CACHE_OK || rep->type != REDIS_REPLY_ARRAY ||
 	    rep->elements != 4) {
-		if (st == CACHE_OK)
+		if (p->call.st == CACHE_OK)
 			freeReplyObject(rep);
-		else if (st == CACHE_ERROR)
+		else if (p->call.st == CACHE_ERROR)
 			log_error("ratelimit: redis: %s", rl->cache->errmsg);
 		rl->fallbacks++;
-		local_check(rl, key, T, tau, r);
+		local_check(rl, p->key, p->T, p->tau, r);
 		return;
 	}
 	for (i = 0; i < 4; i++)
@@ -116,4 +124,15 @@ ratelimit_check(struct ratelimit *rl, struct arena *a, const struct rl_class *c,
 	r->remaining = v[1];
 	r->retry_after_s = ceil_s(v[2]);
 	r->reset_s = ceil_s(v[3]);
+}
+
+void
+ratelimit_check(struct ratelimit *rl, struct arena *a, const struct rl_class *c,
+    const char *identity, struct rl_result *r)
+{
+	struct rl_pending	p;
+
+	ratelimit_prepare(a, c, identity, &p);
+	cache_eval_calls(rl->cache, &p.call, 1);
+	ratelimit_finish(rl, &p, r);
 }

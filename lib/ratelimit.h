@@ -34,6 +34,13 @@ struct rl_result {
 	int		 local;		/* decided by the fallback bucket */
 };
 
+/* A check split in two, to share a round trip with other commands. */
+struct rl_pending {
+	struct cache_call	 call;
+	const char		*key;
+	long long		 T, tau, limit;
+};
+
 struct rl_slot {
 	uint64_t	hash;
 	int64_t		tat_us;
@@ -46,7 +53,13 @@ struct ratelimit {
 };
 
 void	ratelimit_init(struct ratelimit *, struct cache *);
-/* Spend one request of identity in class c. */
+/* Build the check of identity in class c (for cache_eval_calls). */
+void	ratelimit_prepare(struct arena *, const struct rl_class *c,
+	    const char *identity, struct rl_pending *);
+/* Decide from the call's outcome (falling back to the local bucket). */
+void	ratelimit_finish(struct ratelimit *, struct rl_pending *,
+	    struct rl_result *);
+/* Spend one request of identity in class c: prepare, one call, finish. */
 void	ratelimit_check(struct ratelimit *, struct arena *,
 	    const struct rl_class *c, const char *identity, struct rl_result *);
 

@@ -50,6 +50,7 @@ struct req {
 	long long		 user_id;	/* from a verified access token */
 	const char		*jti;		/* ... its id */
 	long long		 token_exp;	/* ... and expiry (unix s) */
+	int			 limit_pending;	/* rate limit not checked yet */
 };
 
 /* Reads up to n bytes of the body into p; returns bytes read, 0 at end. */

@@ -17,6 +17,7 @@ struct app;
 
 /* Route flags. */
 #define ROUTE_AUTH	0x01	/* needs a valid access token */
+#define ROUTE_CACHED	0x02	/* rate limit checked with the cache read */
 
 typedef void	(*route_fn)(struct app *, struct req *, struct resp *);
 
