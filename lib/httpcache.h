@@ -14,6 +14,10 @@
  * cursor are too many to delete one by one); the orphans expire by TTL.
  * A write that cannot reach Redis leaves the cache stale, so after any
  * Redis failure the first successful connect bumps every collection.
+ * The responder that made such a write bumps on its own reconnect; until
+ * then, a responder that never saw the outage could still read an entry
+ * from before it, if Redis kept its data through the outage (a network
+ * partition, or a restart with persistence).
  */
 #ifndef WX_HTTPCACHE_H
 #define WX_HTTPCACHE_H
