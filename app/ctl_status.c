@@ -20,17 +20,9 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 	const struct sb_slot	*s;
 	char			 ts[40];
 	int64_t			 now = util_mono_us();
-	int			 i, busy = 0, idle = 0;
+	int			 i, busy, idle;
 
-	for (i = 0; i < SB_SLOTS; i++) {
-		s = &sb->slots[i];
-		if (!scoreboard_live(s))
-			continue;
-		if (s->state == SB_BUSY)
-			busy++;
-		else
-			idle++;
-	}
+	scoreboard_count(sb, &busy, &idle);
 	if (util_rfc3339(sb->start_wall_us, ts, sizeof(ts)) == -1)
 		ts[0] = '\0';
 	printf("pool:               %s\n", ctl->cfg.shm_name);

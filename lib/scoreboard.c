@@ -95,21 +95,29 @@ scoreboard_end(struct scoreboard *sb, int slot, int64_t now_us, int slow,
 }
 
 void
+scoreboard_count(const struct scoreboard *sb, int *busy, int *idle)
+{
+	int	i;
+
+	*busy = *idle = 0;
+	for (i = 0; i < SB_SLOTS; i++) {
+		if (!scoreboard_live(&sb->slots[i]))
+			continue;
+		if (sb->slots[i].state == SB_BUSY)
+			(*busy)++;
+		else
+			(*idle)++;
+	}
+}
+
+void
 scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
     int64_t now_wall_us)
 {
 	const struct sb_slot	*s;
-	int			 i, busy = 0, idle = 0, first = 1;
+	int			 i, busy, idle, first = 1;
 
-	for (i = 0; i < SB_SLOTS; i++) {
-		s = &sb->slots[i];
-		if (!scoreboard_live(s))
-			continue;
-		if (s->state == SB_BUSY)
-			busy++;
-		else
-			idle++;
-	}
+	scoreboard_count(sb, &busy, &idle);
 	buf_printf(b, "{\"start_time\":%lld,\"uptime_s\":%lld,"
 	    "\"accepted\":%llu,\"busy\":%d,\"idle\":%d,\"total\":%d,"
 	    "\"max_busy\":%u,\"slow_requests\":%llu,\"responders\":[",

@@ -50,6 +50,8 @@ void	scoreboard_end(struct scoreboard *, int slot, int64_t now_us,
 	    int slow, uint64_t rss_kb);
 /* The slot holds a process that is still alive. */
 int	scoreboard_live(const struct sb_slot *);
+/* Live responders, busy and idle. */
+void	scoreboard_count(const struct scoreboard *, int *busy, int *idle);
 /* The whole board as JSON (the data of GET /status). */
 void	scoreboard_json(const struct scoreboard *, struct buf *,
 	    int64_t now_us, int64_t now_wall_us);
