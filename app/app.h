@@ -165,6 +165,9 @@ void	app_invalidate(struct app *, const char *collection);
 PGresult *app_write(struct app *, struct resp *, size_t stmt,
 	    const char *const *params, const char *collection, const char *what,
 	    long long id, const char *conflict);
+/* Answer status with row 0 of res, serialized by json, as the data. */
+void	app_answer_row(struct resp *, int status, PGresult *res,
+	    void (*json)(struct buf *, PGresult *, int));
 /* DELETE of the resource {id}: 204, or what app_write answers. */
 void	app_delete(struct app *, struct req *, struct resp *, size_t stmt,
 	    const char *collection, const char *what);

@@ -85,16 +85,6 @@ item_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
 	return 0;
 }
 
-/* Answer status with the item row 0 of res as data. */
-static void
-item_answer(struct resp *rs, int status, PGresult *res)
-{
-	struct buf	*b = resp_begin(rs, status);
-
-	data_item_json(b, res, 0);
-	resp_end(rs, status == 201 ? "created" : "ok");
-}
-
 /* POST /api/v1/data */
 void
 h_item_create(struct app *app, struct req *rq, struct resp *rs)
@@ -115,7 +105,7 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 	if ((res = app_write(app, rs, STMT_ITEM_CREATE, v, "items", "item", 0,
 	    NULL)) == NULL)
 		return;
-	item_answer(rs, 201, res);
+	app_answer_row(rs, 201, res, data_item_json);
 	resp_header(rs, "Location", "/api/v1/data/%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 }
@@ -147,7 +137,7 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, "items", "item",
 	    id, NULL)) == NULL)
 		return;
-	item_answer(rs, 200, res);
+	app_answer_row(rs, 200, res, data_item_json);
 	PQclear(res);
 }
 

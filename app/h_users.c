@@ -74,15 +74,6 @@ user_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
 
 #define EMAIL_TAKEN	"field `email` is already in use"
 
-static void
-user_answer(struct resp *rs, int status, PGresult *res)
-{
-	struct buf	*b = resp_begin(rs, status);
-
-	data_user_json(b, res, 0);
-	resp_end(rs, status == 201 ? "created" : "ok");
-}
-
 /* POST /api/v1/users {name, email} */
 void
 h_user_create(struct app *app, struct req *rq, struct resp *rs)
@@ -97,7 +88,7 @@ h_user_create(struct app *app, struct req *rq, struct resp *rs)
 	if ((res = app_write(app, rs, STMT_USER_CREATE, v, "users", "user", 0,
 	    EMAIL_TAKEN)) == NULL)
 		return;
-	user_answer(rs, 201, res);
+	app_answer_row(rs, 201, res, data_user_json);
 	resp_header(rs, "Location", "/api/v1/users/%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 }
@@ -121,7 +112,7 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 	if ((res = app_write(app, rs, STMT_USER_PATCH, params, "users", "user",
 	    id, EMAIL_TAKEN)) == NULL)
 		return;
-	user_answer(rs, 200, res);
+	app_answer_row(rs, 200, res, data_user_json);
 	PQclear(res);
 }
 

@@ -130,6 +130,16 @@ app_write(struct app *app, struct resp *rs, size_t stmt,
 }
 
 void
+app_answer_row(struct resp *rs, int status, PGresult *res,
+    void (*json)(struct buf *, PGresult *, int))
+{
+	struct buf	*b = resp_begin(rs, status);
+
+	json(b, res, 0);
+	resp_end(rs, status == 201 ? "created" : "ok");
+}
+
+void
 app_delete(struct app *app, struct req *rq, struct resp *rs, size_t stmt,
     const char *collection, const char *what)
 {
