@@ -13,6 +13,7 @@
 #include "config.h"
 #include "db.h"
 #include "httpcache.h"
+#include "nearcache.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "response.h"
@@ -34,6 +35,7 @@ struct app {
 	struct rl_class	 rates[RATE_NCLASSES];
 	struct db	 db;
 	struct cache	 cache;
+	struct nearcache near;		/* copies of hot cached answers */
 	struct wechat	 wx;
 	struct shm_region *shm;		/* breaker and scoreboard of the host */
 	int		 slot;		/* ours on the scoreboard */

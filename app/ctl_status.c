@@ -36,15 +36,16 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 	    "rejected)\n\n", breaker_state_name(r->breaker.state),
 	    (unsigned long long)r->breaker.opened,
 	    (unsigned long long)r->breaker.rejected);
-	printf("%-8s %-5s %9s %10s %9s  %s\n", "PID", "STATE", "REQUESTS",
-	    "LAST(us)", "RSS(KiB)", "CURRENT");
+	printf("%-8s %-5s %9s %10s %9s %9s  %s\n", "PID", "STATE",
+	    "REQUESTS", "LOCALHITS", "LAST(us)", "RSS(KiB)", "CURRENT");
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
 		if (!scoreboard_live(s))
 			continue;
-		printf("%-8d %-5s %9llu %10lld %9llu  ", (int)s->pid,
+		printf("%-8d %-5s %9llu %9llu %10lld %9llu  ", (int)s->pid,
 		    s->state == SB_BUSY ? "busy" : "idle",
-		    (unsigned long long)s->requests, (long long)s->last_us,
+		    (unsigned long long)s->requests,
+		    (unsigned long long)s->local_hits, (long long)s->last_us,
 		    (unsigned long long)s->rss_kb);
 		if (s->state == SB_BUSY)
 			printf("%.*s %.*s (%lld ms)\n", (int)sizeof(s->method),

@@ -17,7 +17,7 @@ limits_init(struct app *app)
 {
 	const struct config	*c = &app->cfg;
 
-	ratelimit_init(&app->rl, &app->cache);
+	ratelimit_init(&app->rl, &app->cache, app->shm, c->ratelimit_lease);
 	app->rates[RATE_LOGIN] = (struct rl_class){ "login",
 	    c->ratelimit_login_rate, c->ratelimit_login_period,
 	    c->ratelimit_login_burst };
@@ -48,8 +48,8 @@ limits_prepare(struct app *app, struct req *rq, struct rl_pending *p)
 {
 	if (!app->cfg.ratelimit || rq->route->rate_class == RATE_NONE)
 		return 0;
-	ratelimit_prepare(rq->a, &app->rates[rq->route->rate_class],
-	    identity(app, rq), p);
+	(void)ratelimit_prepare(&app->rl, rq->a,
+	    &app->rates[rq->route->rate_class], identity(app, rq), p);
 	return 1;
 }
 
@@ -79,6 +79,7 @@ limits_check(struct app *app, struct req *rq, struct resp *rs)
 
 	if (!limits_prepare(app, rq, &p))
 		return 0;
-	cache_eval_calls(&app->cache, &p.call, 1);
+	if (!p.leased)
+		cache_eval_calls(&app->cache, &p.call, 1);
 	return limits_apply(app, rq, rs, &p);
 }

@@ -1,7 +1,8 @@
 /*
- * readthrough: the cached read path.  A hit is answered from the entry
- * Redis holds (body bytes, ETag, Last-Modified) with no PostgreSQL query
- * and no serialization.  On a miss one responder rebuilds under a lock
+ * readthrough: the cached read path.  A hit is answered from the
+ * responder's own copy of the entry (nearcache) when it has a valid one,
+ * else from the entry Redis holds (body bytes, ETag, Last-Modified), with
+ * no PostgreSQL query and no serialization.  On a miss one responder rebuilds under a lock
  * while the others wait for its entry (stampede protection); with Redis
  * down every read goes to PostgreSQL (degraded, counted).  Writes go
  * through app_write, which invalidates what they change.
@@ -12,6 +13,7 @@
 #include "app.h"
 #include "data.h"
 #include "log.h"
+#include "shm.h"
 #include "util.h"
 
 #define WAIT_STEP_US	5000
@@ -40,10 +42,29 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 	struct rl_pending	 rl;
 	struct cache_call	 calls[2];
 	enum hc_result		 found;
+	const struct hc_entry	*copy;
 	const char		*vkey;
 	int64_t			 deadline;
+	uint64_t		 mark = 0;
 	long long		 changed;
-	int			 locked, limit;
+	int			 locked, limit, coll, near;
+
+	coll = nearcache_collection(collection);
+	near = coll != -1 && nearcache_sync(&app->near, &app->cache);
+	if (near) {
+		if ((copy = nearcache_get(&app->near, coll, key)) != NULL) {
+			if (rq->limit_pending) {
+				rq->limit_pending = 0;
+				if (limits_check(app, rq, rs) == -1)
+					return;
+			}
+			httpcache_answer(rq, rs, copy,
+			    app->cfg.http_cache_control);
+			return;
+		}
+		/* Before the fetch: a write from now on outdates the copy. */
+		mark = nearcache_mark(&app->near, coll);
+	}
 
 	/*
 	 * The route's rate limit and the cache read share one round trip to
@@ -53,18 +74,21 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 	limit = rq->limit_pending && limits_prepare(app, rq, &rl);
 	rq->limit_pending = 0;
 	calls[0] = hc.call;
-	if (limit)
+	if (limit && !rl.leased)
 		calls[1] = rl.call;
-	cache_eval_calls(&app->cache, calls, limit ? 2 : 1);
+	cache_eval_calls(&app->cache, calls, limit && !rl.leased ? 2 : 1);
 	hc.call = calls[0];
 	found = httpcache_finish(&hc, rq->a, &e, &vkey, &changed);
 	if (limit) {
-		rl.call = calls[1];
+		if (!rl.leased)
+			rl.call = calls[1];
 		if (limits_apply(app, rq, rs, &rl) == -1)
 			return;
 	}
 	switch (found) {
 	case HC_HIT:
+		if (near)
+			nearcache_put(&app->near, coll, key, mark, &e);
 		break;
 	case HC_UNAVAILABLE:
 		app->degraded_reads++;
@@ -80,8 +104,12 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 			while (util_mono_us() < deadline) {
 				usleep(WAIT_STEP_US);
 				if (httpcache_get_exact(&app->cache, rq->a, vkey,
-				    &e) == HC_HIT)
+				    &e) == HC_HIT) {
+					if (near)
+						nearcache_put(&app->near, coll,
+						    key, mark, &e);
 					goto answer;
+				}
 			}
 			log_warn("cache: waited %lld ms for %s; reading myself",
 			    app->cfg.cache_lock_wait_ms, vkey);
@@ -93,9 +121,10 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 		}
 		if (is_list && changed > e.last_modified)
 			e.last_modified = changed;
-		(void)httpcache_put(&app->cache, rq->a, vkey, &e,
+		if (httpcache_put(&app->cache, rq->a, vkey, &e,
 		    e.status == 200 ? app->cfg.cache_ttl :
-		    app->cfg.cache_negative_ttl);
+		    app->cfg.cache_negative_ttl) == CACHE_OK && near)
+			nearcache_put(&app->near, coll, key, mark, &e);
 		if (locked == 1)
 			httpcache_unlock(&app->cache, rq->a, vkey);
 		break;
@@ -160,6 +189,8 @@ app_delete(struct app *app, struct req *rq, struct resp *rs, size_t stmt,
 void
 app_invalidate(struct app *app, const char *collection)
 {
+	int	coll;
+
 	/*
 	 * Redis missed this write's invalidation: its entries stay stale
 	 * until the reconnect bumps every collection (httpcache_recover).
@@ -169,4 +200,7 @@ app_invalidate(struct app *app, const char *collection)
 		log_warn("cache: %s changed while redis is unavailable; "
 		    "invalidated on reconnect", collection);
 	}
+	/* Every responder of this host drops its copies before we answer. */
+	if ((coll = nearcache_collection(collection)) != -1)
+		nearcache_wrote(app->shm->changes, coll);
 }

@@ -20,7 +20,11 @@
 
 #include "app.h"
 #include "log.h"
+#include "shm.h"
 #include "util.h"
+
+_Static_assert(HC_NCOLLECTIONS <= SHM_COLLECTIONS,
+    "the shared memory counts writes of every cached collection");
 
 #define ARENA_BLOCK	(128 * 1024)
 #define ARENA_KEEP	4
@@ -299,7 +303,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	log_access(&al);
 	shm_lock(app->shm);
 	scoreboard_end(&app->shm->sb, app->slot, util_mono_us(), slow,
-	    app->served % RSS_EVERY == 0 ? rss_kb() : 0);
+	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
 	shm_unlock(app->shm);
 	req_finish(&rq);
 	log_set_request(NULL);
@@ -338,6 +342,7 @@ main(int argc, char *argv[])
 	};
 	struct app	 app;
 	FCGX_Request	 fr;
+	uint64_t	*changes = NULL;
 	const char	*cfgpath = NULL, *listen_addr = NULL;
 	char		 err[1024];
 	int		 ch, test = 0, fd = 0, rc;
@@ -411,11 +416,17 @@ main(int argc, char *argv[])
 		log_error("cannot initialize the request");
 		return 1;
 	}
-	/* The pool's shared memory; alone, this responder keeps its own. */
-	if ((app.shm = shm_attach(app.cfg.shm_name)) == NULL) {
+	/*
+	 * The pool's shared memory; alone, this responder keeps its own, and
+	 * keeps no copies of cached answers (it would not see the writes of
+	 * the other responders of the host).
+	 */
+	if ((app.shm = shm_attach(app.cfg.shm_name)) != NULL)
+		changes = app.shm->changes;
+	else {
 		log_warn("cannot attach shared memory %s (%s): circuit breaker "
-		    "and scoreboard are per responder", app.cfg.shm_name,
-		    strerror(errno));
+		    "and scoreboard are per responder, answers are not copied "
+		    "into the responder", app.cfg.shm_name, strerror(errno));
 		if ((app.shm = shm_private()) == NULL) {
 			log_error("out of memory");
 			return 1;
@@ -433,6 +444,7 @@ main(int argc, char *argv[])
 	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
 	cache_init(&app.cache, &app.cfg);
 	app.cache.on_recover = httpcache_recover;
+	nearcache_init(&app.near, &app.cfg, changes);
 	limits_init(&app);
 	if (wechat_init(&app.wx, &app.cfg, &app.cache, app.shm) == -1) {
 		log_error("cannot initialize libcurl");
@@ -477,6 +489,7 @@ main(int argc, char *argv[])
 	FCGX_Free(&fr, 1);
 	db_close(&app.db);
 	cache_close(&app.cache);
+	nearcache_free(&app.near);
 	wechat_free(&app.wx);
 	curl_global_cleanup();
 	arena_free(&app.arena);

@@ -56,6 +56,7 @@ struct config {
 	long long	 cache_ttl;
 	long long	 cache_negative_ttl;
 	long long	 cache_lock_wait_ms;
+	long long	 cache_local_bytes;
 	char		*http_cache_control;
 	long long	 preload_pages;
 	long long	 preload_page_size;
@@ -69,6 +70,7 @@ struct config {
 	long long	 ratelimit_write_rate;
 	long long	 ratelimit_write_period;
 	long long	 ratelimit_write_burst;
+	long long	 ratelimit_lease;
 	char		*shm_name;
 	long long	 breaker_window_s;
 	long long	 breaker_min_calls;

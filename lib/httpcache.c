@@ -18,7 +18,7 @@
 
 #define LOCK_MS	"5000"
 
-const char *const httpcache_collections[] = { "users", "items", NULL };
+const char *const httpcache_collections[HC_NCOLLECTIONS + 1] = { "users", "items", NULL };
 
 /* The version, the entry and the last write time in one round trip. */
 static const char get_lua[] =

@@ -51,7 +51,8 @@ struct hc_pending {
 };
 
 /* The collections whose versions exist (bumped after an outage). */
-extern const char *const httpcache_collections[];
+#define HC_NCOLLECTIONS	2
+extern const char *const httpcache_collections[HC_NCOLLECTIONS + 1];
 
 /*
  * Look up key in collection.  On HC_MISS *vkey is the versioned key under

@@ -81,10 +81,11 @@ scoreboard_begin(struct scoreboard *sb, int slot, const char *method,
 
 void
 scoreboard_end(struct scoreboard *sb, int slot, int64_t now_us, int slow,
-    uint64_t rss_kb)
+    uint64_t rss_kb, uint64_t local_hits)
 {
 	struct sb_slot	*s = &sb->slots[slot];
 
+	s->local_hits = local_hits;
 	s->state = SB_IDLE;
 	s->requests++;
 	s->last_us = now_us - s->started_us;
@@ -130,12 +131,14 @@ scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
 		if (!scoreboard_live(s))
 			continue;
 		buf_printf(b, "%s{\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
-		    "\"started\":%lld,\"last_request_us\":%lld,\"rss_kb\":%llu",
+		    "\"started\":%lld,\"last_request_us\":%lld,\"rss_kb\":%llu,"
+		    "\"local_hits\":%llu",
 		    first ? "" : ",", (int)s->pid,
 		    s->state == SB_BUSY ? "busy" : "idle",
 		    (unsigned long long)s->requests,
 		    (long long)(s->born_wall_us / 1000000),
-		    (long long)s->last_us, (unsigned long long)s->rss_kb);
+		    (long long)s->last_us, (unsigned long long)s->rss_kb,
+		    (unsigned long long)s->local_hits);
 		if (s->state == SB_BUSY) {
 			buf_adds(b, ",\"method\":");
 			buf_json_str(b, s->method, strnlen(s->method,

@@ -29,6 +29,7 @@ struct sb_slot {
 	int64_t		started_us;	/* monotonic, of the current request */
 	int64_t		last_us;	/* duration of the last request */
 	uint64_t	rss_kb;
+	uint64_t	local_hits;	/* answered from the responder's copies */
 	char		method[8];
 	char		path[120];
 };
@@ -47,7 +48,7 @@ void	scoreboard_leave(struct scoreboard *, int slot);
 void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
 	    const char *path, int64_t now_us);
 void	scoreboard_end(struct scoreboard *, int slot, int64_t now_us,
-	    int slow, uint64_t rss_kb);
+	    int slow, uint64_t rss_kb, uint64_t local_hits);
 /* The slot holds a process that is still alive. */
 int	scoreboard_live(const struct sb_slot *);
 /* Live responders, busy and idle. */

@@ -4,8 +4,8 @@
  * The first process to start creates it with O_EXCL, initializes the
  * mutex and contents, and publishes the magic number last; the others
  * wait briefly for the magic before using it.  The segment outlives the
- * responders (a restarted pool keeps its counters); it is as small as a
- * few pages.
+ * responders (a restarted pool keeps its counters); it takes about 200 KiB,
+ * most of it the rate-limit leases.
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -48,13 +48,18 @@ shm_init(struct shm_region *r)
 	return 0;
 }
 
-struct shm_region *
-shm_attach(const char *name)
+/*
+ * Attach to `name`, creating it when absent.  -1 with errno; *stale set
+ * when the segment exists with another layout.
+ */
+static struct shm_region *
+shm_try_attach(const char *name, int *stale)
 {
 	struct shm_region	*r = NULL;
 	struct stat		 st;
 	int			 fd, created = 0, tries;
 
+	*stale = 0;
 	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (fd != -1)
 		created = 1;
@@ -68,12 +73,16 @@ shm_attach(const char *name)
 	for (tries = 0; tries < 100; tries++) {
 		if (fstat(fd, &st) == -1)
 			goto fail;
-		if ((size_t)st.st_size >= sizeof(struct shm_region))
+		if (st.st_size != 0)
 			break;
 		usleep(10000);
 	}
-	if ((size_t)st.st_size < sizeof(struct shm_region) ||
-	    (r = shm_map(fd, PROT_READ | PROT_WRITE)) == NULL)
+	if ((size_t)st.st_size != sizeof(struct shm_region)) {
+		*stale = st.st_size != 0;
+		errno = EPROTO;
+		goto fail;
+	}
+	if ((r = shm_map(fd, PROT_READ | PROT_WRITE)) == NULL)
 		goto fail;
 	if (created && shm_init(r) == -1)
 		goto fail;
@@ -81,6 +90,7 @@ shm_attach(const char *name)
 	    __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != SHM_MAGIC; tries++)
 		usleep(10000);
 	if (r->magic != SHM_MAGIC || r->version != SHM_VERSION) {
+		*stale = 1;	/* another layout, or a creator that died */
 		errno = EPROTO;
 		goto fail;
 	}
@@ -91,6 +101,22 @@ fail:
 		munmap(r, sizeof(*r));
 	close(fd);
 	return NULL;
+}
+
+struct shm_region *
+shm_attach(const char *name)
+{
+	struct shm_region	*r;
+	int			 stale;
+
+	/*
+	 * Responders of the old layout keep their mapping of the unlinked
+	 * object; the new ones share the new one.
+	 */
+	if ((r = shm_try_attach(name, &stale)) == NULL && stale &&
+	    shm_unlink(name) == 0)
+		r = shm_try_attach(name, &stale);
+	return r;
 }
 
 struct shm_region *
@@ -115,7 +141,7 @@ shm_peek(const char *name)
 	if ((fd = shm_open(name, O_RDONLY, 0)) == -1)
 		return NULL;
 	r = NULL;
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(*r))
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size == sizeof(*r))
 		r = shm_map(fd, PROT_READ);
 	close(fd);
 	if (r != NULL && (r->magic != SHM_MAGIC || r->version != SHM_VERSION)) {

@@ -1,7 +1,8 @@
 /*
  * shm: the shared memory of the responders of one host (one pool
  * configuration): a named POSIX shared memory segment holding a robust
- * process-shared mutex, the WeChat circuit breaker and the scoreboard.
+ * process-shared mutex, the WeChat circuit breaker, the scoreboard, the
+ * write counters of the cached collections and the rate-limit leases.
  * Owns creating it exactly once, attaching to it, and the lock (which
  * survives a holder that dies: EOWNERDEAD is repaired).
  */
@@ -12,10 +13,12 @@
 #include <stdint.h>
 
 #include "breaker.h"
+#include "ratelimit.h"
 #include "scoreboard.h"
 
 #define SHM_MAGIC	0x77786170u	/* "wxap" */
-#define SHM_VERSION	1u
+#define SHM_VERSION	2u
+#define SHM_COLLECTIONS	4	/* >= the collections httpcache knows */
 
 struct shm_region {
 	uint32_t		magic;
@@ -23,9 +26,20 @@ struct shm_region {
 	pthread_mutex_t		lock;
 	struct breaker		breaker;
 	struct scoreboard	sb;
+	/*
+	 * Writes per cached collection on this host, bumped without the lock
+	 * (atomics) after a write has invalidated Redis: see nearcache.
+	 */
+	uint64_t		changes[SHM_COLLECTIONS];
+	/* Rate-limit requests already paid for in Redis (under the lock). */
+	struct rl_lease		leases[RATELIMIT_LEASE_SLOTS];
 };
 
-/* Create or attach to the segment `name` ("/wxapp"); NULL with errno. */
+/*
+ * Create or attach to the segment `name` ("/wxapp"); NULL with errno.  A
+ * segment of another layout (left by an older version, still used by its
+ * responders during a rolling restart) is unlinked and made anew.
+ */
 struct shm_region *shm_attach(const char *name);
 /* A region in this process only, when the shared one cannot be had. */
 struct shm_region *shm_private(void);

@@ -169,3 +169,16 @@ util_random(void *dst, size_t n)
 	}
 	return 0;
 }
+
+uint64_t
+util_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char	*c = p;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}

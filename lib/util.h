@@ -14,6 +14,9 @@ int	util_strtonum(const char *s, long long min, long long max, long long *out,
 	    const char **errstr);
 /* Monotonic microseconds, for durations. */
 int64_t	util_mono_us(void);
+/* FNV-1a (64 bits) of n bytes, continuing from h (UTIL_FNV_INIT to start). */
+#define UTIL_FNV_INIT	0xcbf29ce484222325ULL
+uint64_t util_fnv1a(uint64_t h, const void *p, size_t n);
 /* Wall-clock microseconds since the epoch. */
 int64_t	util_wall_us(void);
 /* Format wall-clock us as RFC 3339 UTC with milliseconds; 0 or -1 on truncation. */

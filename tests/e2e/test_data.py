@@ -9,6 +9,7 @@ are skipped when the stack's PostgreSQL does not preload it.
 
 import gzip
 import json
+import os
 import secrets
 import threading
 import time
@@ -666,6 +667,117 @@ class Cache(Base):
             self.skipTest("another writer took id %d" % nxt)
         self.assertEqual(self.assert_envelope(get("%s/%d" % (DATA, nxt)), 200)
                          ["data"]["title"], it["title"])
+
+
+def local_hits():
+    """Answers the pool's responders gave from their own copies (GET /status)."""
+    r = e2e.get("/status")
+    if r.status != 200:
+        raise AssertionError("GET /status: " + r.describe())
+    return sum(s.get("local_hits", 0) for s in r.json()["data"]["pool"]["responders"])
+
+
+def main_responders():
+    env = e2e.stack_env()
+    return int(env.get("SOCKETS") or 2) * int(env.get("RESPONDERS") or 2)
+
+
+class LocalCopies(Base):
+    """Each responder's own copies of cached answers (lib/nearcache.h): used
+    while valid, dropped on a write on this host (shared memory), on a
+    write elsewhere (Redis' invalidation message), and when the
+    invalidation connection is lost."""
+
+    def warm(self, *paths):
+        """Read each path often enough that every responder holds a copy."""
+        for _ in range(4 * main_responders()):
+            for p in paths:
+                self.assert_envelope(get(p), 200)
+
+    def titles(self, path, n):
+        """The item titles n reads of path answer (a list or one item)."""
+        seen = set()
+        for _ in range(n):
+            d = self.assert_envelope(get(path), 200)["data"]
+            seen.add(d["items"][0]["title"] if "items" in d else d["title"])
+        return seen
+
+    def silent_update(self, item_id, title):
+        """Change an item in PostgreSQL the way another host's responder
+        would, without this host's shared memory knowing."""
+        e2e.psql("UPDATE items SET title = '%s', updated_at = now() "
+                 "WHERE id = %d" % (title, item_id))
+
+    def test_hits_are_answered_from_copies(self):
+        url = LIST + "?page=1&page_size=11"
+        self.warm(url)
+        h0 = local_hits()
+        n = 40
+        for _ in range(n):
+            self.assert_envelope(get(url), 200)
+        got = local_hits() - h0
+        self.assertGreaterEqual(got, n - main_responders(),
+                                "%d warm reads, only %d answered from the "
+                                "responders' copies" % (n, got))
+
+    def test_write_on_this_host_drops_every_copy(self):
+        it = self.create_item(title="Local " + uniq())
+        one = "%s/%d" % (DATA, it["id"])
+        lst = LIST + "?page=1&page_size=4"
+        self.warm(one, lst)
+        new = "Written " + uniq()
+        self.assert_envelope(write("PATCH", one, {"title": new}), 200)
+        n = 4 * main_responders()
+        self.assertEqual(self.titles(one, n), {new},
+                         "a responder answered its copy from before the write")
+        self.assertEqual(self.titles(lst, n), {new})
+
+    def test_write_on_another_host_drops_every_copy(self):
+        it = self.create_item(title="Remote " + uniq())
+        one = "%s/%d" % (DATA, it["id"])
+        lst = LIST + "?page=1&page_size=4"
+        self.warm(one, lst)
+        new = "Elsewhere " + uniq()
+        self.silent_update(it["id"], new)
+        # Control: the change is not visible before the invalidation.
+        self.assertEqual(self.titles(one, 2), {it["title"]},
+                         "control: the cache did not answer")
+        # What another host's responder does after its write: bump the
+        # version in Redis (wxappctl does the same).  Only Redis'
+        # invalidation message can tell this host's responders.
+        e2e.wxappctl("cache", "flush", "--collection", "items")
+        n = 4 * main_responders()
+        self.assertEqual(self.titles(one, n), {new},
+                         "a responder answered a copy after Redis reported "
+                         "the write")
+        self.assertEqual(self.titles(lst, n), {new})
+
+    def test_lost_invalidation_connection_drops_every_copy(self):
+        it = self.create_item(title="Lost " + uniq())
+        one = "%s/%d" % (DATA, it["id"])
+        self.warm(one)
+        logf = e2e.log_file_path()
+        mark = os.path.getsize(logf) if logf and os.path.exists(logf) else 0
+        killed = int(e2e.redis_cli("CLIENT", "KILL", "TYPE", "pubsub"))
+        self.assertGreaterEqual(killed, 1, "no invalidation connection to kill")
+        new = "Unheard " + uniq()
+        self.silent_update(it["id"], new)
+        # This bump reaches no responder: their connections are gone.
+        e2e.wxappctl("cache", "flush", "--collection", "items")
+        self.assertEqual(self.titles(one, 4 * main_responders()), {new},
+                         "a responder kept using its copies after losing "
+                         "its invalidation connection")
+        if logf:
+            with open(logf, "rb") as f:
+                f.seek(mark)
+                self.assertIn(b"invalidation connection closed by redis",
+                              f.read(), "the lost connection is not logged")
+        # They connect again (after a second) and copy again.
+        time.sleep(1.2)
+        self.warm(one)
+        h0 = local_hits()
+        self.titles(one, 20)
+        self.assertGreater(local_hits() - h0, 0, "no copies after reconnecting")
 
 
 # ---------------------------------------------------------------------------

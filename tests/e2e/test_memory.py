@@ -386,6 +386,10 @@ class ValgrindResponder(e2e.TestCase):
         except Exception as e:  # noqa: BLE001 - best effort
             e2e.log("cannot read the pool's environment: %s" % e)
         env["WXAPP_MAX_REQUESTS"] = "0"
+        # The responder's copies of cached answers are bounded: small
+        # enough here to be full long before WARM_AT, so that from then on
+        # they are replaced (freed and allocated) and must not grow.
+        env["WXAPP_CACHE_LOCAL_BYTES"] = "65536"
         env["WXAPP_LOG_FILE"] = self.applog
         return env
 

@@ -628,6 +628,43 @@ class RateLimit(RateLimitBase):
                                     "all allowed requests were served by one "
                                     "responder %s: the test shows nothing" % distinct)
 
+    def test_busy_client_costs_a_round_trip_per_lease(self):
+        """A client that keeps reading is paid for in Redis in batches
+        (ratelimit_lease): far fewer script calls than requests, every
+        answer still carrying the RateLimit headers."""
+        cls = RateClass("read")
+        lease = e2e.conf_int("ratelimit_lease", 32)
+        if lease < 4 or cls.burst < 64:
+            self.skipTest("ratelimit_lease %d / read burst %d: too small to "
+                          "show batching" % (lease, cls.burst))
+        path = LIST + "?page=1&page_size=3"
+        # Every responder holds a copy of the answer: a read makes no
+        # cache call, so the scripts Redis runs are the limiter's.
+        for _ in range(8 * pool_sizes()[0]):
+            self.assert_envelope(e2e.get(path, headers=xff(fresh_addr())), 200)
+        x = fresh_addr()
+        n = 64
+        e2e.redis_cli("CONFIG", "RESETSTAT")
+        remaining = []
+        for _ in range(n):
+            r = e2e.get(path, headers=xff(x))
+            self.assert_envelope(r, 200)
+            self.assert_allowed_headers(r, cls)
+            remaining.append(int_header(r, "RateLimit-Remaining"))
+        stats = e2e.redis_cli("INFO", "commandstats")
+        scripts = sum(int(m) for m in re.findall(
+            r"^cmdstat_eval(?:sha)?:calls=(\d+)", stats, re.M))
+        e2e.log("leases: %d reads, %d script calls, remaining %s"
+                % (n, scripts, remaining[:8]))
+        self.assertGreaterEqual(scripts, 1, "control: the limiter never ran")
+        self.assertLessEqual(scripts, n // 4,
+                             "%d reads of one client cost %d calls to Redis: "
+                             "no leases" % (n, scripts))
+        self.assertLessEqual(max(remaining), cls.burst - 1, remaining)
+        self.assertLess(remaining[1], remaining[0] + cls.rate,
+                        "a leased request must not report the lease as "
+                        "refill: %s" % remaining[:4])
+
     def test_refill(self):
         """After the Retry-After the client was given, the bucket has
         refilled at the configured rate."""

@@ -23,7 +23,7 @@ setup(void)
 	cfg.redis_command_timeout_ms = 10;
 	log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
 	cache_init(&cc, &cfg);
-	ratelimit_init(&rl, &cc);
+	ratelimit_init(&rl, &cc, NULL, 32);
 	arena_init(&a, 4096, 2);
 }
 

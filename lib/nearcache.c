@@ -1,0 +1,319 @@
+/*
+ * nearcache: in-process copies of cached answers, kept honest by the
+ * host's write counters and by Redis' invalidation messages.
+ *
+ * The copies live in a direct-mapped table of NEARCACHE_SLOTS slots (a
+ * collision replaces the older copy), each one malloc'd block holding the
+ * key and the body; a hit copies nothing and allocates nothing.  The
+ * total is bounded by cache_local_bytes: a copy that does not fit is not
+ * kept.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "nearcache.h"
+#include "util.h"
+
+#define VER_PREFIX	"wx:ver:"
+#define RETRY_US	1000000	/* after a failed set-up of the connection */
+
+struct nc_item {
+	uint64_t	 hash;
+	uint64_t	 mark;		/* the host's write count when fetched */
+	int64_t		 born_us;
+	int		 coll;
+	size_t		 size;		/* of the whole block */
+	size_t		 keylen;
+	struct hc_entry	 e;		/* e.body points into data */
+	char		 data[];	/* key, NUL, body */
+};
+
+void
+nearcache_init(struct nearcache *nc, const struct config *cfg,
+    const uint64_t *changes)
+{
+	memset(nc, 0, sizeof(*nc));
+	nc->cfg = cfg;
+	nc->changes = cfg->cache_local_bytes > 0 ? changes : NULL;
+	cache_init(&nc->conn, cfg);
+}
+
+static void
+item_drop(struct nearcache *nc, size_t i)
+{
+	nc->bytes -= nc->slots[i]->size;
+	free(nc->slots[i]);
+	nc->slots[i] = NULL;
+}
+
+/* Drop every copy of coll, or every copy when coll is -1. */
+static void
+drop(struct nearcache *nc, int coll)
+{
+	size_t	i;
+
+	for (i = 0; i < NEARCACHE_SLOTS; i++)
+		if (nc->slots[i] != NULL && (coll == -1 ||
+		    nc->slots[i]->coll == coll))
+			item_drop(nc, i);
+}
+
+void
+nearcache_free(struct nearcache *nc)
+{
+	drop(nc, -1);
+	cache_close(&nc->conn);
+	nc->tracking = 0;
+}
+
+int
+nearcache_collection(const char *collection)
+{
+	int	i;
+
+	for (i = 0; httpcache_collections[i] != NULL; i++)
+		if (strcmp(httpcache_collections[i], collection) == 0)
+			return i;
+	return -1;
+}
+
+/* The connection is gone or cannot be trusted: forget everything. */
+static void
+lose(struct nearcache *nc, const char *why)
+{
+	log_warn("nearcache: invalidation connection %s; copies dropped", why);
+	drop(nc, -1);
+	cache_close(&nc->conn);
+	nc->conn.next_try_us = util_mono_us() + RETRY_US;
+	nc->tracking = 0;
+}
+
+/* Run one set-up command; 0 when Redis answered with a reply of type. */
+static int
+setup_cmd(struct nearcache *nc, int type, int argc, const char **argv,
+    long long *integer)
+{
+	size_t		 argvlen[8];
+	redisReply	*r;
+	int		 i, ok;
+
+	for (i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	if (cache_cmd(&nc->conn, &r, argc, argv, argvlen) != CACHE_OK ||
+	    r == NULL)
+		return -1;
+	ok = r->type == type;
+	if (ok && integer != NULL)
+		*integer = r->integer;
+	freeReplyObject(r);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Connect the invalidation connection: tracking in broadcast mode for the
+ * version keys, redirected to itself, then subscribed (after which it
+ * only receives).  0 or -1 (logged).
+ */
+static int
+track(struct nearcache *nc)
+{
+	const char	*id_argv[] = { "CLIENT", "ID" };
+	const char	*sub_argv[] = { "SUBSCRIBE", "__redis__:invalidate" };
+	const char	*tr_argv[] = { "CLIENT", "TRACKING", "on", "REDIRECT",
+			    NULL, "BCAST", "PREFIX", VER_PREFIX };
+	char		 id[24];
+	long long	 n;
+	int		 rc;
+
+	if (cache_ready(&nc->conn) == -1)
+		return -1;
+	if (setup_cmd(nc, REDIS_REPLY_INTEGER, 2, id_argv, &n) == -1)
+		goto fail;
+	rc = snprintf(id, sizeof(id), "%lld", n);
+	if (rc < 0 || (size_t)rc >= sizeof(id))
+		goto fail;
+	tr_argv[4] = id;
+	if (setup_cmd(nc, REDIS_REPLY_STATUS, 8, tr_argv, NULL) == -1 ||
+	    setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL) == -1)
+		goto fail;
+	/* Copies from before the subscription cannot be vouched for. */
+	drop(nc, -1);
+	nc->tracking = 1;
+	log_info("nearcache: tracking writes to %s* on redis", VER_PREFIX);
+	return 0;
+fail:
+	lose(nc, "could not be set up (CLIENT TRACKING needs redis 6)");
+	return -1;
+}
+
+/* Apply one message from __redis__:invalidate; -1 when not understood. */
+static int
+apply(struct nearcache *nc, const redisReply *m)
+{
+	const redisReply	*keys, *k;
+	size_t			 i, plen = sizeof(VER_PREFIX) - 1;
+	int			 coll;
+
+	if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
+	    m->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(m->element[0]->str, "message") != 0)
+		return -1;
+	nc->invalidations++;
+	keys = m->element[2];
+	if (keys->type == REDIS_REPLY_NIL) {	/* FLUSHALL, FLUSHDB */
+		drop(nc, -1);
+		return 0;
+	}
+	for (i = 0; i < (keys->type == REDIS_REPLY_ARRAY ? keys->elements :
+	    1); i++) {
+		k = keys->type == REDIS_REPLY_ARRAY ? keys->element[i] : keys;
+		if (k->type != REDIS_REPLY_STRING)
+			return -1;
+		coll = k->len > plen && memcmp(k->str, VER_PREFIX, plen) == 0 ?
+		    nearcache_collection(k->str + plen) : -1;
+		drop(nc, coll);
+	}
+	return 0;
+}
+
+/* Read and apply whatever Redis has sent; -1 when the connection is lost. */
+static int
+drain(struct nearcache *nc)
+{
+	redisReader	*rd = nc->conn.c->reader;
+	redisReply	*m;
+	char		 buf[4096];
+	size_t		 total = 0;
+	ssize_t		 n;
+	int		 rc;
+
+	for (;;) {
+		n = recv(nc->conn.c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0) {
+			if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK)
+				break;
+			total += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			break;
+		lose(nc, n == 0 ? "closed by redis" : "failed");
+		return -1;
+	}
+	while ((rc = redisReaderGetReply(rd, (void **)&m)) == REDIS_OK &&
+	    m != NULL) {
+		rc = apply(nc, m);
+		freeReplyObject(m);
+		if (rc == -1) {
+			lose(nc, "sent something unexpected");
+			return -1;
+		}
+	}
+	if (rc != REDIS_OK) {
+		lose(nc, "sent a protocol error");
+		return -1;
+	}
+	/* Redis may have held back what did not fit in the socket. */
+	if (total > NEARCACHE_DRAIN_MAX) {
+		lose(nc, "fell behind");
+		return -1;
+	}
+	return 0;
+}
+
+int
+nearcache_sync(struct nearcache *nc, const struct cache *main)
+{
+	if (nc->changes == NULL)
+		return 0;
+	if (!nc->tracking) {
+		/* Redis down: leave the reconnecting (and logging) to main. */
+		if (main->c == NULL || main->c->err != 0 ||
+		    util_mono_us() < nc->conn.next_try_us || track(nc) == -1)
+			return 0;
+	}
+	if (drain(nc) == -1)
+		return 0;
+	/* Half a message: it may be the one that matters. */
+	return nc->conn.c->reader->pos == nc->conn.c->reader->len;
+}
+
+uint64_t
+nearcache_mark(const struct nearcache *nc, int coll)
+{
+	return __atomic_load_n(&nc->changes[coll], __ATOMIC_ACQUIRE);
+}
+
+/* The hash of a key, salted with the collection. */
+static uint64_t
+key_hash(int coll, const char *key, size_t len)
+{
+	return util_fnv1a(UTIL_FNV_INIT ^ (uint64_t)coll, key, len);
+}
+
+const struct hc_entry *
+nearcache_get(struct nearcache *nc, int coll, const char *key)
+{
+	size_t		 len = strlen(key);
+	uint64_t	 h = key_hash(coll, key, len);
+	size_t		 i = h % NEARCACHE_SLOTS;
+	struct nc_item	*it = nc->slots[i];
+	long long	 ttl;
+
+	if (it == NULL || it->hash != h || it->coll != coll ||
+	    it->keylen != len || memcmp(it->data, key, len) != 0)
+		return NULL;
+	ttl = it->e.status == 200 ? nc->cfg->cache_ttl :
+	    nc->cfg->cache_negative_ttl;
+	if (it->mark != nearcache_mark(nc, coll) ||
+	    util_mono_us() - it->born_us > ttl * 1000000) {
+		item_drop(nc, i);
+		return NULL;
+	}
+	nc->hits++;
+	return &it->e;
+}
+
+void
+nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
+    const struct hc_entry *e)
+{
+	size_t		 len = strlen(key), size;
+	uint64_t	 h = key_hash(coll, key, len);
+	size_t		 i = h % NEARCACHE_SLOTS;
+	struct nc_item	*it;
+
+	if (nc->changes == NULL || !nc->tracking)
+		return;
+	if (nc->slots[i] != NULL)
+		item_drop(nc, i);
+	size = sizeof(*it) + len + 1 + e->body_len;
+	if (nc->bytes + size > (size_t)nc->cfg->cache_local_bytes ||
+	    (it = malloc(size)) == NULL)
+		return;
+	it->hash = h;
+	it->mark = mark;
+	it->born_us = util_mono_us();
+	it->coll = coll;
+	it->size = size;
+	it->keylen = len;
+	memcpy(it->data, key, len + 1);
+	memcpy(it->data + len + 1, e->body, e->body_len);
+	it->e = *e;
+	it->e.body = it->data + len + 1;
+	nc->slots[i] = it;
+	nc->bytes += size;
+}
+
+void
+nearcache_wrote(uint64_t *changes, int coll)
+{
+	__atomic_add_fetch(&changes[coll], 1, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,78 @@
+/*
+ * nearcache: copies of hot cached answers inside the responder, so that a
+ * hit costs no round trip to Redis.  Owns the copies (bounded in bytes),
+ * the connection on which Redis tells us about writes, and the rules that
+ * keep a copy from outliving its data.
+ *
+ * A copy of an entry of collection C is used only while all of these hold:
+ *  - no responder of this host has written C since the copy was fetched
+ *    (the host's write counter of C in shared memory, read before the
+ *    fetch, is unchanged: a local write is seen at once, Redis or not);
+ *  - Redis has not reported a change of wx:ver:C since.  The invalidation
+ *    connection has CLIENT TRACKING on in broadcast mode for the prefix
+ *    wx:ver: (redirected to itself and SUBSCRIBEd to __redis__:invalidate,
+ *    which works over RESP2).  Redis queues the message in the same event
+ *    loop pass as the write that bumps the version, before it sends the
+ *    writer its reply, so a write on another host is known here as soon
+ *    as the message has crossed the network to this host.  Every request
+ *    reads what has arrived (recv with MSG_DONTWAIT) before using a copy;
+ *  - that connection is alive and nothing it sent is half-read or
+ *    possibly lost (more than NEARCACHE_DRAIN_MAX bytes at once);
+ *  - the copy is younger than the entry's TTL in Redis (cache_ttl, or
+ *    cache_negative_ttl for a 404).
+ * Otherwise every copy (or every copy of C) is dropped and reads go to
+ * Redis as before.
+ */
+#ifndef WX_NEARCACHE_H
+#define WX_NEARCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "config.h"
+#include "httpcache.h"
+
+#define NEARCACHE_SLOTS		1024
+#define NEARCACHE_DRAIN_MAX	(32 * 1024)
+
+struct nc_item;
+
+struct nearcache {
+	const struct config	*cfg;
+	const uint64_t		*changes;	/* per collection; NULL: off */
+	struct cache		 conn;		/* the invalidation connection */
+	int			 tracking;	/* conn is subscribed */
+	struct nc_item		*slots[NEARCACHE_SLOTS];
+	size_t			 bytes;
+	unsigned long		 hits;
+	unsigned long		 invalidations;	/* messages from Redis */
+};
+
+/*
+ * Set up; changes points to the host's write counters, one per entry of
+ * httpcache_collections (NULL, or cache_local_bytes 0: never used).
+ */
+void	nearcache_init(struct nearcache *, const struct config *,
+	    const uint64_t *changes);
+void	nearcache_free(struct nearcache *);
+/*
+ * Apply what Redis has reported; connect the invalidation connection when
+ * main (the responder's Redis connection) is up.  1 when copies may be
+ * used and stored now, else 0.
+ */
+int	nearcache_sync(struct nearcache *, const struct cache *main);
+/* The index of a collection of httpcache_collections, or -1. */
+int	nearcache_collection(const char *collection);
+/* The host's write count of coll: read it before fetching what to store. */
+uint64_t nearcache_mark(const struct nearcache *, int coll);
+/* The copy of key, or NULL. */
+const struct hc_entry *nearcache_get(struct nearcache *, int coll,
+	    const char *key);
+/* Keep a copy of e, fetched after nearcache_mark returned mark. */
+void	nearcache_put(struct nearcache *, int coll, const char *key,
+	    uint64_t mark, const struct hc_entry *e);
+/* Count a write of coll on this host (after Redis was told). */
+void	nearcache_wrote(uint64_t *changes, int coll);
+
+#endif

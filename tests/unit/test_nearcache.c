@@ -1,0 +1,254 @@
+/*
+ * Unit tests for lib/nearcache: when a responder's copy may be used.  The
+ * invalidation connection is one end of a socketpair on which the test
+ * writes what Redis would send.
+ */
+#include "check_run.h"
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nearcache.h"
+
+static struct config	 cfg;
+static struct nearcache	 nc;
+static struct cache	 main_cc;
+static uint64_t		 changes[HC_NCOLLECTIONS];
+static int		 redis_end;	/* where "Redis" writes */
+static struct hc_entry	 e;
+
+enum { USERS, ITEMS };
+
+static void
+setup(void)
+{
+	int	sv[2];
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cache_local_bytes = 1 << 20;
+	cfg.cache_ttl = 300;
+	cfg.cache_negative_ttl = 30;
+	memset(changes, 0, sizeof(changes));
+	nearcache_init(&nc, &cfg, changes);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* As after track(): connected and subscribed. */
+	nc.conn.c = redisConnectFd(sv[0]);
+	ck_assert_ptr_nonnull(nc.conn.c);
+	nc.tracking = 1;
+	redis_end = sv[1];
+	memset(&main_cc, 0, sizeof(main_cc));
+	memset(&e, 0, sizeof(e));
+	e.status = 200;
+	e.body = "{\"code\":0}";
+	e.body_len = strlen(e.body);
+	httpcache_set_etag(&e);
+}
+
+static void
+teardown(void)
+{
+	nearcache_free(&nc);
+	close(redis_end);
+}
+
+/* Send what Redis would, as RESP. */
+static void
+redis_says(const char *resp)
+{
+	ck_assert_int_eq(write(redis_end, resp, strlen(resp)),
+	    (ssize_t)strlen(resp));
+}
+
+/* An invalidation message for one key. */
+static void
+invalidate(const char *key)
+{
+	char	m[256];
+
+	snprintf(m, sizeof(m), "*3\r\n$7\r\nmessage\r\n$20\r\n"
+	    "__redis__:invalidate\r\n*1\r\n$%zu\r\n%s\r\n", strlen(key), key);
+	redis_says(m);
+}
+
+/* Store key in coll as a fresh fetch would. */
+static void
+put(int coll, const char *key)
+{
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 1);
+	nearcache_put(&nc, coll, key, nearcache_mark(&nc, coll), &e);
+}
+
+/* Whether a request now finds its copy of key. */
+static int
+has(int coll, const char *key)
+{
+	return nearcache_sync(&nc, &main_cc) &&
+	    nearcache_get(&nc, coll, key) != NULL;
+}
+
+START_TEST(test_hit_is_the_entry)
+{
+	const struct hc_entry	*got;
+
+	ck_assert_int_eq(nearcache_collection("items"), ITEMS);
+	ck_assert_int_eq(nearcache_collection("nope"), -1);
+	put(ITEMS, "list:1:20");
+	got = nearcache_get(&nc, ITEMS, "list:1:20");
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got->etag, e.etag);
+	ck_assert_int_eq(got->body_len, e.body_len);
+	ck_assert_int_eq(memcmp(got->body, e.body, e.body_len), 0);
+	ck_assert_ptr_ne(got->body, e.body);	/* a copy */
+	ck_assert_ptr_null(nearcache_get(&nc, USERS, "list:1:20"));
+	ck_assert_ptr_null(nearcache_get(&nc, ITEMS, "list:1:2"));
+	ck_assert_uint_eq(nc.hits, 1);
+}
+END_TEST
+
+START_TEST(test_write_on_this_host)
+{
+	uint64_t	mark;
+
+	put(ITEMS, "one:7");
+	put(USERS, "one:7");
+	nearcache_wrote(changes, ITEMS);
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+	ck_assert_int_eq(has(USERS, "one:7"), 1);
+	/* Fetched before a write, stored after it: never used. */
+	mark = nearcache_mark(&nc, ITEMS);
+	nearcache_wrote(changes, ITEMS);
+	nearcache_put(&nc, ITEMS, "one:8", mark, &e);
+	ck_assert_int_eq(has(ITEMS, "one:8"), 0);
+}
+END_TEST
+
+START_TEST(test_write_reported_by_redis)
+{
+	put(ITEMS, "one:7");
+	put(USERS, "one:7");
+	invalidate("wx:ver:items");
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+	ck_assert_int_eq(has(USERS, "one:7"), 1);
+	ck_assert_uint_eq(nc.invalidations, 1);
+	/* A key we cannot place drops everything. */
+	put(ITEMS, "one:7");
+	invalidate("wx:ver:orders");
+	ck_assert_int_eq(has(USERS, "one:7"), 0);
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+	/* FLUSHALL: a null instead of keys. */
+	put(ITEMS, "one:7");
+	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+	    "$-1\r\n");
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+	ck_assert_int_eq(nc.tracking, 1);
+}
+END_TEST
+
+START_TEST(test_half_a_message_is_not_trusted)
+{
+	put(ITEMS, "one:7");
+	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:inval");
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
+	redis_says("idate\r\n*1\r\n$12\r\nwx:ver:users\r\n");
+	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
+}
+END_TEST
+
+START_TEST(test_lost_connection_drops_everything)
+{
+	put(ITEMS, "one:7");
+	close(redis_end);
+	redis_end = -1;
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
+	ck_assert_int_eq(nc.tracking, 0);
+	ck_assert_ptr_null(nc.conn.c);
+	ck_assert_uint_eq(nc.bytes, 0);
+	/* main is down too: no reconnect attempt, no copies. */
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
+	nearcache_put(&nc, ITEMS, "one:7", nearcache_mark(&nc, ITEMS), &e);
+	ck_assert_uint_eq(nc.bytes, 0);
+}
+END_TEST
+
+START_TEST(test_falling_behind_drops_everything)
+{
+	static const char	 m[] = "*3\r\n$7\r\nmessage\r\n$20\r\n"
+				    "__redis__:invalidate\r\n*1\r\n$12\r\n"
+				    "wx:ver:users\r\n";
+	static char		 many[NEARCACHE_DRAIN_MAX + sizeof(m)];
+	size_t			 n = 0;
+
+	put(ITEMS, "one:7");
+	/* Much at once: Redis may be holding the rest back. */
+	while (n <= NEARCACHE_DRAIN_MAX) {
+		memcpy(many + n, m, sizeof(m) - 1);
+		n += sizeof(m) - 1;
+	}
+	many[n] = '\0';
+	redis_says(many);
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
+	ck_assert_int_eq(nc.tracking, 0);
+	ck_assert_uint_eq(nc.bytes, 0);
+}
+END_TEST
+
+START_TEST(test_bounded_in_bytes)
+{
+	char	key[32];
+	int	i;
+
+	cfg.cache_local_bytes = 4096;
+	for (i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "one:%d", i);
+		put(ITEMS, key);
+		ck_assert_uint_le(nc.bytes, 4096);
+	}
+	ck_assert_uint_gt(nc.bytes, 0);
+	cfg.cache_local_bytes = 0;
+	nearcache_free(&nc);
+	nearcache_init(&nc, &cfg, changes);
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
+}
+END_TEST
+
+START_TEST(test_negative_entries_live_shorter)
+{
+	const struct hc_entry	*got;
+
+	e.status = 404;
+	put(ITEMS, "one:9");
+	ck_assert_ptr_nonnull(nearcache_get(&nc, ITEMS, "one:9"));
+	cfg.cache_negative_ttl = 0;
+	usleep(2000);
+	got = nearcache_get(&nc, ITEMS, "one:9");
+	ck_assert_ptr_null(got);
+	ck_assert_uint_eq(nc.bytes, 0);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("nearcache");
+	TCase	*tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_hit_is_the_entry);
+	tcase_add_test(tc, test_write_on_this_host);
+	tcase_add_test(tc, test_write_reported_by_redis);
+	tcase_add_test(tc, test_half_a_message_is_not_trusted);
+	tcase_add_test(tc, test_lost_connection_drops_everything);
+	tcase_add_test(tc, test_falling_behind_drops_everything);
+	tcase_add_test(tc, test_bounded_in_bytes);
+	tcase_add_test(tc, test_negative_entries_live_shorter);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return check_run(suite());
+}
