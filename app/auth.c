@@ -62,7 +62,7 @@ auth_require(struct app *app, struct req *rq, struct resp *rs)
 	struct token_claims	 cl;
 	const char		*h;
 
-	h = req_param(rq, "HTTP_AUTHORIZATION");
+	h = rq->authorization;
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
 		resp_error(rs, API_UNAUTHORIZED, "an access token is required");
 		resp_header(rs, "WWW-Authenticate", "Bearer");

@@ -15,7 +15,7 @@ static int
 preload_page(struct ctl *ctl, struct cache *cc, struct arena *a,
     const struct list_query *q)
 {
-	struct hc_entry	 e;
+	struct hc_entry	 e = { 0 };
 	const char	*vkey;
 	long long	 changed;
 

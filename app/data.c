@@ -86,11 +86,16 @@ data_parse_id(struct req *rq, struct resp *rs, long long *id)
 const char *
 data_list_key(struct arena *a, const struct list_query *q)
 {
-	if (q->after != 0)
-		return arena_printf(a, "list:%s:after=%lld:size=%lld",
-		    q->category ? q->category : "", q->after, q->page_size);
-	return arena_printf(a, "list:%s:page=%lld:size=%lld",
-	    q->category ? q->category : "", q->page, q->page_size);
+	struct buf	b;
+
+	buf_init(&b, a, 64);
+	buf_adds(&b, "list:");
+	buf_adds(&b, q->category ? q->category : "");
+	buf_adds(&b, q->after != 0 ? ":after=" : ":page=");
+	buf_addll(&b, q->after != 0 ? q->after : q->page);
+	buf_adds(&b, ":size=");
+	buf_addll(&b, q->page_size);
+	return buf_cstr(&b);
 }
 
 const char *

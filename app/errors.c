@@ -33,7 +33,7 @@ app_wx_error(struct app *app, struct resp *rs, enum wechat_status st,
 	if (st == WECHAT_UNAVAILABLE) {
 		log_error("%s: wechat unavailable: %s", what, app->wx.errmsg);
 		resp_error(rs, API_WX_UNAVAILABLE, "WeChat is unavailable");
-		resp_header(rs, "Retry-After", "%lld", app->wx.retry_after_s > 0 ?
+		resp_header_ll(rs, "Retry-After", app->wx.retry_after_s > 0 ?
 		    app->wx.retry_after_s : 1);
 		return;
 	}

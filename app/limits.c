@@ -34,13 +34,20 @@ static const char *
 identity(struct app *app, struct req *rq)
 {
 	struct token_claims	 cl;
+	struct buf		 b;
 	const char		*h;
 
-	h = req_param(rq, "HTTP_AUTHORIZATION");
+	buf_init(&b, rq->a, 48);
+	h = rq->authorization;
 	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 &&
-	    token_verify(&app->cfg, h + 7, &cl) == TOKEN_VALID)
-		return arena_printf(rq->a, "u:%lld", cl.user_id);
-	return arena_printf(rq->a, "a:%s", rq->remote_addr);
+	    token_verify(&app->cfg, h + 7, &cl) == TOKEN_VALID) {
+		buf_adds(&b, "u:");
+		buf_addll(&b, cl.user_id);
+	} else {
+		buf_adds(&b, "a:");
+		buf_adds(&b, rq->remote_addr);
+	}
+	return buf_cstr(&b);
 }
 
 int
@@ -60,12 +67,12 @@ limits_apply(struct app *app, struct req *rq, struct resp *rs,
 	struct rl_result	r;
 
 	ratelimit_finish(&app->rl, p, &r);
-	resp_header(rs, "RateLimit-Limit", "%lld", r.limit);
-	resp_header(rs, "RateLimit-Remaining", "%lld", r.remaining);
+	resp_header_ll(rs, "RateLimit-Limit", r.limit);
+	resp_header_ll(rs, "RateLimit-Remaining", r.remaining);
 	if (r.allowed)
 		return 0;
-	resp_header(rs, "RateLimit-Reset", "%lld", r.reset_s);
-	resp_header(rs, "Retry-After", "%lld",
+	resp_header_ll(rs, "RateLimit-Reset", r.reset_s);
+	resp_header_ll(rs, "Retry-After",
 	    r.retry_after_s > 0 ? r.retry_after_s : 1);
 	resp_error(rs, API_RATE_LIMITED, "too many requests: %s limit "
 	    "reached; retry later", app->rates[rq->route->rate_class].name);

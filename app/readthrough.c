@@ -37,7 +37,7 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
     const char *collection, const char *key, build_fn build, const void *arg,
     int is_list)
 {
-	struct hc_entry		 e;
+	struct hc_entry		 e = { 0 };
 	struct hc_pending	 hc;
 	struct rl_pending	 rl;
 	struct cache_call	 calls[2];

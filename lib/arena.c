@@ -240,6 +240,22 @@ buf_addc(struct buf *b, char c)
 }
 
 void
+buf_addll(struct buf *b, long long v)
+{
+	char			 tmp[24];
+	unsigned long long	 u = v < 0 ? 0 - (unsigned long long)v :
+				    (unsigned long long)v;
+	int			 i = sizeof(tmp);
+
+	do
+		tmp[--i] = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	buf_add(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+void
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list	ap2;

@@ -44,6 +44,8 @@ void	 buf_init(struct buf *, struct arena *, size_t hint);
 void	 buf_add(struct buf *, const void *, size_t);
 void	 buf_adds(struct buf *, const char *);
 void	 buf_addc(struct buf *, char);
+/* v in decimal, without printf (hot paths). */
+void	 buf_addll(struct buf *, long long v);
 void	 buf_printf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	 buf_vprintf(struct buf *, const char *, va_list)

@@ -75,6 +75,7 @@ entry_parse(struct arena *a, const char *p, size_t n, struct hc_entry *e)
 	}
 	e->body = arena_strndup(a, p, (size_t)(end - p));
 	e->body_len = (size_t)(end - p);
+	e->lm_http[0] = '\0';
 	return 0;
 }
 
@@ -268,12 +269,20 @@ not_modified(struct req *rq, const struct hc_entry *e)
 	const char	*inm, *ims;
 	long long	 since;
 
-	if ((inm = req_param(rq, "HTTP_IF_NONE_MATCH")) != NULL)
+	if ((inm = rq->if_none_match) != NULL)
 		return etag_match(inm, e->etag);
-	if ((ims = req_param(rq, "HTTP_IF_MODIFIED_SINCE")) != NULL &&
+	if ((ims = rq->if_modified_since) != NULL &&
 	    e->last_modified > 0 && (since = util_parse_http_date(ims)) >= 0)
 		return e->last_modified <= since;
 	return 0;
+}
+
+void
+httpcache_format_date(struct hc_entry *e)
+{
+	if (e->last_modified <= 0 || util_http_date(e->last_modified,
+	    e->lm_http, sizeof(e->lm_http)) == -1)
+		e->lm_http[0] = '\0';
 }
 
 void
@@ -290,9 +299,11 @@ httpcache_answer(struct req *rq, struct resp *rs, const struct hc_entry *e,
 		resp_raw(rs, 304, "", 0);
 	else
 		resp_raw(rs, 200, e->body, e->body_len);
-	resp_header(rs, "ETag", "%s", e->etag);
-	if (e->last_modified > 0 &&
+	resp_header_str(rs, "ETag", e->etag);
+	if (e->lm_http[0] != '\0')
+		resp_header_str(rs, "Last-Modified", e->lm_http);
+	else if (e->last_modified > 0 &&
 	    util_http_date(e->last_modified, date, sizeof(date)) == 0)
-		resp_header(rs, "Last-Modified", "%s", date);
-	resp_header(rs, "Cache-Control", "%s", cache_control);
+		resp_header_str(rs, "Last-Modified", date);
+	resp_header_str(rs, "Cache-Control", cache_control);
 }

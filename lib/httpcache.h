@@ -33,6 +33,7 @@ struct hc_entry {
 	int		 status;	/* 200, or 404 for negative entries */
 	char		 etag[40];	/* "\"<32 hex>\"" */
 	long long	 last_modified;	/* unix seconds; 0 = unknown */
+	char		 lm_http[32];	/* ... as an HTTP date, or "" */
 	const char	*body;
 	size_t		 body_len;
 };
@@ -81,6 +82,8 @@ void	httpcache_unlock(struct cache *, struct arena *, const char *vkey);
 enum cache_status httpcache_bump(struct cache *, const char *collection);
 /* on_recover hook for struct cache: bump every collection. */
 void	httpcache_recover(struct cache *, void *);
+/* Keep e's Last-Modified formatted (for an entry answered many times). */
+void	httpcache_format_date(struct hc_entry *);
 /* Fill e's ETag from its body bytes. */
 void	httpcache_set_etag(struct hc_entry *);
 /*

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -24,7 +25,11 @@ static struct {
 	const char	*request_id;
 	struct arena	 arena;
 	int		 arena_ready;
-} logst = { STDERR_FILENO, LOG_LEVEL_INFO, 1, "", NULL, { 0 }, 0 };
+	long		 pid;		/* 0 until the first line */
+	time_t		 ts_sec;	/* the second ts_base shows */
+	char		 ts_base[24];	/* "YYYY-MM-DDTHH:MM:SS" */
+} logst = { STDERR_FILENO, LOG_LEVEL_INFO, 1, "", NULL, { 0 }, 0, 0, -1,
+    "" };
 
 static int
 log_open_fd(void)
@@ -98,21 +103,53 @@ log_set_request(const char *request_id)
 	logst.request_id = request_id;
 }
 
+/*
+ * The time as util_rfc3339 writes it, with the part up to the second
+ * formatted once per second: a busy responder logs thousands of lines in
+ * each.
+ */
+static void
+log_time(struct buf *b)
+{
+	int64_t		us = util_wall_us();
+	time_t		t = (time_t)(us / 1000000);
+	struct tm	tm;
+	int		ms = (int)(us / 1000 % 1000);
+	char		frac[6];
+
+	if (t != logst.ts_sec) {
+		if (gmtime_r(&t, &tm) == NULL || strftime(logst.ts_base,
+		    sizeof(logst.ts_base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+			logst.ts_base[0] = '\0';
+		logst.ts_sec = t;
+	}
+	buf_adds(b, logst.ts_base);
+	frac[0] = '.';
+	frac[1] = (char)('0' + ms / 100);
+	frac[2] = (char)('0' + ms / 10 % 10);
+	frac[3] = (char)('0' + ms % 10);
+	frac[4] = 'Z';
+	buf_add(b, frac, 5);
+}
+
 /* Start a line in b: {"time":...,"level":...,"pid":... */
 static void
 log_begin(struct buf *b, const char *level)
 {
-	char	ts[40];
-
 	if (!logst.arena_ready) {
 		arena_init(&logst.arena, 8192, 1);
 		logst.arena_ready = 1;
 	}
+	/* Responders never fork after their first line. */
+	if (logst.pid == 0)
+		logst.pid = (long)getpid();
 	buf_init(b, &logst.arena, 512);
-	if (util_rfc3339(util_wall_us(), ts, sizeof(ts)) == -1)
-		ts[0] = '\0';
-	buf_printf(b, "{\"time\":\"%s\",\"level\":\"%s\",\"pid\":%ld", ts,
-	    level, (long)getpid());
+	buf_adds(b, "{\"time\":\"");
+	log_time(b);
+	buf_adds(b, "\",\"level\":\"");
+	buf_adds(b, level);
+	buf_adds(b, "\",\"pid\":");
+	buf_addll(b, logst.pid);
 	if (logst.request_id != NULL) {
 		buf_adds(b, ",\"request_id\":");
 		buf_json_str(b, logst.request_id, strlen(logst.request_id));
@@ -177,8 +214,12 @@ log_access(const struct log_access *a)
 	buf_json_str(&b, a->method, strlen(a->method));
 	buf_adds(&b, ",\"path\":");
 	buf_json_str(&b, a->path, strlen(a->path));
-	buf_printf(&b, ",\"status\":%d,\"duration_us\":%lld,\"bytes\":%zu",
-	    a->status, (long long)a->duration_us, a->bytes);
+	buf_adds(&b, ",\"status\":");
+	buf_addll(&b, a->status);
+	buf_adds(&b, ",\"duration_us\":");
+	buf_addll(&b, (long long)a->duration_us);
+	buf_adds(&b, ",\"bytes\":");
+	buf_addll(&b, (long long)a->bytes);
 	buf_adds(&b, ",\"remote_addr\":");
 	buf_json_str(&b, a->remote_addr, strlen(a->remote_addr));
 	log_end(&b);

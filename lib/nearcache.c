@@ -308,6 +308,7 @@ nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
 	memcpy(it->data + len + 1, e->body, e->body_len);
 	it->e = *e;
 	it->e.body = it->data + len + 1;
+	httpcache_format_date(&it->e);
 	nc->slots[i] = it;
 	nc->bytes += size;
 }

@@ -81,6 +81,17 @@ local_check(struct ratelimit *rl, uint64_t hash, long long T, long long tau,
 	r->reset_s = ceil_s(diff);
 }
 
+/*
+ * What RateLimit-Remaining says after an allowed request: the bucket's and
+ * the lease's, at most limit - 1 (a lease outliving the refill of what it
+ * took would count twice).
+ */
+static long long
+remaining_of(long long n, long long limit)
+{
+	return n < limit ? n : limit - 1;
+}
+
 /* Spend a request of this host's lease of hash; 0 when there is none. */
 static int
 lease_take(struct ratelimit *rl, uint64_t hash, struct rl_result *r)
@@ -96,7 +107,7 @@ lease_take(struct ratelimit *rl, uint64_t hash, struct rl_result *r)
 	    l->expires_us > util_mono_us();
 	if (ok) {
 		l->tokens--;
-		r->remaining = l->remaining + l->tokens;
+		r->remaining = remaining_of(l->remaining + l->tokens, r->limit);
 	}
 	shm_unlock(rl->shm);
 	if (ok) {
@@ -134,10 +145,17 @@ int
 ratelimit_prepare(struct ratelimit *rl, struct arena *a,
     const struct rl_class *c, const char *identity, struct rl_pending *p)
 {
+	struct buf	key;
+
 	p->T = c->period_s * 1000000 / c->rate;
 	p->tau = p->T * c->burst;
 	p->limit = c->burst;
-	p->key = arena_printf(a, "wx:rl:%s:%s", c->name, identity);
+	buf_init(&key, a, 64);
+	buf_adds(&key, "wx:rl:");
+	buf_adds(&key, c->name);
+	buf_addc(&key, ':');
+	buf_adds(&key, identity);
+	p->key = buf_cstr(&key);
 	p->hash = util_fnv1a(UTIL_FNV_INIT, p->key, strlen(p->key));
 	memset(&p->r, 0, sizeof(p->r));
 	p->r.limit = p->limit;
@@ -184,7 +202,8 @@ ratelimit_finish(struct ratelimit *rl, struct rl_pending *p,
 		    rep->element[i]->integer : 0;
 	freeReplyObject(rep);
 	r->allowed = v[0] >= 1;
-	r->remaining = v[1] + (v[0] > 1 ? v[0] - 1 : 0);
+	r->remaining = remaining_of(v[1] + (v[0] > 1 ? v[0] - 1 : 0),
+	    r->limit);
 	r->retry_after_s = ceil_s(v[2]);
 	r->reset_s = ceil_s(v[3]);
 	lease_keep(rl, p->hash, v[0] - 1, v[1]);

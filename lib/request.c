@@ -70,34 +70,83 @@ req_trace(struct req *rq, const char *tp)
 	rq->trace_id[32] = '\0';
 }
 
+/* The params req_init keeps, found in one pass over the environment. */
+enum known {
+	K_METHOD, K_QUERY, K_DOC_URI, K_REQ_URI, K_CTYPE, K_ADDR, K_REQID,
+	K_TRACE, K_INM, K_IMS, K_AUTH, K_NKNOWN
+};
+static const struct {
+	const char	*name;
+	size_t		 len;
+} known[K_NKNOWN] = {
+#define KN(s)	{ s, sizeof(s) - 1 }
+	KN("REQUEST_METHOD"), KN("QUERY_STRING"), KN("DOCUMENT_URI"),
+	KN("REQUEST_URI"), KN("CONTENT_TYPE"), KN("REMOTE_ADDR"),
+	KN("HTTP_X_REQUEST_ID"), KN("HTTP_TRACEPARENT"),
+	KN("HTTP_IF_NONE_MATCH"), KN("HTTP_IF_MODIFIED_SINCE"),
+	KN("HTTP_AUTHORIZATION")
+#undef KN
+};
+
+/* Append the 32-bit v as 8 hex digits at p. */
+static void
+hex32(char *p, uint32_t v)
+{
+	static const char	digits[] = "0123456789abcdef";
+	int			i;
+
+	for (i = 7; i >= 0; i--, v >>= 4)
+		p[i] = digits[v & 0xf];
+}
+
 void
 req_init(struct req *rq, struct arena *a, char *const *envp)
 {
 	static char *const	 noenv[] = { NULL };
-	const char		*v, *q;
+	const char		*v[K_NKNOWN] = { NULL }, *q;
+	char *const		*e;
+	size_t			 k, n;
 
 	memset(rq, 0, sizeof(*rq));
 	rq->a = a;
 	rq->envp = envp != NULL ? envp : noenv;
 	rq->ncookie = -1;
-	rq->method = (v = req_param(rq, "REQUEST_METHOD")) ? v : "GET";
-	rq->query = (v = req_param(rq, "QUERY_STRING")) ? v : "";
+	/* The first of duplicates wins, as with req_param. */
+	for (e = rq->envp; *e != NULL; e++)
+		for (k = 0; k < K_NKNOWN; k++) {
+			n = known[k].len;
+			if (v[k] == NULL && (*e)[0] == known[k].name[0] &&
+			    strncmp(*e, known[k].name, n) == 0 &&
+			    (*e)[n] == '=') {
+				v[k] = *e + n + 1;
+				break;
+			}
+		}
+	rq->method = v[K_METHOD] ? v[K_METHOD] : "GET";
+	rq->query = v[K_QUERY] ? v[K_QUERY] : "";
 	/* nginx's DOCUMENT_URI is the decoded, normalized path. */
-	if ((v = req_param(rq, "DOCUMENT_URI")) != NULL && *v != '\0')
-		rq->path = v;
-	else if ((v = req_param(rq, "REQUEST_URI")) != NULL && *v != '\0') {
-		q = strchr(v, '?');
-		rq->path = q ? arena_strndup(a, v, (size_t)(q - v)) : v;
+	if (v[K_DOC_URI] != NULL && *v[K_DOC_URI] != '\0')
+		rq->path = v[K_DOC_URI];
+	else if (v[K_REQ_URI] != NULL && *v[K_REQ_URI] != '\0') {
+		q = strchr(v[K_REQ_URI], '?');
+		rq->path = q ? arena_strndup(a, v[K_REQ_URI],
+		    (size_t)(q - v[K_REQ_URI])) : v[K_REQ_URI];
 	} else
 		rq->path = "/";
-	rq->content_type = req_param(rq, "CONTENT_TYPE");
-	rq->remote_addr = (v = req_param(rq, "REMOTE_ADDR")) ? v : "";
-	if ((v = req_param(rq, "HTTP_X_REQUEST_ID")) != NULL && req_id_valid(v))
-		snprintf(rq->id, sizeof(rq->id), "%s", v);
-	else
-		snprintf(rq->id, sizeof(rq->id), "%016llx%08x",
-		    (unsigned long long)reqid.prefix, ++reqid.counter);
-	req_trace(rq, req_param(rq, "HTTP_TRACEPARENT"));
+	rq->content_type = v[K_CTYPE];
+	rq->remote_addr = v[K_ADDR] ? v[K_ADDR] : "";
+	rq->if_none_match = v[K_INM];
+	rq->if_modified_since = v[K_IMS];
+	rq->authorization = v[K_AUTH];
+	if (v[K_REQID] != NULL && req_id_valid(v[K_REQID]))
+		memcpy(rq->id, v[K_REQID], strlen(v[K_REQID]) + 1);
+	else {
+		hex32(rq->id, (uint32_t)(reqid.prefix >> 32));
+		hex32(rq->id + 8, (uint32_t)reqid.prefix);
+		hex32(rq->id + 16, ++reqid.counter);
+		rq->id[24] = '\0';
+	}
+	req_trace(rq, v[K_TRACE]);
 	rq->body = "";
 }
 

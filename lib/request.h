@@ -34,6 +34,9 @@ struct req {
 	const char		*query;
 	const char		*content_type;
 	const char		*remote_addr;
+	const char		*if_none_match;		/* NULL when absent */
+	const char		*if_modified_since;
+	const char		*authorization;
 	char			 id[REQ_ID_MAX + 1];
 	char			 trace_id[33];	/* from a valid traceparent */
 	const char		*body;

@@ -18,22 +18,51 @@ resp_init(struct resp *rs, struct arena *a)
 	rs->envelope_open = 0;
 }
 
-void
-resp_header(struct resp *rs, const char *name, const char *fmt, ...)
+/* End the header whose value starts at start: one line, whatever it holds. */
+static void
+header_end(struct resp *rs, size_t start)
 {
-	size_t	start;
-	va_list	ap;
-
-	buf_adds(&rs->headers, name);
-	buf_add(&rs->headers, ": ", 2);
-	start = rs->headers.len;
-	va_start(ap, fmt);
-	buf_vprintf(&rs->headers, fmt, ap);
-	va_end(ap);
-	/* Never let a value split the header block. */
 	for (; start < rs->headers.len; start++)
 		if (rs->headers.p[start] == '\r' || rs->headers.p[start] == '\n')
 			rs->headers.p[start] = ' ';
+	buf_add(&rs->headers, "\r\n", 2);
+}
+
+/* "Name: " into the header block; where the value starts. */
+static size_t
+header_begin(struct resp *rs, const char *name)
+{
+	buf_adds(&rs->headers, name);
+	buf_add(&rs->headers, ": ", 2);
+	return rs->headers.len;
+}
+
+void
+resp_header(struct resp *rs, const char *name, const char *fmt, ...)
+{
+	size_t	start = header_begin(rs, name);
+	va_list	ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&rs->headers, fmt, ap);
+	va_end(ap);
+	header_end(rs, start);
+}
+
+void
+resp_header_str(struct resp *rs, const char *name, const char *value)
+{
+	size_t	start = header_begin(rs, name);
+
+	buf_adds(&rs->headers, value);
+	header_end(rs, start);
+}
+
+void
+resp_header_ll(struct resp *rs, const char *name, long long value)
+{
+	header_begin(rs, name);
+	buf_addll(&rs->headers, value);
 	buf_add(&rs->headers, "\r\n", 2);
 }
 
@@ -149,11 +178,19 @@ resp_serialize(const struct resp *rs, const char *request_id, int head,
 	int	bodyless = rs->status == 204 || rs->status == 304;
 
 	buf_init(out, rs->a, rs->headers.len + rs->body.len + 256);
-	buf_printf(out, "Status: %d %s\r\n", rs->status, resp_reason(rs->status));
-	if (!bodyless)
-		buf_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-		    rs->content_type, rs->body.len);
-	buf_printf(out, "X-Request-Id: %s\r\n", request_id);
+	buf_adds(out, "Status: ");
+	buf_addll(out, rs->status);
+	buf_addc(out, ' ');
+	buf_adds(out, resp_reason(rs->status));
+	if (!bodyless) {
+		buf_adds(out, "\r\nContent-Type: ");
+		buf_adds(out, rs->content_type);
+		buf_adds(out, "\r\nContent-Length: ");
+		buf_addll(out, (long long)rs->body.len);
+	}
+	buf_adds(out, "\r\nX-Request-Id: ");
+	buf_adds(out, request_id);
+	buf_add(out, "\r\n", 2);
 	if (rs->code != API_OK)
 		buf_adds(out, "Cache-Control: no-store\r\n");
 	buf_add(out, rs->headers.p, rs->headers.len);

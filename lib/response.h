@@ -59,6 +59,9 @@ struct resp {
 
 void	resp_init(struct resp *, struct arena *);
 /* Add a header line; name and value must not contain CR or LF. */
+/* The same for a plain string and for a number (no printf). */
+void	resp_header_str(struct resp *, const char *name, const char *value);
+void	resp_header_ll(struct resp *, const char *name, long long value);
 void	resp_header(struct resp *, const char *name, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 /* Start {"code":0,"data": and let the caller append the data JSON. */

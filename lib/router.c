@@ -92,9 +92,20 @@ router_match(const struct route *table, size_t n, struct req *rq,
 	rq->head = strcmp(method, "HEAD") == 0;
 	if (rq->head)
 		method = "GET";
-	for (i = 0; i < n && !literal; i++)
-		literal = strchr(table[i].pattern, '{') == NULL &&
-		    route_path_match(table[i].pattern, rq->path, rq, 0);
+	/*
+	 * A literal pattern matches only the very same string; most requests
+	 * are found in this one pass of strcmp.
+	 */
+	for (i = 0; i < n; i++) {
+		if (strcmp(table[i].pattern, rq->path) != 0 ||
+		    strchr(table[i].pattern, '{') != NULL)
+			continue;
+		literal = 1;
+		if (strcmp(table[i].method, method) == 0) {
+			rq->route = &table[i];
+			return ROUTE_FOUND;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		if (!route_considered(&table[i], rq, literal))
 			continue;
@@ -119,6 +130,6 @@ router_match(const struct route *table, size_t n, struct req *rq,
 	}
 	resp_error(rs, API_METHOD_NOT_ALLOWED, "method %s is not allowed here",
 	    rq->method);
-	resp_header(rs, "Allow", "%s", buf_cstr(&allow));
+	resp_header_str(rs, "Allow", buf_cstr(&allow));
 	return ROUTE_BAD_METHOD;
 }

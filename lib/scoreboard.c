@@ -39,6 +39,8 @@ scoreboard_join(struct scoreboard *sb, pid_t pid, int64_t wall_us)
 	sb->slots[i].pid = pid;
 	sb->slots[i].state = SB_IDLE;
 	sb->slots[i].born_wall_us = wall_us;
+	if ((uint32_t)i >= sb->used)
+		sb->used = (uint32_t)i + 1;
 	return i;
 }
 
@@ -73,7 +75,7 @@ scoreboard_begin(struct scoreboard *sb, int slot, const char *method,
 	copy(s->method, sizeof(s->method), method);
 	copy(s->path, sizeof(s->path), path);
 	sb->accepted++;
-	for (i = 0; i < SB_SLOTS; i++)
+	for (i = 0; i < (int)sb->used && i < SB_SLOTS; i++)
 		busy += sb->slots[i].pid != 0 && sb->slots[i].state == SB_BUSY;
 	if (busy > sb->max_busy)
 		sb->max_busy = busy;

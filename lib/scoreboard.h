@@ -39,6 +39,7 @@ struct scoreboard {
 	uint64_t	accepted;
 	uint64_t	slow;
 	uint32_t	max_busy;
+	uint32_t	used;		/* slots above it were never taken */
 	struct sb_slot	slots[SB_SLOTS];
 };
 
