@@ -35,8 +35,8 @@ static volatile sig_atomic_t	reopen_log;
 
 /*
  * What the request_terminate_timeout handler needs, prepared before each
- * request so that the handler itself only copies bytes and calls write(2)
- * and _exit(2), which are async-signal-safe.
+ * request so that the handler itself only reads the clock, copies bytes
+ * and calls write(2) and _exit(2), which are async-signal-safe.
  */
 static struct {
 	int		fcgi_fd;
@@ -45,6 +45,8 @@ static struct {
 	long long	limit_s;
 	char		what[160];	/* method and path, JSON-safe */
 	char		reqid[REQ_ID_MAX + 1];
+	int64_t		deadline_us;	/* monotonic, of the request in flight */
+	int		active;		/* a request is in flight (atomic) */
 } watchdog;
 
 static void
@@ -115,8 +117,15 @@ on_alarm(int sig)
 	unsigned char		 rec[1024], end[8] = { 0 };
 	char			*p = (char *)rec + 8, line[512];
 	size_t			 n = 0, cap = sizeof(rec) - 8, ln = 0;
+	struct timespec		 ts;
 
 	(void)sig;
+	/* A tick: nothing in flight, or not late yet. */
+	if (!__atomic_load_n(&watchdog.active, __ATOMIC_ACQUIRE) ||
+	    clock_gettime(CLOCK_MONOTONIC, &ts) == -1 ||
+	    (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 <
+	    watchdog.deadline_us)
+		return;
 	wd_add(p, &n, cap, "Status: 503 Service Unavailable\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
 	    "Cache-Control: no-store\r\nX-Request-Id: ");
@@ -146,15 +155,27 @@ on_alarm(int sig)
 	_exit(1);
 }
 
-/* Arm (seconds > 0) or disarm (0) the request_terminate_timeout. */
-static void
-watchdog_arm(long long seconds)
+/*
+ * request_terminate_timeout: one timer ticking every tenth of the limit
+ * (0.1 s to 1 s), set once, rather than two setitimer(2) calls around
+ * every request.  A request is cut 0 to one tick after its limit.
+ */
+static int
+watchdog_start(long long seconds)
 {
 	struct itimerval	it;
+	long long		tick_us = seconds * 100000;
 
+	if (tick_us < 100000)
+		tick_us = 100000;
+	if (tick_us > 1000000)
+		tick_us = 1000000;
 	memset(&it, 0, sizeof(it));
-	it.it_value.tv_sec = (time_t)seconds;
-	(void)setitimer(ITIMER_REAL, &it, NULL);
+	it.it_interval.tv_sec = (time_t)(tick_us / 1000000);
+	it.it_interval.tv_usec = (suseconds_t)(tick_us % 1000000);
+	it.it_value = it.it_interval;
+	watchdog.limit_s = seconds;
+	return setitimer(ITIMER_REAL, &it, NULL);
 }
 
 /* Keep method and path for the watchdog, without JSON specials. */
@@ -199,9 +220,12 @@ install_signals(void)
 	sa.sa_handler = on_hup;
 	if (sigaction(SIGHUP, &sa, NULL) == -1)
 		return -1;
+	/* Ticks (see watchdog_start) must not break a read or a write. */
 	sa.sa_handler = on_alarm;
+	sa.sa_flags = SA_RESTART;
 	if (sigaction(SIGALRM, &sa, NULL) == -1)
 		return -1;
+	sa.sa_flags = 0;
 	sa.sa_handler = SIG_IGN;
 	return sigaction(SIGPIPE, &sa, NULL);
 }
@@ -262,7 +286,9 @@ app_handle(struct app *app, FCGX_Request *fr)
 	shm_unlock(app->shm);
 	if (app->cfg.request_terminate_timeout > 0) {
 		watchdog_prepare(fr, &rq);
-		watchdog_arm(app->cfg.request_terminate_timeout);
+		watchdog.deadline_us = start +
+		    app->cfg.request_terminate_timeout * 1000000;
+		__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
 	}
 	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND &&
 	    limit_now_or_later(app, &rq, &rs) == 0 &&
@@ -275,8 +301,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	/* A cached read that ended before its cache read (a 400) is limited too. */
 	if (rq.limit_pending)
 		(void)limits_check(app, &rq, &rs);
-	if (app->cfg.request_terminate_timeout > 0)
-		watchdog_arm(0);
+	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
 	if (!resp_is_set(&rs)) {
 		log_error("%s %s: handler gave no answer", rq.method, rq.path);
 		resp_error(&rs, API_INTERNAL, "internal error");
@@ -454,6 +479,12 @@ main(int argc, char *argv[])
 	(void)db_connect(&app.db);
 	(void)cache_connect(&app.cache);
 	limit = recycle_after(&app.cfg);
+	if (app.cfg.request_terminate_timeout > 0 &&
+	    watchdog_start(app.cfg.request_terminate_timeout) == -1) {
+		log_error("cannot start the request_terminate_timeout timer: "
+		    "%s", strerror(errno));
+		return 1;
+	}
 	log_info("responder started (config %s, recycled after %lu requests)",
 	    cfgpath, limit);
 

@@ -49,7 +49,7 @@ static const struct cfg_key keys[] = {
 	E(log_level, "info", levels),
 	K(log_file, CFG_STR, "", 0, 0, 0),
 	K(access_log, CFG_BOOL, "on", 0, 0, 0),
-	K(max_requests, CFG_INT, "10000", 0, 1000000000, 0),
+	K(max_requests, CFG_INT, "1000000", 0, 1000000000, 0),
 	K(max_body_bytes, CFG_INT, "65536", 1, 64 * 1024 * 1024, 0),
 	K(pg_conninfo, CFG_STR, "dbname=wxapp", 0, 0, 1),
 	K(pg_connect_timeout, CFG_INT, "2", 1, 60, 0),
@@ -103,7 +103,7 @@ static const struct cfg_key keys[] = {
 	K(breaker_half_open_calls, CFG_INT, "1", 1, 100, 0),
 	K(request_terminate_timeout, CFG_INT, "10", 0, 3600, 0),
 	K(slow_request_ms, CFG_INT, "1000", 0, 600000, 0),
-	K(max_requests_jitter, CFG_INT, "500", 0, 1000000000, 0),
+	K(max_requests_jitter, CFG_INT, "50000", 0, 1000000000, 0),
 };
 #undef K
 #undef E

@@ -388,9 +388,9 @@ def responder_pids():
 
 def max_requests():
     try:
-        return int(conf_value("max_requests", "10000"))
+        return int(conf_value("max_requests", "1000000"))
     except ValueError:
-        return 10000
+        return 1000000
 
 
 def recycling_possible(n_requests):
