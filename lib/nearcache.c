@@ -93,19 +93,25 @@ lose(struct nearcache *nc, const char *why)
 	nc->tracking = 0;
 }
 
-/* Run one set-up command; 0 when Redis answered with a reply of type. */
+/*
+ * Run one set-up command; 0 when Redis answered with a reply of type, 1
+ * when it refused the command (an error reply), -1 when it is unreachable.
+ */
 static int
 setup_cmd(struct nearcache *nc, int type, int argc, const char **argv,
     long long *integer)
 {
-	size_t		 argvlen[8];
-	redisReply	*r;
-	int		 i, ok;
+	size_t			 argvlen[8];
+	redisReply		*r;
+	enum cache_status	 st;
+	int			 i, ok;
 
 	for (i = 0; i < argc; i++)
 		argvlen[i] = strlen(argv[i]);
-	if (cache_cmd(&nc->conn, &r, argc, argv, argvlen) != CACHE_OK ||
-	    r == NULL)
+	if ((st = cache_cmd(&nc->conn, &r, argc, argv, argvlen)) ==
+	    CACHE_ERROR)
+		return 1;
+	if (st != CACHE_OK || r == NULL)
 		return -1;
 	ok = r->type == type;
 	if (ok && integer != NULL)
@@ -128,18 +134,18 @@ track(struct nearcache *nc)
 			    NULL, "BCAST", "PREFIX", VER_PREFIX };
 	char		 id[24];
 	long long	 n;
-	int		 rc;
+	int		 rc, w;
 
 	if (cache_ready(&nc->conn) == -1)
 		return -1;
-	if (setup_cmd(nc, REDIS_REPLY_INTEGER, 2, id_argv, &n) == -1)
+	if ((rc = setup_cmd(nc, REDIS_REPLY_INTEGER, 2, id_argv, &n)) != 0)
 		goto fail;
-	rc = snprintf(id, sizeof(id), "%lld", n);
-	if (rc < 0 || (size_t)rc >= sizeof(id))
+	w = snprintf(id, sizeof(id), "%lld", n);
+	if (w < 0 || (size_t)w >= sizeof(id))
 		goto fail;
 	tr_argv[4] = id;
-	if (setup_cmd(nc, REDIS_REPLY_STATUS, 8, tr_argv, NULL) == -1 ||
-	    setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL) == -1)
+	if ((rc = setup_cmd(nc, REDIS_REPLY_STATUS, 8, tr_argv, NULL)) != 0 ||
+	    (rc = setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL)) != 0)
 		goto fail;
 	/* Copies from before the subscription cannot be vouched for. */
 	drop(nc, -1);
@@ -147,7 +153,16 @@ track(struct nearcache *nc)
 	log_info("nearcache: tracking writes to %s* on redis", VER_PREFIX);
 	return 0;
 fail:
-	lose(nc, "could not be set up (CLIENT TRACKING needs redis 6)");
+	if (rc == 1) {
+		/* Refused (Redis before 6, or a renamed command): for good. */
+		log_error("nearcache: redis refused client-side caching (%s); "
+		    "answers are not copied into the responder",
+		    nc->conn.errmsg);
+		nc->changes = NULL;
+		cache_close(&nc->conn);
+		return -1;
+	}
+	lose(nc, "could not be set up");
 	return -1;
 }
 
