@@ -120,8 +120,11 @@ on_alarm(int sig)
 	struct timespec		 ts;
 
 	(void)sig;
+	/* Access lines do not wait for the next request. */
+	log_tick();
 	/* A tick: nothing in flight, or not late yet. */
-	if (!__atomic_load_n(&watchdog.active, __ATOMIC_ACQUIRE) ||
+	if (!watchdog.limit_s ||
+	    !__atomic_load_n(&watchdog.active, __ATOMIC_ACQUIRE) ||
 	    clock_gettime(CLOCK_MONOTONIC, &ts) == -1 ||
 	    (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 <
 	    watchdog.deadline_us)
@@ -156,20 +159,24 @@ on_alarm(int sig)
 }
 
 /*
- * request_terminate_timeout: one timer ticking every tenth of the limit
- * (0.1 s to 1 s), set once, rather than two setitimer(2) calls around
- * every request.  A request is cut 0 to one tick after its limit.
+ * One timer, set once, for request_terminate_timeout (seconds, 0: none)
+ * and for writing buffered access lines (flush_ms, 0: none).  It ticks
+ * every tenth of the limit or every flush_ms, whichever is shorter, within
+ * 0.1 s to 1 s: a request is cut up to one tick after its limit, rather
+ * than two setitimer(2) calls around every request.
  */
 static int
-watchdog_start(long long seconds)
+watchdog_start(long long seconds, long long flush_ms)
 {
 	struct itimerval	it;
-	long long		tick_us = seconds * 100000;
+	long long		tick_us = 1000000;
 
+	if (seconds > 0 && seconds * 100000 < tick_us)
+		tick_us = seconds * 100000;
+	if (flush_ms > 0 && flush_ms * 1000 < tick_us)
+		tick_us = flush_ms * 1000;
 	if (tick_us < 100000)
 		tick_us = 100000;
-	if (tick_us > 1000000)
-		tick_us = 1000000;
 	memset(&it, 0, sizeof(it));
 	it.it_interval.tv_sec = (time_t)(tick_us / 1000000);
 	it.it_interval.tv_usec = (suseconds_t)(tick_us % 1000000);
@@ -372,6 +379,7 @@ main(int argc, char *argv[])
 	char		 err[1024];
 	int		 ch, test = 0, fd = 0, rc;
 	unsigned long	 limit;
+	long long	 flush_ms;
 	struct stat	 st;
 
 	while ((ch = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
@@ -417,7 +425,9 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	if (log_open(app.cfg.log_file, app.cfg.log_level,
-	    app.cfg.access_log) == -1) {
+	    app.cfg.access_log) == -1 ||
+	    log_access_buffer((size_t)app.cfg.access_log_buffer,
+	    app.cfg.access_log_flush_ms) == -1) {
 		fprintf(stderr, "wxapp-fcgi: %s: %s\n", app.cfg.log_file,
 		    strerror(errno));
 		return 1;
@@ -479,10 +489,11 @@ main(int argc, char *argv[])
 	(void)db_connect(&app.db);
 	(void)cache_connect(&app.cache);
 	limit = recycle_after(&app.cfg);
-	if (app.cfg.request_terminate_timeout > 0 &&
-	    watchdog_start(app.cfg.request_terminate_timeout) == -1) {
-		log_error("cannot start the request_terminate_timeout timer: "
-		    "%s", strerror(errno));
+	flush_ms = app.cfg.access_log_buffer > 0 ?
+	    app.cfg.access_log_flush_ms : 0;
+	if ((app.cfg.request_terminate_timeout > 0 || flush_ms > 0) &&
+	    watchdog_start(app.cfg.request_terminate_timeout, flush_ms) == -1) {
+		log_error("cannot start the timer: %s", strerror(errno));
 		return 1;
 	}
 	log_info("responder started (config %s, recycled after %lu requests)",

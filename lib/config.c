@@ -49,6 +49,8 @@ static const struct cfg_key keys[] = {
 	E(log_level, "info", levels),
 	K(log_file, CFG_STR, "", 0, 0, 0),
 	K(access_log, CFG_BOOL, "on", 0, 0, 0),
+	K(access_log_buffer, CFG_INT, "16384", 0, 1048576, 0),
+	K(access_log_flush_ms, CFG_INT, "500", 1, 60000, 0),
 	K(max_requests, CFG_INT, "1000000", 0, 1000000000, 0),
 	K(max_body_bytes, CFG_INT, "65536", 1, 64 * 1024 * 1024, 0),
 	K(pg_conninfo, CFG_STR, "dbname=wxapp", 0, 0, 1),

@@ -25,6 +25,8 @@ struct config {
 	int		 log_level;
 	char		*log_file;
 	int		 access_log;
+	long long	 access_log_buffer;
+	long long	 access_log_flush_ms;
 	long long	 max_requests;
 	long long	 max_body_bytes;
 	char		*pg_conninfo;

@@ -1,11 +1,14 @@
 /*
  * log: JSON lines.  Each line is assembled in a small arena of the log's
- * own and written with one write(2).
+ * own and written with one write(2), or kept with other access lines and
+ * written with them.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,8 +31,92 @@ static struct {
 	long		 pid;		/* 0 until the first line */
 	time_t		 ts_sec;	/* the second ts_base shows */
 	char		 ts_base[24];	/* "YYYY-MM-DDTHH:MM:SS" */
+	/* Access lines not written yet (NULL: none are kept). */
+	char		*abuf;
+	size_t		 abuf_cap;
+	volatile size_t	 abuf_len;
+	int64_t		 abuf_since_us;	/* when its oldest line came */
+	int64_t		 flush_us;
+	/* Set while the buffer or fd changes: log_tick keeps off. */
+	volatile sig_atomic_t busy;
 } logst = { STDERR_FILENO, LOG_LEVEL_INFO, 1, "", NULL, { 0 }, 0, 0, -1,
-    "" };
+    "", NULL, 0, 0, 0, 0, 0 };
+
+/* Write n bytes of p, whatever write(2) takes at a time; async-signal-safe. */
+static void
+write_all(const char *p, size_t n)
+{
+	ssize_t	w;
+
+	while (n > 0) {
+		w = write(logst.fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Write what the buffer holds; the caller has set busy (or is log_tick). */
+static void
+abuf_write(void)
+{
+	if (logst.abuf_len > 0)
+		write_all(logst.abuf, logst.abuf_len);
+	logst.abuf_len = 0;
+}
+
+/* Enter and leave the part log_tick must not interrupt. */
+static void
+enter(void)
+{
+	logst.busy = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static void
+leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	logst.busy = 0;
+}
+
+int
+log_access_buffer(size_t bytes, long long flush_ms)
+{
+	char	*p = NULL;
+
+	log_flush();
+	if (bytes > 0 && (p = malloc(bytes)) == NULL)
+		return -1;
+	enter();
+	free(logst.abuf);
+	logst.abuf = p;
+	logst.abuf_cap = bytes;
+	logst.flush_us = flush_ms * 1000;
+	leave();
+	return 0;
+}
+
+void
+log_flush(void)
+{
+	enter();
+	abuf_write();
+	leave();
+}
+
+void
+log_tick(void)
+{
+	int	saved = errno;
+
+	if (!logst.busy)
+		abuf_write();
+	errno = saved;
+}
 
 static int
 log_open_fd(void)
@@ -58,7 +145,9 @@ log_open(const char *path, int level, int access)
 		return -1;
 	}
 	log_close();
+	enter();
 	logst.fd = fd;
+	leave();
 	logst.level = level;
 	logst.access = access;
 	if (!logst.arena_ready) {
@@ -77,18 +166,25 @@ log_reopen(void)
 		return 0;
 	if ((fd = log_open_fd()) == -1)
 		return -1;
+	/* What came before the rotation goes to the old file. */
+	enter();
+	abuf_write();
 	if (logst.fd != STDERR_FILENO)
 		close(logst.fd);
 	logst.fd = fd;
+	leave();
 	return 0;
 }
 
 void
 log_close(void)
 {
+	enter();
+	abuf_write();
 	if (logst.fd != STDERR_FILENO)
 		close(logst.fd);
 	logst.fd = STDERR_FILENO;
+	leave();
 }
 
 int
@@ -156,26 +252,33 @@ log_begin(struct buf *b, const char *level)
 	}
 }
 
-/* Finish the line, write it once, and recycle the arena. */
+/*
+ * Finish the line, write it once (after the buffered access lines, which
+ * came first) or, for an access line, keep it in the buffer; recycle the
+ * arena.
+ */
 static void
-log_end(struct buf *b)
+log_end(struct buf *b, int access)
 {
-	const char	*p;
-	size_t		 left;
-	ssize_t		 w;
+	int64_t	now;
 
 	buf_add(b, "}\n", 2);
-	p = b->p;
-	left = b->len;
-	while (left > 0) {
-		w = write(logst.fd, p, left);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		p += w;
-		left -= (size_t)w;
+	enter();
+	if (!access || logst.abuf == NULL || b->len > logst.abuf_cap) {
+		abuf_write();
+		write_all(b->p, b->len);
+	} else {
+		now = util_mono_us();
+		if (logst.abuf_len + b->len > logst.abuf_cap)
+			abuf_write();
+		if (logst.abuf_len == 0)
+			logst.abuf_since_us = now;
+		memcpy(logst.abuf + logst.abuf_len, b->p, b->len);
+		logst.abuf_len += b->len;
+		if (now - logst.abuf_since_us >= logst.flush_us)
+			abuf_write();
 	}
+	leave();
 	arena_reset(&logst.arena);
 }
 
@@ -194,7 +297,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	buf_adds(&b, ",\"msg\":");
 	buf_json_str(&b, m.p, m.len);
-	log_end(&b);
+	log_end(&b, 0);
 }
 
 void
@@ -222,5 +325,5 @@ log_access(const struct log_access *a)
 	buf_addll(&b, (long long)a->bytes);
 	buf_adds(&b, ",\"remote_addr\":");
 	buf_json_str(&b, a->remote_addr, strlen(a->remote_addr));
-	log_end(&b);
+	log_end(&b, 1);
 }

@@ -2,7 +2,14 @@
  * log: the process's log stream.  One JSON object per line, written with a
  * single write(2) to an O_APPEND file (or stderr), so lines from several
  * responders sharing a file never interleave.  Owns the level filter, the
- * access line format and reopening the file on SIGHUP.
+ * access line format, the access line buffer and reopening the file on
+ * SIGHUP.
+ *
+ * Access lines may be buffered like nginx's "access_log ... buffer=
+ * flush=": written together when the buffer is full, when its oldest line
+ * is flush_ms old, before any other line (so the file stays in order), on
+ * reopen and close, and by log_tick from a timer while the process waits
+ * for requests.  A process killed outright loses what the buffer holds.
  */
 #ifndef WX_LOG_H
 #define WX_LOG_H
@@ -23,6 +30,15 @@ struct log_access {
 
 /* Log to path (NULL or "" = stderr) at level and above; 0 or -1. */
 int	log_open(const char *path, int level, int access);
+/* Buffer up to bytes of access lines, for at most flush_ms; 0 or -1. */
+int	log_access_buffer(size_t bytes, long long flush_ms);
+/* Write the buffered access lines now. */
+void	log_flush(void);
+/*
+ * The same from a signal handler: async-signal-safe, and does nothing
+ * when it interrupted the process in the middle of the buffer.
+ */
+void	log_tick(void);
 /* Reopen the file after rotation (SIGHUP); 0 or -1. */
 int	log_reopen(void);
 void	log_close(void);

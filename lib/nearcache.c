@@ -82,14 +82,19 @@ nearcache_collection(const char *collection)
 	return -1;
 }
 
-/* The connection is gone or cannot be trusted: forget everything. */
+/*
+ * The connection is gone or cannot be trusted: forget everything.  A
+ * connection that worked is made again at the next request (while the
+ * responder's own Redis connection is up); one that could not be set up
+ * waits RETRY_US.
+ */
 static void
-lose(struct nearcache *nc, const char *why)
+lose(struct nearcache *nc, const char *why, int64_t retry_us)
 {
 	log_warn("nearcache: invalidation connection %s; copies dropped", why);
 	drop(nc, -1);
 	cache_close(&nc->conn);
-	nc->conn.next_try_us = util_mono_us() + RETRY_US;
+	nc->conn.next_try_us = util_mono_us() + retry_us;
 	nc->tracking = 0;
 }
 
@@ -162,7 +167,7 @@ fail:
 		cache_close(&nc->conn);
 		return -1;
 	}
-	lose(nc, "could not be set up");
+	lose(nc, "could not be set up", RETRY_US);
 	return -1;
 }
 
@@ -219,7 +224,7 @@ drain(struct nearcache *nc)
 			continue;
 		if (n == -1 && errno == EAGAIN)
 			break;
-		lose(nc, n == 0 ? "closed by redis" : "failed");
+		lose(nc, n == 0 ? "closed by redis" : "failed", 0);
 		return -1;
 	}
 	while ((rc = redisReaderGetReply(rd, (void **)&m)) == REDIS_OK &&
@@ -227,17 +232,17 @@ drain(struct nearcache *nc)
 		rc = apply(nc, m);
 		freeReplyObject(m);
 		if (rc == -1) {
-			lose(nc, "sent something unexpected");
+			lose(nc, "sent something unexpected", 0);
 			return -1;
 		}
 	}
 	if (rc != REDIS_OK) {
-		lose(nc, "sent a protocol error");
+		lose(nc, "sent a protocol error", 0);
 		return -1;
 	}
 	/* Redis may have held back what did not fit in the socket. */
 	if (total > NEARCACHE_DRAIN_MAX) {
-		lose(nc, "fell behind");
+		lose(nc, "fell behind", 0);
 		return -1;
 	}
 	return 0;

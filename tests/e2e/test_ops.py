@@ -655,7 +655,9 @@ class Lifecycle(e2e.TestCase):
         self.start()
         r = self.req("GET", "/ping", headers={"X-Request-Id": "ops-before-" + NONCE})
         self.assert_envelope(r, 200)
-        self.assertIn("ops-before-" + NONCE, read_text(self.logf), self.diag())
+        # Access lines may wait in the buffer for up to access_log_flush_ms.
+        self.assertTrue(e2e.wait_for(lambda: "ops-before-" + NONCE in
+                                     read_text(self.logf), 3), self.diag())
         moved = self.logf + ".1"
         os.rename(self.logf, moved)
         self.proc.send_signal(signal.SIGHUP)

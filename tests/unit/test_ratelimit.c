@@ -1,4 +1,7 @@
-/* Unit tests for lib/ratelimit: the GCRA arithmetic, via the local bucket. */
+/*
+ * Unit tests for lib/ratelimit: the GCRA arithmetic via the local bucket,
+ * and the leases, fed with made-up answers of the script.
+ */
 #include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +9,7 @@
 
 #include "log.h"
 #include "ratelimit.h"
+#include "shm.h"
 
 static struct config	cfg;
 static struct cache	cc;
@@ -75,6 +79,95 @@ START_TEST(refill)
 }
 END_TEST
 
+/* What the GCRA script answers: {taken, remaining, retry_us, reset_us}. */
+static redisReply *
+script_reply(long long taken, long long remaining)
+{
+	redisReply	*r = calloc(1, sizeof(*r));
+	long long	 v[4] = { taken, remaining, 0, 1000 };
+	size_t		 i;
+
+	ck_assert_ptr_nonnull(r);
+	r->type = REDIS_REPLY_ARRAY;
+	r->elements = 4;
+	r->element = calloc(4, sizeof(*r->element));
+	ck_assert_ptr_nonnull(r->element);
+	for (i = 0; i < 4; i++) {
+		r->element[i] = calloc(1, sizeof(**r->element));
+		ck_assert_ptr_nonnull(r->element[i]);
+		r->element[i]->type = REDIS_REPLY_INTEGER;
+		r->element[i]->integer = v[i];
+	}
+	return r;
+}
+
+START_TEST(leases)
+{
+	struct rl_class		 c = { "read", 20, 1, 40 };
+	struct rl_pending	 p;
+	struct rl_result	 r;
+	struct shm_region	*shm = shm_private();
+	int			 i;
+
+	ck_assert_ptr_nonnull(shm);
+	ratelimit_init(&rl, &cc, shm, 32);
+	/* The script took 8 (of 40): this request and 7 for later. */
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 1);
+	ck_assert_str_eq(p.call.argv[6], "32");
+	p.call.st = CACHE_OK;
+	p.call.reply = script_reply(8, 32);
+	ratelimit_finish(&rl, &p, &r);
+	ck_assert(r.allowed);
+	ck_assert_int_eq(r.remaining, 39);
+	/* The next 7 need no call; Remaining counts down. */
+	for (i = 0; i < 7; i++) {
+		ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 0);
+		ratelimit_finish(&rl, &p, &r);
+		ck_assert(r.allowed);
+		ck_assert(!r.local);
+		ck_assert_int_eq(r.limit, 40);
+		ck_assert_int_eq(r.remaining, 38 - i);
+	}
+	ck_assert_uint_eq(rl.leased, 7);
+	/* Spent: the 9th asks Redis again; another identity always did. */
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 1);
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:2", &p), 1);
+	/* A refill that the lease outlives never reports more than limit - 1. */
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:3", &p), 1);
+	p.call.st = CACHE_OK;
+	p.call.reply = script_reply(20, 39);
+	ratelimit_finish(&rl, &p, &r);
+	ck_assert_int_eq(r.remaining, 39);
+	/* A lease lives RATELIMIT_LEASE_US. */
+	usleep(RATELIMIT_LEASE_US + 10000);
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:3", &p), 1);
+	/* Limited by Redis: nothing kept. */
+	p.call.st = CACHE_OK;
+	p.call.reply = script_reply(0, 0);
+	ratelimit_finish(&rl, &p, &r);
+	ck_assert(!r.allowed);
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:3", &p), 1);
+	free(shm);
+}
+END_TEST
+
+START_TEST(no_leases_without_shared_memory)
+{
+	struct rl_class		 c = { "read", 20, 1, 40 };
+	struct rl_pending	 p;
+	struct rl_result	 r;
+
+	ratelimit_init(&rl, &cc, NULL, 32);
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 1);
+	ck_assert_str_eq(p.call.argv[6], "1");
+	p.call.st = CACHE_OK;
+	p.call.reply = script_reply(1, 39);
+	ratelimit_finish(&rl, &p, &r);
+	ck_assert_int_eq(r.remaining, 39);
+	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -84,6 +177,8 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, burst_then_limited);
 	tcase_add_test(tc, refill);
+	tcase_add_test(tc, leases);
+	tcase_add_test(tc, no_leases_without_shared_memory);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
