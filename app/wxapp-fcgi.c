@@ -288,9 +288,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	req_init(&rq, &app->arena, fr->envp);
 	log_set_request(rq.id);
 	resp_init(&rs, &app->arena);
-	shm_lock(app->shm);
 	scoreboard_begin(&app->shm->sb, app->slot, rq.method, rq.path, start);
-	shm_unlock(app->shm);
 	if (app->cfg.request_terminate_timeout > 0) {
 		watchdog_prepare(fr, &rq);
 		watchdog.deadline_us = start +
@@ -333,10 +331,8 @@ app_handle(struct app *app, FCGX_Request *fr)
 	al.duration_us = total;
 	al.bytes = out.len;
 	log_access(&al);
-	shm_lock(app->shm);
 	scoreboard_end(&app->shm->sb, app->slot, util_mono_us(), slow,
 	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
-	shm_unlock(app->shm);
 	req_finish(&rq);
 	log_set_request(NULL);
 }

@@ -1,8 +1,11 @@
 /*
  * scoreboard: slots in shared memory.  The caller holds the shm lock
- * around every function here except scoreboard_json, which reads without
- * it (a status page may show a value mid-update; it never blocks the
- * pool).
+ * around scoreboard_join and scoreboard_leave, which hand out slots.  A
+ * slot is written only by its own responder, so scoreboard_begin and
+ * scoreboard_end take no lock (every request would otherwise serialize
+ * the whole pool on one mutex); the pool's counters are atomic.  Readers
+ * (scoreboard_json, wxappctl status) take no lock either: a status page
+ * may show a value mid-update, and never blocks the pool.
  */
 #include <errno.h>
 #include <signal.h>
@@ -70,15 +73,21 @@ scoreboard_begin(struct scoreboard *sb, int slot, const char *method,
 	uint32_t	 busy = 0;
 	int		 i;
 
-	s->state = SB_BUSY;
+	uint32_t	 seen;
+
 	s->started_us = now_us;
 	copy(s->method, sizeof(s->method), method);
 	copy(s->path, sizeof(s->path), path);
-	sb->accepted++;
+	__atomic_store_n(&s->state, SB_BUSY, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&sb->accepted, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < (int)sb->used && i < SB_SLOTS; i++)
-		busy += sb->slots[i].pid != 0 && sb->slots[i].state == SB_BUSY;
-	if (busy > sb->max_busy)
-		sb->max_busy = busy;
+		busy += sb->slots[i].pid != 0 &&
+		    __atomic_load_n(&sb->slots[i].state, __ATOMIC_RELAXED) ==
+		    SB_BUSY;
+	seen = __atomic_load_n(&sb->max_busy, __ATOMIC_RELAXED);
+	while (busy > seen && !__atomic_compare_exchange_n(&sb->max_busy,
+	    &seen, busy, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
 
 void
@@ -88,13 +97,13 @@ scoreboard_end(struct scoreboard *sb, int slot, int64_t now_us, int slow,
 	struct sb_slot	*s = &sb->slots[slot];
 
 	s->local_hits = local_hits;
-	s->state = SB_IDLE;
 	s->requests++;
 	s->last_us = now_us - s->started_us;
 	if (rss_kb != 0)
 		s->rss_kb = rss_kb;
+	__atomic_store_n(&s->state, SB_IDLE, __ATOMIC_RELEASE);
 	if (slow)
-		sb->slow++;
+		__atomic_add_fetch(&sb->slow, 1, __ATOMIC_RELAXED);
 }
 
 void

@@ -44,8 +44,10 @@ struct scoreboard {
 };
 
 /* Claim a slot for pid (reusing those of dead processes); index or -1. */
+/* Under the shm lock. */
 int	scoreboard_join(struct scoreboard *, pid_t, int64_t wall_us);
 void	scoreboard_leave(struct scoreboard *, int slot);
+/* Without a lock, by the slot's own responder only. */
 void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
 	    const char *path, int64_t now_us);
 void	scoreboard_end(struct scoreboard *, int slot, int64_t now_us,
