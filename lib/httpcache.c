@@ -76,6 +76,7 @@ entry_parse(struct arena *a, const char *p, size_t n, struct hc_entry *e)
 	e->body = arena_strndup(a, p, (size_t)(end - p));
 	e->body_len = (size_t)(end - p);
 	e->lm_http[0] = '\0';
+	e->headers = NULL;
 	return 0;
 }
 
@@ -277,12 +278,50 @@ not_modified(struct req *rq, const struct hc_entry *e)
 	return 0;
 }
 
-void
-httpcache_format_date(struct hc_entry *e)
+size_t
+httpcache_headers_max(const char *cache_control)
 {
+	return sizeof("ETag: \r\nLast-Modified: \r\nCache-Control: \r\n") +
+	    sizeof(((struct hc_entry *)NULL)->etag) +
+	    sizeof(((struct hc_entry *)NULL)->lm_http) + strlen(cache_control);
+}
+
+/* Append "name: value\r\n" at p, the value on one line; the new end. */
+static char *
+header_line(char *p, const char *name, const char *value)
+{
+	size_t	n = strlen(name);
+
+	memcpy(p, name, n);
+	p += n;
+	*p++ = ':';
+	*p++ = ' ';
+	for (; *value != '\0'; value++)
+		*p++ = *value == '\r' || *value == '\n' ? ' ' : *value;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+void
+httpcache_prepare_answer(struct hc_entry *e, const char *cache_control,
+    char *dst)
+{
+	char	*p = dst;
+
 	if (e->last_modified <= 0 || util_http_date(e->last_modified,
 	    e->lm_http, sizeof(e->lm_http)) == -1)
 		e->lm_http[0] = '\0';
+	e->headers = NULL;
+	e->headers_len = 0;
+	if (e->status != 200)
+		return;
+	p = header_line(p, "ETag", e->etag);
+	if (e->lm_http[0] != '\0')
+		p = header_line(p, "Last-Modified", e->lm_http);
+	p = header_line(p, "Cache-Control", cache_control);
+	e->headers = dst;
+	e->headers_len = (size_t)(p - dst);
 }
 
 void
@@ -299,6 +338,10 @@ httpcache_answer(struct req *rq, struct resp *rs, const struct hc_entry *e,
 		resp_raw(rs, 304, "", 0);
 	else
 		resp_raw(rs, 200, e->body, e->body_len);
+	if (e->headers != NULL) {
+		buf_add(&rs->headers, e->headers, e->headers_len);
+		return;
+	}
 	resp_header_str(rs, "ETag", e->etag);
 	if (e->lm_http[0] != '\0')
 		resp_header_str(rs, "Last-Modified", e->lm_http);

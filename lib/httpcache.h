@@ -34,6 +34,8 @@ struct hc_entry {
 	char		 etag[40];	/* "\"<32 hex>\"" */
 	long long	 last_modified;	/* unix seconds; 0 = unknown */
 	char		 lm_http[32];	/* ... as an HTTP date, or "" */
+	const char	*headers;	/* a 200's header lines, made once */
+	size_t		 headers_len;
 	const char	*body;
 	size_t		 body_len;
 };
@@ -82,8 +84,14 @@ void	httpcache_unlock(struct cache *, struct arena *, const char *vkey);
 enum cache_status httpcache_bump(struct cache *, const char *collection);
 /* on_recover hook for struct cache: bump every collection. */
 void	httpcache_recover(struct cache *, void *);
-/* Keep e's Last-Modified formatted (for an entry answered many times). */
-void	httpcache_format_date(struct hc_entry *);
+/*
+ * For an entry answered many times: keep its Last-Modified formatted, and
+ * the header lines of a 200 (ETag, Last-Modified, Cache-Control) made in
+ * dst (httpcache_headers_max bytes), so an answer only copies them.
+ */
+void	httpcache_prepare_answer(struct hc_entry *, const char *cache_control,
+	    char *dst);
+size_t	httpcache_headers_max(const char *cache_control);
 /* Fill e's ETag from its body bytes. */
 void	httpcache_set_etag(struct hc_entry *);
 /*

@@ -30,7 +30,7 @@ struct nc_item {
 	size_t		 size;		/* of the whole block */
 	size_t		 keylen;
 	struct hc_entry	 e;		/* e.body points into data */
-	char		 data[];	/* key, NUL, body */
+	char		 data[];	/* key, NUL, body, header lines */
 };
 
 void
@@ -305,7 +305,7 @@ void
 nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
     const struct hc_entry *e)
 {
-	size_t		 len = strlen(key), size;
+	size_t		 len = strlen(key), size, hmax;
 	uint64_t	 h = key_hash(coll, key, len);
 	size_t		 i = h % NEARCACHE_SLOTS;
 	struct nc_item	*it;
@@ -314,7 +314,8 @@ nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
 		return;
 	if (nc->slots[i] != NULL)
 		item_drop(nc, i);
-	size = sizeof(*it) + len + 1 + e->body_len;
+	hmax = httpcache_headers_max(nc->cfg->http_cache_control);
+	size = sizeof(*it) + len + 1 + e->body_len + hmax;
 	if (nc->bytes + size > (size_t)nc->cfg->cache_local_bytes ||
 	    (it = malloc(size)) == NULL)
 		return;
@@ -328,7 +329,8 @@ nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
 	memcpy(it->data + len + 1, e->body, e->body_len);
 	it->e = *e;
 	it->e.body = it->data + len + 1;
-	httpcache_format_date(&it->e);
+	httpcache_prepare_answer(&it->e, nc->cfg->http_cache_control,
+	    it->data + len + 1 + e->body_len);
 	nc->slots[i] = it;
 	nc->bytes += size;
 }

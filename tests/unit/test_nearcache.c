@@ -30,6 +30,7 @@ setup(void)
 	cfg.cache_local_bytes = 1 << 20;
 	cfg.cache_ttl = 300;
 	cfg.cache_negative_ttl = 30;
+	cfg.http_cache_control = "public, no-cache";
 	memset(changes, 0, sizeof(changes));
 	nearcache_init(&nc, &cfg, changes);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -91,6 +92,7 @@ has(int coll, const char *key)
 START_TEST(test_hit_is_the_entry)
 {
 	const struct hc_entry	*got;
+	char			 hdrs[256];
 
 	ck_assert_int_eq(nearcache_collection("items"), ITEMS);
 	ck_assert_int_eq(nearcache_collection("nope"), -1);
@@ -101,6 +103,15 @@ START_TEST(test_hit_is_the_entry)
 	ck_assert_int_eq(got->body_len, e.body_len);
 	ck_assert_int_eq(memcmp(got->body, e.body, e.body_len), 0);
 	ck_assert_ptr_ne(got->body, e.body);	/* a copy */
+	/* Its header lines made once: ETag, Cache-Control (no date: 0). */
+	ck_assert_ptr_nonnull(got->headers);
+	ck_assert_uint_lt(got->headers_len, sizeof(hdrs));
+	memcpy(hdrs, got->headers, got->headers_len);
+	hdrs[got->headers_len] = '\0';
+	ck_assert_int_eq(strncmp(hdrs, "ETag: ", 6), 0);
+	ck_assert_ptr_nonnull(strstr(hdrs,
+	    "\r\nCache-Control: public, no-cache\r\n"));
+	ck_assert_ptr_null(strstr(hdrs, "Last-Modified"));
 	ck_assert_ptr_null(nearcache_get(&nc, USERS, "list:1:20"));
 	ck_assert_ptr_null(nearcache_get(&nc, ITEMS, "list:1:2"));
 	ck_assert_uint_eq(nc.hits, 1);
