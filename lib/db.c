@@ -7,6 +7,8 @@
  * pg_reconnect_max_ms, so a dead database costs a request one failed
  * connect at most every backoff period, not one per request.
  */
+#include <sys/socket.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,10 +134,28 @@ db_close(struct db *db)
 	db->conn = NULL;
 }
 
+/*
+ * A server that went away while we were idle (a restart, a failover) has
+ * sent its FATAL and closed the connection: read that before sending
+ * anything, so the request connects again instead of failing.  (Only
+ * outside a transaction, whose statements must not go to another
+ * connection.)  Two system calls, on the way to PostgreSQL anyway.
+ */
+static int
+db_alive(struct db *db)
+{
+	char	c;
+
+	if (PQconsumeInput(db->conn) == 0 || PQstatus(db->conn) != CONNECTION_OK)
+		return 0;
+	return recv(PQsocket(db->conn), &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
+}
+
 int
 db_ready(struct db *db)
 {
-	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    (PQtransactionStatus(db->conn) != PQTRANS_IDLE || db_alive(db)))
 		return 0;
 	if (db->conn != NULL) {
 		log_warn("postgres: connection lost");

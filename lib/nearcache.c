@@ -11,9 +11,12 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "nearcache.h"
@@ -33,14 +36,35 @@ struct nc_item {
 	char		 data[];	/* key, NUL, body, header lines */
 };
 
+/* Set by SIGIO: the invalidation connection has something to read. */
+static volatile sig_atomic_t	readable;
+
+static void
+on_sigio(int sig)
+{
+	(void)sig;
+	readable = 1;
+}
+
 void
 nearcache_init(struct nearcache *nc, const struct config *cfg,
     const uint64_t *changes)
 {
+	struct sigaction	sa;
+
 	memset(nc, 0, sizeof(*nc));
 	nc->cfg = cfg;
 	nc->changes = cfg->cache_local_bytes > 0 ? changes : NULL;
 	cache_init(&nc->conn, cfg);
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_sigio;
+	sa.sa_flags = SA_RESTART;
+	if (nc->changes != NULL && sigaction(SIGIO, &sa, NULL) == -1) {
+		log_error("nearcache: cannot handle SIGIO: %s; answers are "
+		    "not copied into the responder", strerror(errno));
+		nc->changes = NULL;
+	}
 }
 
 static void
@@ -139,7 +163,7 @@ track(struct nearcache *nc)
 			    NULL, "BCAST", "PREFIX", VER_PREFIX };
 	char		 id[24];
 	long long	 n;
-	int		 rc, w;
+	int		 rc, w, fd, fl;
 
 	if (cache_ready(&nc->conn) == -1)
 		return -1;
@@ -152,6 +176,15 @@ track(struct nearcache *nc)
 	if ((rc = setup_cmd(nc, REDIS_REPLY_STATUS, 8, tr_argv, NULL)) != 0 ||
 	    (rc = setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL)) != 0)
 		goto fail;
+	/* The kernel signals when Redis sends something (see nearcache.h). */
+	fd = nc->conn.c->fd;
+	if (fcntl(fd, F_SETOWN, getpid()) == -1 ||
+	    (fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_ASYNC) == -1) {
+		rc = -1;
+		goto fail;
+	}
+	readable = 1;
 	/* Copies from before the subscription cannot be vouched for. */
 	drop(nc, -1);
 	nc->tracking = 1;
@@ -259,8 +292,12 @@ nearcache_sync(struct nearcache *nc, const struct cache *main)
 		    util_mono_us() < nc->conn.next_try_us || track(nc) == -1)
 			return 0;
 	}
-	if (drain(nc) == -1)
-		return 0;
+	if (readable) {
+		readable = 0;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (drain(nc) == -1)
+			return 0;
+	}
 	/* Half a message: it may be the one that matters. */
 	return nc->conn.c->reader->pos == nc->conn.c->reader->len;
 }

@@ -14,8 +14,13 @@
  *    which works over RESP2).  Redis queues the message in the same event
  *    loop pass as the write that bumps the version, before it sends the
  *    writer its reply, so a write on another host is known here as soon
- *    as the message has crossed the network to this host.  Every request
- *    reads what has arrived (recv with MSG_DONTWAIT) before using a copy;
+ *    as the message has crossed the network to this host.  The connection
+ *    is O_ASYNC: the kernel raises SIGIO as it queues what Redis sent, and
+ *    the signal is handled before this process returns from its next
+ *    system call, so before it can have read a request that followed the
+ *    write.  A request reads what has arrived (recv with MSG_DONTWAIT)
+ *    when the signal came, before using a copy; otherwise it makes no
+ *    system call for it;
  *  - that connection is alive and nothing it sent is half-read or
  *    possibly lost (more than NEARCACHE_DRAIN_MAX bytes at once);
  *  - the copy is younger than the entry's TTL in Redis (cache_ttl, or
@@ -52,6 +57,7 @@ struct nearcache {
 /*
  * Set up; changes points to the host's write counters, one per entry of
  * httpcache_collections (NULL, or cache_local_bytes 0: never used).
+ * Installs the process's SIGIO handler (SA_RESTART).
  */
 void	nearcache_init(struct nearcache *, const struct config *,
 	    const uint64_t *changes);

@@ -81,6 +81,24 @@ class Outage(e2e.TestCase):
     def test_postgres_down_and_back(self):
         self._outage("postgres", "postgres", "redis", 50301, recover_s=15)
 
+    def test_postgres_restarted_while_idle(self):
+        """PostgreSQL restarts while the responders wait for requests: the
+        first request of each finds its connection closed by the server
+        and connects again before sending anything -- no 503."""
+        e2e.need_stack()
+        ok, last, _ = e2e.wait_healthy(10)
+        self.assertTrue(ok, "precondition: stack not healthy: %s" % e2e.describe(last))
+        self.addCleanup(lambda: e2e.wait_healthy(20))
+        e2e.svc("restart", "postgres")
+        e2e.wait_for(lambda: e2e.psql("SELECT 1") == [["1"]], 15, 0.2)
+        bad = []
+        for i in range(24):
+            r = e2e.get("/healthz")
+            if r.status != 200:
+                bad.append("#%d: %s" % (i, r.describe()))
+        self.assertFalse(bad, "after a PostgreSQL restart, %d of 24 GET /healthz "
+                         "failed: %s" % (len(bad), "; ".join(bad[:3])))
+
 
 class Respawn(e2e.TestCase):
 

@@ -6,6 +6,8 @@
 #include "check_run.h"
 #include <sys/socket.h>
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +23,18 @@ static struct hc_entry	 e;
 
 enum { USERS, ITEMS };
 
+/* O_ASYNC on fd (SIGIO to us when data comes), or off. */
+static void
+async_io(int fd, int on)
+{
+	int	fl = fcntl(fd, F_GETFL);
+
+	ck_assert_int_ne(fl, -1);
+	ck_assert_int_ne(fcntl(fd, F_SETOWN, getpid()), -1);
+	ck_assert_int_ne(fcntl(fd, F_SETFL, on ? fl | O_ASYNC :
+	    fl & ~O_ASYNC), -1);
+}
+
 static void
 setup(void)
 {
@@ -34,10 +48,11 @@ setup(void)
 	memset(changes, 0, sizeof(changes));
 	nearcache_init(&nc, &cfg, changes);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	/* As after track(): connected and subscribed. */
+	/* As after track(): connected, subscribed, signalling. */
 	nc.conn.c = redisConnectFd(sv[0]);
 	ck_assert_ptr_nonnull(nc.conn.c);
 	nc.tracking = 1;
+	async_io(sv[0], 1);
 	redis_end = sv[1];
 	memset(&main_cc, 0, sizeof(main_cc));
 	memset(&e, 0, sizeof(e));
@@ -157,6 +172,18 @@ START_TEST(test_write_reported_by_redis)
 }
 END_TEST
 
+START_TEST(test_read_when_signalled)
+{
+	put(ITEMS, "one:7");
+	/* Without SIGIO nothing is read: no system call on a hit. */
+	async_io(nc.conn.c->fd, 0);
+	invalidate("wx:ver:items");
+	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
+	raise(SIGIO);
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+}
+END_TEST
+
 START_TEST(test_half_a_message_is_not_trusted)
 {
 	put(ITEMS, "one:7");
@@ -249,6 +276,7 @@ suite(void)
 	tcase_add_test(tc, test_hit_is_the_entry);
 	tcase_add_test(tc, test_write_on_this_host);
 	tcase_add_test(tc, test_write_reported_by_redis);
+	tcase_add_test(tc, test_read_when_signalled);
 	tcase_add_test(tc, test_half_a_message_is_not_trusted);
 	tcase_add_test(tc, test_lost_connection_drops_everything);
 	tcase_add_test(tc, test_falling_behind_drops_everything);
