@@ -190,16 +190,14 @@ buf_init(struct buf *b, struct arena *a, size_t hint)
 	b->p = arena_alloc(a, b->cap);
 }
 
-/* Make room for n more bytes plus a NUL, growing in place when possible. */
+/* Grow to hold n more bytes plus a NUL, in place when possible. */
 static void
-buf_reserve(struct buf *b, size_t n)
+buf_grow(struct buf *b, size_t n)
 {
 	struct arena_block	*cur = b->a->cur;
 	size_t			 want, grow;
 	char			*np;
 
-	if (b->cap - b->len > n)
-		return;
 	want = b->cap * 2;
 	if (want < b->len + n + 1)
 		want = b->len + n + 1;
@@ -216,6 +214,14 @@ buf_reserve(struct buf *b, size_t n)
 	memcpy(np, b->p, b->len);
 	b->p = np;
 	b->cap = want;
+}
+
+/* Make room for n more bytes plus a NUL (the test inline: most fit). */
+static inline void
+buf_reserve(struct buf *b, size_t n)
+{
+	if (b->cap - b->len <= n)
+		buf_grow(b, n);
 }
 
 void

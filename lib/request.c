@@ -111,9 +111,25 @@ req_init(struct req *rq, struct arena *a, char *const *envp)
 	rq->a = a;
 	rq->envp = envp != NULL ? envp : noenv;
 	rq->ncookie = -1;
-	/* The first of duplicates wins, as with req_param. */
-	for (e = rq->envp; *e != NULL; e++)
-		for (k = 0; k < K_NKNOWN; k++) {
+	/*
+	 * The first of duplicates wins, as with req_param.  Most of the
+	 * environment is headers and server variables we do not keep: the
+	 * first letter and the "HTTP_" prefix rule them out cheaply.
+	 */
+	for (e = rq->envp; *e != NULL; e++) {
+		switch ((*e)[0]) {
+		case 'C': case 'D': case 'Q': case 'R':
+			k = 0;
+			break;
+		case 'H':
+			if (strncmp(*e, "HTTP_", 5) != 0)
+				continue;
+			k = K_REQID;
+			break;
+		default:
+			continue;
+		}
+		for (; k < K_NKNOWN; k++) {
 			n = known[k].len;
 			if (v[k] == NULL && (*e)[0] == known[k].name[0] &&
 			    strncmp(*e, known[k].name, n) == 0 &&
@@ -122,6 +138,7 @@ req_init(struct req *rq, struct arena *a, char *const *envp)
 				break;
 			}
 		}
+	}
 	rq->method = v[K_METHOD] ? v[K_METHOD] : "GET";
 	rq->query = v[K_QUERY] ? v[K_QUERY] : "";
 	/* nginx's DOCUMENT_URI is the decoded, normalized path. */
