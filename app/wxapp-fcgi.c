@@ -8,6 +8,7 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,6 +238,15 @@ install_signals(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* A connection is waiting on the listening socket fd. */
+static int
+connection_waiting(int fd)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
 static int
 fcgi_read(void *ctx, char *p, int n)
 {
@@ -376,6 +386,7 @@ main(int argc, char *argv[])
 	int		 ch, test = 0, fd = 0, rc;
 	unsigned long	 limit;
 	long long	 flush_ms;
+	sigset_t	 quiet;
 	struct stat	 st;
 
 	while ((ch = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
@@ -495,6 +506,9 @@ main(int argc, char *argv[])
 	log_info("responder started (config %s, recycled after %lu requests)",
 	    cfgpath, limit);
 
+	sigemptyset(&quiet);
+	sigaddset(&quiet, SIGALRM);
+	sigaddset(&quiet, SIGIO);
 	while (!stop_signal) {
 		if (reopen_log) {
 			reopen_log = 0;
@@ -502,7 +516,19 @@ main(int argc, char *argv[])
 				log_error("cannot reopen %s: %s",
 				    app.cfg.log_file, strerror(errno));
 		}
-		if ((rc = FCGX_Accept_r(&fr)) < 0) {
+		/* About to wait for a request: nothing stays in the buffer. */
+		if (log_pending() && !connection_waiting(fd))
+			log_flush();
+		/*
+		 * libfcgi drops a connection it accepted when a signal comes
+		 * while it waits (select) for the request to be readable; our
+		 * own signals wait until it has the request.  A SIGIO held
+		 * back here is handled when unblocked, before the request.
+		 */
+		(void)sigprocmask(SIG_BLOCK, &quiet, NULL);
+		rc = FCGX_Accept_r(&fr);
+		(void)sigprocmask(SIG_UNBLOCK, &quiet, NULL);
+		if (rc < 0) {
 			if (rc == -EINTR || stop_signal)
 				continue;
 			log_error("accept failed: %s", strerror(-rc));

@@ -108,6 +108,12 @@ log_flush(void)
 	leave();
 }
 
+int
+log_pending(void)
+{
+	return logst.abuf_len > 0;
+}
+
 void
 log_tick(void)
 {

@@ -8,8 +8,9 @@
  * Access lines may be buffered like nginx's "access_log ... buffer=
  * flush=": written together when the buffer is full, when its oldest line
  * is flush_ms old, before any other line (so the file stays in order), on
- * reopen and close, and by log_tick from a timer while the process waits
- * for requests.  A process killed outright loses what the buffer holds.
+ * reopen and close, when the process runs out of work (log_flush), and by
+ * log_tick from a timer.  A process killed outright loses what the buffer
+ * holds.
  */
 #ifndef WX_LOG_H
 #define WX_LOG_H
@@ -34,6 +35,8 @@ int	log_open(const char *path, int level, int access);
 int	log_access_buffer(size_t bytes, long long flush_ms);
 /* Write the buffered access lines now. */
 void	log_flush(void);
+/* Access lines are waiting in the buffer. */
+int	log_pending(void);
 /*
  * The same from a signal handler: async-signal-safe, and does nothing
  * when it interrupted the process in the middle of the buffer.
