@@ -322,7 +322,16 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 		    CACHE_OK && *token != NULL)
 			return WECHAT_OK;
 	}
-	/* got == 1: ours to refresh; -1: Redis is down, fetch unshared. */
+	/*
+	 * got == 1: ours to refresh, unless the responder that held the lock
+	 * stored its token between our first look and our lock; -1: Redis is
+	 * down, fetch unshared.
+	 */
+	if (got == 1 && cache_get(wx->cache, a, TOKEN_KEY, token, &len) ==
+	    CACHE_OK && *token != NULL) {
+		cache_del_if(wx->cache, TOKEN_LOCK, owner);
+		return WECHAT_OK;
+	}
 	st = wechat_fetch_token(wx, a, token, &ttl);
 	if (got == 1) {
 		if (st == WECHAT_OK) {
