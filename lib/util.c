@@ -3,6 +3,7 @@
  */
 #include <sys/random.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,7 +13,10 @@
 
 #include "util.h"
 
-/* Parse all of s as a decimal integer in [min, max], like OpenBSD strtonum. */
+/*
+ * Parse all of s as a decimal integer in [min, max], like OpenBSD strtonum,
+ * but only digits after an optional '-'.
+ */
 int
 util_strtonum(const char *s, long long min, long long max, long long *out,
     const char **errstr)
@@ -23,6 +27,12 @@ util_strtonum(const char *s, long long min, long long max, long long *out,
 	*errstr = NULL;
 	if (s == NULL || *s == '\0') {
 		*errstr = "is empty";
+		return -1;
+	}
+	/* strtoll would also take leading blanks and a '+': no one writes them. */
+	if (!isdigit((unsigned char)s[0]) &&
+	    !(s[0] == '-' && isdigit((unsigned char)s[1]))) {
+		*errstr = "is not a number";
 		return -1;
 	}
 	errno = 0;

@@ -24,6 +24,16 @@ START_TEST(strtonum_ranges)
 	ck_assert_int_eq(util_strtonum("99999999999999999999", 1, LLONG_MAX,
 	    &v, &err), -1);
 	ck_assert_str_eq(err, "is too large");
+	/* Digits after an optional '-', and nothing else: strtoll is kinder. */
+	ck_assert_int_eq(util_strtonum("-5", -10, 10, &v, &err), 0);
+	ck_assert_int_eq(v, -5);
+	ck_assert_int_eq(util_strtonum("+5", 1, 100, &v, &err), -1);
+	ck_assert_str_eq(err, "is not a number");
+	ck_assert_int_eq(util_strtonum(" 5", 1, 100, &v, &err), -1);
+	ck_assert_int_eq(util_strtonum("\t5", 1, 100, &v, &err), -1);
+	ck_assert_int_eq(util_strtonum("-", -10, 10, &v, &err), -1);
+	ck_assert_int_eq(util_strtonum("- 5", -10, 10, &v, &err), -1);
+	ck_assert_int_eq(util_strtonum("5 ", 1, 100, &v, &err), -1);
 }
 END_TEST
 
