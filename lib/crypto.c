@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -174,6 +175,61 @@ crypto_aes128cbc_decrypt(const unsigned char key[16],
 	    EVP_DecryptFinal_ex(ctx, out + l1, &l2) == 1) {
 		*outlen = (size_t)l1 + (size_t)l2;
 		rc = CRYPTO_AES_OK;
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+void
+crypto_hmac_sha256(const void *key, size_t keylen, const void *in, size_t n,
+    unsigned char out[32])
+{
+	unsigned int	len = 32;
+
+	HMAC(EVP_sha256(), key, (int)keylen, in, n, out, &len);
+}
+
+int
+crypto_seal(const unsigned char key[32], const void *in, size_t n,
+    unsigned char *out)
+{
+	EVP_CIPHER_CTX	*ctx;
+	int		 l1 = 0, l2 = 0, rc = -1;
+
+	if (n > 0x7fffffff || RAND_bytes(out, 12) != 1 ||
+	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, out) == 1 &&
+	    EVP_EncryptUpdate(ctx, out + 12, &l1, in, (int)n) == 1 &&
+	    EVP_EncryptFinal_ex(ctx, out + 12 + l1, &l2) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16,
+	    out + 12 + n) == 1)
+		rc = 0;
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+int
+crypto_open(const unsigned char key[32], const unsigned char *in, size_t n,
+    unsigned char *out, size_t *outlen)
+{
+	EVP_CIPHER_CTX	*ctx;
+	unsigned char	 tag[16];
+	size_t		 ctlen;
+	int		 l1 = 0, l2 = 0, rc = -1;
+
+	if (n < CRYPTO_SEAL_OVERHEAD || n > 0x7fffffff ||
+	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	ctlen = n - CRYPTO_SEAL_OVERHEAD;
+	memcpy(tag, in + 12 + ctlen, sizeof(tag));
+	/* DecryptFinal fails unless the tag matches. */
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, in) == 1 &&
+	    EVP_DecryptUpdate(ctx, out, &l1, in + 12, (int)ctlen) == 1 &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+	    EVP_DecryptFinal_ex(ctx, out + l1, &l2) == 1) {
+		*outlen = (size_t)l1 + (size_t)l2;
+		rc = 0;
 	}
 	EVP_CIPHER_CTX_free(ctx);
 	return rc;

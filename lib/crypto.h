@@ -1,8 +1,9 @@
 /*
  * crypto: the primitives the session and Mini Program data decryption
  * need, over OpenSSL's libcrypto: strict base64 (standard and url-safe),
- * random tokens, SHA-1/SHA-256, hex, AES-128-CBC with PKCS#7 padding
- * checked, and constant-time comparison.
+ * random tokens, SHA-1/SHA-256, HMAC-SHA-256, hex, AES-128-CBC with
+ * PKCS#7 padding checked, AES-256-GCM sealing, and constant-time
+ * comparison.
  */
 #ifndef WX_CRYPTO_H
 #define WX_CRYPTO_H
@@ -34,11 +35,26 @@ int	crypto_random_b64url(size_t n, char *out);
 void	crypto_hex(const unsigned char *in, size_t n, char *out);
 void	crypto_sha256(const void *in, size_t n, unsigned char out[32]);
 void	crypto_sha1(const void *in, size_t n, unsigned char out[20]);
+/* HMAC-SHA-256 of n bytes of in under key (keylen bytes). */
+void	crypto_hmac_sha256(const void *key, size_t keylen, const void *in,
+	    size_t n, unsigned char out[32]);
 /* 1 when a and b (n bytes each) are equal, in time independent of content. */
 int	crypto_equal(const void *a, const void *b, size_t n);
 /* Decrypt AES-128-CBC and strip PKCS#7 padding; out needs n bytes. */
 enum crypto_aes_result crypto_aes128cbc_decrypt(const unsigned char key[16],
 	    const unsigned char iv[16], const unsigned char *in, size_t n,
 	    unsigned char *out, size_t *outlen);
+
+/* What AES-256-GCM adds to a sealed message: a 12-byte nonce, a 16-byte tag. */
+#define CRYPTO_SEAL_OVERHEAD	28
+/*
+ * Seal n bytes under key with a random nonce: out (n + CRYPTO_SEAL_OVERHEAD
+ * bytes) is nonce, ciphertext, tag.  0 or -1.
+ */
+int	crypto_seal(const unsigned char key[32], const void *in, size_t n,
+	    unsigned char *out);
+/* Open what crypto_seal made (n bytes); out needs n - overhead.  0 or -1. */
+int	crypto_open(const unsigned char key[32], const unsigned char *in,
+	    size_t n, unsigned char *out, size_t *outlen);
 
 #endif

@@ -1,4 +1,7 @@
-/* Unit tests for lib/crypto: base64, hashes, AES-128-CBC, comparison. */
+/*
+ * Unit tests for lib/crypto: base64, hashes, HMAC (RFC 7515's example),
+ * AES-128-CBC, AES-256-GCM sealing, comparison.
+ */
 #include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +121,59 @@ START_TEST(aes_cbc_decrypt)
 }
 END_TEST
 
+/*
+ * RFC 7515 appendix A.1: the HS256 example's key, signing input and
+ * signature, computed by its authors.
+ */
+START_TEST(hmac_sha256_rfc7515)
+{
+	static const char	key_b64[] = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoq"
+	    "Q-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+	static const char	input[] = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUz"
+	    "I1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6"
+	    "Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+	unsigned char		key[64], mac[32];
+	char			sig[64];
+	size_t			keylen;
+
+	ck_assert_int_eq(crypto_b64url_decode(key_b64, strlen(key_b64), key,
+	    &keylen), 0);
+	crypto_hmac_sha256(key, keylen, input, strlen(input), mac);
+	crypto_b64url_encode(mac, sizeof(mac), sig);
+	ck_assert_str_eq(sig, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+}
+END_TEST
+
+START_TEST(seal_and_open)
+{
+	unsigned char	key[32], other[32], box[64 + CRYPTO_SEAL_OVERHEAD];
+	unsigned char	box2[sizeof(box)], out[64];
+	const char	msg[] = "the successor refresh token";
+	size_t		n = sizeof(msg) - 1, len;
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	ck_assert_int_eq(crypto_seal(key, msg, n, box), 0);
+	ck_assert_int_eq(crypto_open(key, box, n + CRYPTO_SEAL_OVERHEAD, out,
+	    &len), 0);
+	ck_assert_uint_eq(len, n);
+	ck_assert_int_eq(memcmp(out, msg, n), 0);
+	/* A random nonce each time: the same message seals differently. */
+	ck_assert_int_eq(crypto_seal(key, msg, n, box2), 0);
+	ck_assert_int_ne(memcmp(box, box2, n + CRYPTO_SEAL_OVERHEAD), 0);
+	/* Another key, a flipped bit, a cut box: nothing opens. */
+	ck_assert_int_eq(crypto_open(other, box, n + CRYPTO_SEAL_OVERHEAD, out,
+	    &len), -1);
+	box[14] ^= 1;
+	ck_assert_int_eq(crypto_open(key, box, n + CRYPTO_SEAL_OVERHEAD, out,
+	    &len), -1);
+	box[14] ^= 1;
+	ck_assert_int_eq(crypto_open(key, box, n + CRYPTO_SEAL_OVERHEAD - 1,
+	    out, &len), -1);
+	ck_assert_int_eq(crypto_open(key, box, 3, out, &len), -1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -129,6 +185,8 @@ main(void)
 	tcase_add_test(tc, hashes_and_equal);
 	tcase_add_test(tc, random_tokens_differ);
 	tcase_add_test(tc, aes_cbc_decrypt);
+	tcase_add_test(tc, hmac_sha256_rfc7515);
+	tcase_add_test(tc, seal_and_open);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
