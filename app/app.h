@@ -18,7 +18,19 @@
 #include "request.h"
 #include "response.h"
 #include "router.h"
+#include "token.h"
 #include "wechat.h"
+
+/*
+ * Who may call a route: the route table's flags.  Every route has one of
+ * the first four; ownership (a user's own account, an item's owner) is
+ * checked by the handler, which answers 403 naming the rule.
+ */
+#define ROUTE_PUBLIC	0x00	/* anyone; a token sent is still checked */
+#define ROUTE_USER	0x01	/* a valid access token */
+#define ROUTE_ADMIN	0x02	/* ... of a user whose role is admin */
+#define ROUTE_LOOPBACK	0x04	/* clients on this host only */
+#define ROUTE_CACHED	0x10	/* rate limit checked with the cache read */
 
 /* Rate classes named by the route table. */
 enum rate_class {
@@ -29,8 +41,31 @@ enum rate_class {
 	RATE_NCLASSES
 };
 
+/* The caller of the request in flight, from its access token. */
+struct caller {
+	long long	 user_id;	/* 0: anonymous */
+	int		 admin;
+	int		 unverified;	/* accepted without its revocation state */
+	long long	 gen;		/* the token's generation */
+	long long	 exp;
+	const char	*jti;
+	const char	*fam;		/* the refresh family of its session */
+};
+
+/* The collections whose versions Redis keeps (see app_collections). */
+enum app_coll {
+	COLL_USERS,
+	COLL_ITEMS,
+	COLL_AUTH,		/* the session verdicts of app/auth.c */
+	COLL_COUNT
+};
+extern const char *const app_collections[COLL_COUNT + 1];
+
+struct verdict;
+
 struct app {
 	struct config	 cfg;
+	struct token_opts tok;		/* from cfg */
 	struct ratelimit rl;
 	struct rl_class	 rates[RATE_NCLASSES];
 	struct db	 db;
@@ -43,12 +78,21 @@ struct app {
 	unsigned long	 served;
 	unsigned long	 degraded_reads;	/* served without Redis */
 	unsigned long	 lost_invalidations;	/* bumps Redis missed */
+	struct caller	 who;		/* of the request in flight */
+	enum api_code	 auth_code;	/* why auth_identify refused it */
+	const char	*auth_why;
+	struct verdict	*verdicts;	/* app/auth.c */
+	int		 auth_blind;	/* the last check could not be made */
 };
 
 /* Redis keys of the session. */
 #define KEY_SESSION_KEY	"wx:sk:%lld"	/* user id -> session_key */
-#define KEY_DENY_JTI	"wx:deny:%s"	/* jti of a logged-out access token */
-#define KEY_REVOKED	"wx:rvk:%lld"	/* user id -> tokens issued before are dead */
+/*
+ * Written (with a short expiry) when the session state of a user changes:
+ * the write itself is the message, which Redis broadcasts to every
+ * responder's invalidation connection (see nearcache).
+ */
+#define KEY_SESSION_PREFIX	"wx:rv:"
 
 /* The statement table (app/stmts.c): handlers name statements by index. */
 enum stmt_id {
@@ -61,13 +105,14 @@ enum stmt_id {
 	STMT_RT_MARK_USED,
 	STMT_RT_REVOKE_FAMILY,
 	STMT_RT_REVOKE_USER,
-	STMT_RT_FAMILY_OF,
 	STMT_USERS_PAGE,
 	STMT_USERS_AFTER,
 	STMT_USERS_COUNT,
 	STMT_USER_CREATE,
 	STMT_USER_PATCH,
 	STMT_USER_DELETE,
+	STMT_USER_SET_ROLE,
+	STMT_USER_NEXT_GEN,
 	STMT_PROFILE_GET,
 	STMT_ITEMS_PAGE,
 	STMT_ITEMS_PAGE_CAT,
@@ -75,6 +120,9 @@ enum stmt_id {
 	STMT_ITEMS_AFTER_CAT,
 	STMT_ITEMS_COUNT,
 	STMT_ITEMS_COUNT_CAT,
+	STMT_ITEMS_ANY_PAGE,
+	STMT_ITEMS_ANY_AFTER,
+	STMT_ITEMS_ANY_COUNT,
 	STMT_ITEM_GET,
 	STMT_ITEM_CREATE,
 	STMT_ITEM_PATCH,
@@ -82,7 +130,25 @@ enum stmt_id {
 	STMT_CATEGORIES,
 	STMT_USER_BY_OPENID,
 	STMT_RT_LIVE_FAMILIES,
+	STMT_AUTH_STATE,
 	STMT_COUNT
+};
+
+/*
+ * The columns of USER_COLS and ITEM_COLS (app/stmts.c), by name: results
+ * of every statement that returns a user or an item.
+ */
+enum user_col {
+	UC_ID, UC_NAME, UC_EMAIL, UC_PHONE, UC_AVATAR, UC_ROLE, UC_CREATED,
+	UC_UPDATED, UC_MTIME, UC_GEN, UC_NCOLS
+};
+enum item_col {
+	IC_ID, IC_TITLE, IC_SUMMARY, IC_COVER, IC_CATEGORY, IC_STATUS,
+	IC_OWNER, IC_CREATED, IC_UPDATED, IC_MTIME, IC_NCOLS
+};
+/* The columns of STMT_PROFILE_GET. */
+enum profile_col {
+	PC_CITY, PC_GENDER, PC_AVATAR, PC_BIO, PC_MTIME
 };
 extern const struct db_stmt app_stmts[STMT_COUNT];
 
@@ -90,8 +156,26 @@ extern const struct db_stmt app_stmts[STMT_COUNT];
 extern const struct route app_routes[];
 extern const size_t app_nroutes;
 
-/* Authentication of ROUTE_AUTH routes (app/auth.c); 0 or -1 with 401 set. */
-int	auth_require(struct app *, struct req *, struct resp *);
+/* The access token options of the configuration (app/auth.c). */
+void	app_token_opts(const struct config *, struct token_opts *);
+/* Sessions seen by this responder (app/auth.c). */
+int	auth_init(struct app *);
+void	auth_free(struct app *);
+/*
+ * Identify the caller from the request's access token, if it sent one,
+ * and check what the route's flags ask: 0 (app->who filled; user_id 0
+ * for an anonymous caller of a public route), or -1 with app->auth_code
+ * and auth_why saying why the request is refused (auth_refuse sets it).
+ */
+int	auth_identify(struct app *, struct req *);
+void	auth_refuse(struct app *, struct resp *);
+/*
+ * The session state of user_id changed (a logout, a revocation, a role,
+ * a deletion): every responder forgets what it knew of it.  -1 when Redis
+ * could not be told (logged; this host's responders forget it anyway,
+ * and the others when Redis is back).
+ */
+int	auth_changed(struct cache *, uint64_t *changes, long long user_id);
 /* The rate classes from the configuration (app/limits.c). */
 void	limits_init(struct app *);
 /* Spend a request of the route's class; -1 with a 429 set when limited. */
@@ -102,16 +186,19 @@ int	limits_apply(struct app *, struct req *, struct resp *,
 	    struct rl_pending *);
 
 /* Sessions (app/session.c). */
-/* Issue a refresh token in family (NULL: a new family); its row id. */
+/* Issue a refresh token in *family (NULL: a new one, stored there). */
 int	session_refresh_new(struct app *, struct req *, struct resp *,
-	    const char *user_id, const char *family, const char **token,
+	    const char *user_id, const char **family, const char **token,
 	    const char **row_id);
 /* hex(SHA-256(refresh token)): the only form the database keeps. */
 const char *session_hash(struct arena *, const char *token);
-/* Answer 200 with a new access token, the refresh token and the user. */
+/*
+ * Answer 200 with a new access token for the user of row 0 of res
+ * (USER_COLS) in family, the refresh token and the user.
+ */
 int	session_answer(struct app *, struct req *, struct resp *,
-	    long long user_id, const char *refresh, const char *user_json);
-/* The user row 0 (USER_COLS) of res as JSON. */
+	    PGresult *res, const char *family, const char *refresh);
+/* The user of row 0 (USER_COLS) of res as its owner sees it. */
 const char *session_user_json(struct arena *, PGresult *res);
 /* Log a database failure once and set the matching envelope (errors.c). */
 void	app_db_error(struct app *, struct resp *, enum db_status,
@@ -119,9 +206,8 @@ void	app_db_error(struct app *, struct resp *, enum db_status,
 /* Log a failed WeChat call once and set the matching envelope. */
 void	app_wx_error(struct app *, struct resp *, enum wechat_status,
 	    const char *what);
-/* The refresh token of a request: JSON field refresh_token, else cookie. */
-int	session_presented(struct req *, struct resp *, int required,
-	    const char **token);
+/* Tell a browser to forget the refresh token cookie. */
+void	session_clear_cookie(struct resp *);
 
 /* Handlers. */
 void	h_ping(struct app *, struct req *, struct resp *);
@@ -132,6 +218,7 @@ void	h_login(struct app *, struct req *, struct resp *);
 void	h_refresh(struct app *, struct req *, struct resp *);
 void	h_logout(struct app *, struct req *, struct resp *);
 void	h_me(struct app *, struct req *, struct resp *);
+void	h_me_delete(struct app *, struct req *, struct resp *);
 void	h_decrypt(struct app *, struct req *, struct resp *);
 void	h_phone(struct app *, struct req *, struct resp *);
 void	h_items_list(struct app *, struct req *, struct resp *);
@@ -154,10 +241,22 @@ typedef enum db_status	(*build_fn)(struct db *, struct arena *, const void *,
  * of its rows is: its Last-Modified includes the collection's change time.
  */
 void	app_cached(struct app *, struct req *, struct resp *,
-	    const char *collection, const char *key, build_fn, const void *arg,
+	    enum app_coll, const char *key, build_fn, const void *arg,
 	    int is_list);
+/*
+ * Answer from an entry built now for this caller alone (a private view):
+ * conditional GET as for cached answers, Cache-Control private, and never
+ * stored where another caller could be answered from it.
+ */
+void	app_private(struct app *, struct req *, struct resp *, build_fn,
+	    const void *arg);
 /* After a committed write: invalidate the collection's cached answers. */
-void	app_invalidate(struct app *, const char *collection);
+void	app_invalidate(struct app *, enum app_coll);
+/*
+ * The same outside the responder (app/data.c): Redis told, then the
+ * host's responders (changes may be NULL); -1 when Redis missed it.
+ */
+int	data_invalidate(struct cache *, uint64_t *changes, enum app_coll);
 /*
  * Run a write statement on one resource of a collection.  When it touched
  * a row: the collection is invalidated and the result returned (the
@@ -165,13 +264,35 @@ void	app_invalidate(struct app *, const char *collection);
  * and id, 409 with `conflict` on a unique violation, or the database error.
  */
 PGresult *app_write(struct app *, struct resp *, size_t stmt,
-	    const char *const *params, const char *collection, const char *what,
+	    const char *const *params, enum app_coll, const char *what,
 	    long long id, const char *conflict);
 /* Answer status with row 0 of res, serialized by json, as the data. */
 void	app_answer_row(struct resp *, int status, PGresult *res,
 	    void (*json)(struct buf *, PGresult *, int));
-/* DELETE of the resource {id}: 204, or what app_write answers. */
-void	app_delete(struct app *, struct req *, struct resp *, size_t stmt,
-	    const char *collection, const char *what);
+/*
+ * Accounts (app/account.c), shared by the responder and wxappctl.  Each
+ * changes PostgreSQL first and then tells the responders (auth_changed);
+ * changes is the host's write counters, or NULL outside the pool.
+ */
+enum account_result {
+	ACCOUNT_OK,
+	ACCOUNT_UNTOLD,		/* done, but Redis could not be told */
+	ACCOUNT_NONE,		/* no such user */
+	ACCOUNT_DB_UNAVAILABLE,	/* PostgreSQL failed: db->errmsg */
+	ACCOUNT_DB_ERROR,
+	ACCOUNT_CACHE		/* not done: Redis is needed and down */
+};
+/* Delete a user: the row, its profile, sessions, items and session_key. */
+enum account_result account_delete(struct db *, struct cache *,
+	    uint64_t *changes, long long user_id);
+/* End every session of a user: refresh tokens revoked, access tokens too. */
+enum account_result account_revoke(struct db *, struct cache *,
+	    uint64_t *changes, long long user_id, long long *tokens);
+/* Set the role (user, admin); it applies from the user's next request. */
+enum account_result account_grant(struct db *, struct cache *,
+	    uint64_t *changes, long long user_id, const char *role);
+/* Answer an account operation's outcome: done is the message of success. */
+void	account_answer(struct app *, struct resp *, enum account_result,
+	    long long user_id, const char *done);
 
 #endif

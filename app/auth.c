@@ -1,85 +1,271 @@
 /*
- * auth: the Bearer check in front of ROUTE_AUTH routes.  A 401 carries
- * WWW-Authenticate (RFC 6750) and an envelope code that tells the client
- * what to do: 40101 expired (refresh now), 40102 invalid (log in again).
+ * auth: who is calling.  The access token is verified (signature and
+ * claims, lib/token), then checked against the session state that
+ * PostgreSQL keeps: the user still exists, its token generation is the
+ * token's (ending every session of a user increments it), and the
+ * token's refresh family is not revoked (a logout, or reuse detection).
+ * The user's role comes from there too, so a change of role applies from
+ * the user's next request.
+ *
+ * That state changes rarely, so each responder keeps what it read, the
+ * verdict, per session, for at most VERDICT_MAX_S.  A verdict is used only
+ * while the invalidation connection of nearcache vouches for it: Redis
+ * has reported no write of wx:rv:<user> since it was read (auth_changed
+ * makes that write after every change), nor of wx:ver:auth (bumped after
+ * a Redis outage in which such a write may have been lost), and this
+ * host's write count of "auth" is unchanged.  A cached read with a token
+ * thus costs no round trip in the common case.  When nothing can be
+ * vouched for (Redis down) every check reads PostgreSQL; when that fails
+ * too, auth_fail_open decides: a read may then be served to a token whose
+ * signature holds, as a plain user; a write is answered 503.
+ *
+ * A 401 carries WWW-Authenticate (RFC 6750) and an envelope code that
+ * tells the client what to do: 40101 expired (refresh now), 40102
+ * invalid or revoked (log in again).
  */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "app.h"
 #include "log.h"
-#include "token.h"
+#include "shm.h"
 #include "util.h"
 
-static int
-auth_fail(struct resp *rs, enum api_code code, const char *why)
-{
-	resp_error(rs, code, "%s", why);
-	resp_header(rs, "WWW-Authenticate",
-	    "Bearer error=\"invalid_token\", error_description=\"%s\"", why);
-	return -1;
-}
+#define VERDICTS	1024
+#define VERDICT_MAX_S	60
+#define CHANGED_TTL	"10"	/* seconds the wx:rv: key outlives its write */
 
-/*
- * Is a verified token revoked?  Its jti is denied after a logout, and
- * every token of a user issued before `wxappctl user revoke` is.  Both are
- * read in one round trip.  With Redis down the lists cannot be read: the
- * token is accepted (it lives minutes) and the lapse is logged, rather
- * than failing every call.
- */
-static int
-auth_revoked(struct app *app, struct arena *a, const struct token_claims *cl)
-{
-	const char	*argv[3], *errstr;
-	size_t		 argvlen[3];
-	redisReply	*r;
-	long long	 before;
-	int		 revoked = 0;
+struct verdict {
+	long long	 user_id;	/* 0: an empty slot */
+	char		 fam[TOKEN_FAM_MAX];
+	int		 exists;	/* the user has not been deleted */
+	int		 admin;
+	int		 fam_revoked;
+	long long	 gen;		/* the user's token generation */
+	struct nc_stamp	 stamp;
+	int64_t		 born_us;
+};
 
-	argv[0] = "MGET";
-	argv[1] = arena_printf(a, KEY_DENY_JTI, cl->jti);
-	argv[2] = arena_printf(a, KEY_REVOKED, cl->user_id);
-	argvlen[0] = 4, argvlen[1] = strlen(argv[1]), argvlen[2] = strlen(argv[2]);
-	if (cache_cmd(&app->cache, &r, 3, argv, argvlen) != CACHE_OK) {
-		log_warn("auth: redis unavailable, revocations not checked");
-		return 0;
-	}
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-		revoked = r->element[0]->type == REDIS_REPLY_STRING;
-		if (r->element[1]->type == REDIS_REPLY_STRING &&
-		    util_strtonum(r->element[1]->str, 0, LLONG_MAX, &before,
-		    &errstr) == 0 && cl->iat <= before)
-			revoked = 1;
-	}
-	freeReplyObject(r);
-	return revoked;
+void
+app_token_opts(const struct config *c, struct token_opts *o)
+{
+	o->kid = c->jwt_kid;
+	o->secret = c->jwt_secret;
+	o->prev_kid = c->jwt_prev_kid;
+	o->prev_secret = c->jwt_prev_secret;
+	o->issuer = c->jwt_issuer;
+	o->audience = c->jwt_audience;
+	o->client_id = c->wechat_appid;
+	o->leeway = c->jwt_leeway;
+	o->max_ttl = c->access_token_ttl;
 }
 
 int
-auth_require(struct app *app, struct req *rq, struct resp *rs)
+auth_init(struct app *app)
+{
+	if ((app->verdicts = calloc(VERDICTS, sizeof(*app->verdicts))) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+auth_free(struct app *app)
+{
+	free(app->verdicts);
+	app->verdicts = NULL;
+}
+
+/* Keep why the request is refused, for auth_refuse. */
+static int
+refuse(struct app *app, enum api_code code, const char *why)
+{
+	app->auth_code = code;
+	app->auth_why = why;
+	return -1;
+}
+
+void
+auth_refuse(struct app *app, struct resp *rs)
+{
+	resp_error(rs, app->auth_code, "%s", app->auth_why);
+	switch (app->auth_code) {
+	case API_UNAUTHORIZED:
+		resp_header_str(rs, "WWW-Authenticate", "Bearer");
+		break;
+	case API_TOKEN_EXPIRED:
+	case API_TOKEN_INVALID:
+		resp_header(rs, "WWW-Authenticate", "Bearer error=\"invalid_token"
+		    "\", error_description=\"%s\"", app->auth_why);
+		break;
+	case API_DB_UNAVAILABLE:
+		resp_header_str(rs, "Retry-After", "1");
+		break;
+	default:
+		break;
+	}
+}
+
+/* The slot of a session. */
+static struct verdict *
+slot_of(struct app *app, long long user_id, const char *fam)
+{
+	uint64_t	h;
+
+	h = util_fnv1a(UTIL_FNV_INIT, &user_id, sizeof(user_id));
+	h = util_fnv1a(h, fam, strlen(fam));
+	return &app->verdicts[h % VERDICTS];
+}
+
+/*
+ * The session state of the token's user and family: from this
+ * responder's verdict while it is vouched for, else from PostgreSQL.
+ * NULL when neither can be had.
+ */
+static const struct verdict *
+verdict(struct app *app, const struct token_claims *cl)
+{
+	struct verdict	*v = slot_of(app, cl->user_id, cl->fam);
+	struct nc_stamp	 stamp;
+	const char	*params[2];
+	char		 uid[24];
+	PGresult	*res;
+	int		 vouched, n;
+
+	if (v->user_id == cl->user_id && strcmp(v->fam, cl->fam) == 0 &&
+	    util_mono_us() - v->born_us < VERDICT_MAX_S * 1000000LL &&
+	    nearcache_current(&app->near, &app->cache, &v->stamp))
+		return v;
+	n = snprintf(uid, sizeof(uid), "%lld", cl->user_id);
+	if (n < 0 || (size_t)n >= sizeof(uid))
+		return NULL;
+	/* Before the read: a change from now on outdates what it returns. */
+	vouched = nearcache_stamp(&app->near, &app->cache, COLL_AUTH, uid,
+	    &stamp);
+	params[0] = uid;
+	params[1] = cl->fam;
+	if (db_exec(&app->db, STMT_AUTH_STATE, params, &res) != DB_OK)
+		return NULL;
+	v->user_id = vouched ? cl->user_id : 0;
+	memcpy(v->fam, cl->fam, sizeof(v->fam));
+	v->exists = PQntuples(res) == 1;
+	v->admin = v->exists && *PQgetvalue(res, 0, 0) == 't';
+	v->gen = v->exists ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+	v->fam_revoked = v->exists && *PQgetvalue(res, 0, 2) == 't';
+	v->stamp = stamp;
+	v->born_us = util_mono_us();
+	PQclear(res);
+	return v;
+}
+
+/* The token's session is live: 0, or -1 with the refusal kept. */
+static int
+session_live(struct app *app, struct req *rq, const struct token_claims *cl)
+{
+	const struct verdict	*v;
+	int			 open;
+
+	if ((v = verdict(app, cl)) == NULL) {
+		open = app->cfg.auth_fail_open == AUTH_OPEN_ALL ||
+		    (app->cfg.auth_fail_open == AUTH_OPEN_READ &&
+		    rq->route->rate_class == RATE_READ);
+		if (!app->auth_blind)
+			log_warn("auth: session state unavailable: requests "
+			    "that auth_fail_open allows are accepted on the "
+			    "signature alone, others refused");
+		app->auth_blind = 1;
+		if (!open)
+			return refuse(app, API_DB_UNAVAILABLE,
+			    "the session cannot be checked now; retry");
+		app->who.unverified = 1;
+		return 0;
+	}
+	if (app->auth_blind)
+		log_info("auth: session state available again");
+	app->auth_blind = 0;
+	if (!v->exists)
+		return refuse(app, API_TOKEN_INVALID,
+		    "access token revoked: the account is gone");
+	if (v->fam_revoked || v->gen != cl->gen)
+		return refuse(app, API_TOKEN_INVALID, "access token revoked");
+	app->who.admin = v->admin;
+	return 0;
+}
+
+int
+auth_identify(struct app *app, struct req *rq)
 {
 	struct token_claims	 cl;
-	const char		*h;
+	const char		*h = rq->authorization;
+	unsigned		 flags = rq->route->flags;
 
-	h = rq->authorization;
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
-		resp_error(rs, API_UNAUTHORIZED, "an access token is required");
-		resp_header(rs, "WWW-Authenticate", "Bearer");
-		return -1;
-	}
-	switch (token_verify(&app->cfg, h + 7, &cl)) {
+	memset(&app->who, 0, sizeof(app->who));
+	if (flags & ROUTE_LOOPBACK)
+		return strcmp(rq->remote_addr, "127.0.0.1") == 0 ||
+		    strcmp(rq->remote_addr, "::1") == 0 ? 0 :
+		    refuse(app, API_FORBIDDEN, "for local clients only");
+	if (h == NULL)
+		return flags & (ROUTE_USER | ROUTE_ADMIN) ?
+		    refuse(app, API_UNAUTHORIZED, "an access token is required") :
+		    0;
+	if (strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0')
+		return refuse(app, API_UNAUTHORIZED,
+		    "the Authorization header must be `Bearer <access token>`");
+	switch (token_verify(&app->tok, h + 7,
+	    (long long)(util_wall_us() / 1000000), &cl)) {
 	case TOKEN_VALID:
 		break;
 	case TOKEN_EXPIRED:
-		return auth_fail(rs, API_TOKEN_EXPIRED, "access token expired");
+		return refuse(app, API_TOKEN_EXPIRED, "access token expired");
+	case TOKEN_STALE:
+		return refuse(app, API_TOKEN_EXPIRED,
+		    "access token of an earlier format: refresh it");
 	case TOKEN_INVALID:
-		return auth_fail(rs, API_TOKEN_INVALID, "access token invalid");
+		return refuse(app, API_TOKEN_INVALID, "access token invalid");
 	}
-	if (auth_revoked(app, rq->a, &cl))
-		return auth_fail(rs, API_TOKEN_INVALID, "access token revoked");
-	rq->user_id = cl.user_id;
-	rq->jti = arena_strdup(rq->a, cl.jti);
-	rq->token_exp = cl.exp;
+	app->who.user_id = cl.user_id;
+	app->who.gen = cl.gen;
+	app->who.exp = cl.exp;
+	app->who.jti = arena_strdup(rq->a, cl.jti);
+	app->who.fam = arena_strdup(rq->a, cl.fam);
+	if (session_live(app, rq, &cl) == -1) {
+		app->who.user_id = 0;
+		return -1;
+	}
+	if ((flags & ROUTE_ADMIN) && !app->who.admin)
+		return refuse(app, API_FORBIDDEN, "for administrators only");
 	return 0;
+}
+
+int
+auth_changed(struct cache *cc, uint64_t *changes, long long user_id)
+{
+	char		 key[64];
+	const char	*argv[5];
+	size_t		 argvlen[5];
+	redisReply	*r;
+	int		 n;
+
+	n = snprintf(key, sizeof(key), KEY_SESSION_PREFIX "%lld", user_id);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return -1;
+	argv[0] = "SET", argv[1] = key, argv[2] = "1";
+	argv[3] = "EX", argv[4] = CHANGED_TTL;
+	argvlen[0] = 3, argvlen[1] = (size_t)n, argvlen[2] = 1;
+	argvlen[3] = 2, argvlen[4] = strlen(CHANGED_TTL);
+	if (cache_cmd(cc, &r, 5, argv, argvlen) == CACHE_OK) {
+		freeReplyObject(r);
+		return 0;
+	}
+	/*
+	 * This host forgets every verdict now; the others when Redis is
+	 * back, since the reconnect bumps every collection, auth included
+	 * (httpcache_recover).
+	 */
+	if (changes != NULL)
+		nearcache_wrote(changes, COLL_AUTH);
+	log_warn("auth: the session of user %lld changed while redis is "
+	    "unavailable; other hosts learn it when redis is back", user_id);
+	return -1;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app.h"
 #include "ctl.h"
 #include "httpcache.h"
 
@@ -31,8 +32,8 @@ ctl_cache(struct ctl *ctl, int argc, char **argv)
 		ctl_err("usage: cache flush [--collection NAME]");
 		return CTL_USAGE;
 	}
-	for (i = 0; only != NULL && httpcache_collections[i] != NULL; i++)
-		found |= strcmp(only, httpcache_collections[i]) == 0;
+	for (i = 0; only != NULL && app_collections[i] != NULL; i++)
+		found |= strcmp(only, app_collections[i]) == 0;
 	if (only != NULL && !found) {
 		ctl_err("cache: unknown collection `%s`", only);
 		return CTL_USAGE;
@@ -42,14 +43,14 @@ ctl_cache(struct ctl *ctl, int argc, char **argv)
 		ctl_err("cache: redis %s unavailable", ctl->cfg.redis_addr);
 		return CTL_FAIL;
 	}
-	for (i = 0; httpcache_collections[i] != NULL; i++) {
-		if (only != NULL && strcmp(only, httpcache_collections[i]) != 0)
+	for (i = 0; app_collections[i] != NULL; i++) {
+		if (only != NULL && strcmp(only, app_collections[i]) != 0)
 			continue;
-		if (httpcache_bump(&cc, httpcache_collections[i]) != CACHE_OK) {
-			ctl_err("cache: cannot flush %s", httpcache_collections[i]);
+		if (httpcache_bump(&cc, app_collections[i]) != CACHE_OK) {
+			ctl_err("cache: cannot flush %s", app_collections[i]);
 			rc = CTL_FAIL;
 		} else
-			printf("flushed %s\n", httpcache_collections[i]);
+			printf("flushed %s\n", app_collections[i]);
 	}
 	cache_close(&cc);
 	return rc;

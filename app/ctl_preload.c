@@ -19,8 +19,8 @@ preload_page(struct ctl *ctl, struct cache *cc, struct arena *a,
 	const char	*vkey;
 	long long	 changed;
 
-	if (httpcache_get(cc, a, "items", data_list_key(a, q), &e, &vkey,
-	    &changed) == HC_UNAVAILABLE) {
+	if (httpcache_get(cc, a, app_collections[COLL_ITEMS],
+	    data_list_key(a, q), &e, &vkey, &changed) == HC_UNAVAILABLE) {
 		ctl_err("preload: redis unavailable");
 		return -1;
 	}

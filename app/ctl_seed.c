@@ -1,7 +1,9 @@
 /*
- * wxappctl seed [--users N] [--items N]: fill the database with realistic
- * data for development, tests and benchmarks.  Tops up to N; running it
- * again adds nothing.
+ * wxappctl seed [--users N] [--items N] [--force]: fill the database with
+ * realistic data for development, tests and benchmarks.  Tops up to N;
+ * running it again adds nothing.  A database that holds users who logged
+ * in through WeChat is a real one: seed refuses it without --force, and
+ * even then gives profiles to seeded users only.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -26,7 +28,11 @@ static const char sql_profiles[] =
     " (id % 3)::smallint,"
     " 'https://img.example.com/avatar/' || id || '.png',"
     " '热爱生活 #' || id"
-    " FROM users WHERE id % 3 = 0 ON CONFLICT (user_id) DO NOTHING";
+    " FROM users WHERE id % 3 = 0 AND openid IS NULL"
+    " AND email ~ '^user[0-9]+@example\\.com$'"
+    " ON CONFLICT (user_id) DO NOTHING";
+static const char sql_real[] =
+    "SELECT count(*) FROM users WHERE openid IS NOT NULL";
 static const char sql_items[] =
     "INSERT INTO items (title, summary, cover_url, category, status,"
     " created_at, updated_at)"
@@ -65,16 +71,22 @@ ctl_seed(struct ctl *ctl, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "users", required_argument, NULL, 'u' },
 		{ "items", required_argument, NULL, 'i' },
+		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char	*users = "10000", *items = "1000", *errstr;
-	long long	 v, nu, np, ni;
-	int		 ch;
+	PGresult	*res;
+	long long	 v, nu, np, ni, real = -1;
+	int		 ch, force = 0;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (ch == 'f') {
+			force = 1;
+			continue;
+		}
 		if ((ch != 'u' && ch != 'i') ||
 		    util_strtonum(optarg, 0, 10000000, &v, &errstr) == -1) {
-			ctl_err("usage: seed [--users N] [--items N] "
+			ctl_err("usage: seed [--users N] [--items N] [--force] "
 			    "(N from 0 to 10000000)");
 			return CTL_USAGE;
 		}
@@ -84,11 +96,27 @@ ctl_seed(struct ctl *ctl, int argc, char **argv)
 			items = optarg;
 	}
 	if (optind != argc) {
-		ctl_err("usage: seed [--users N] [--items N]");
+		ctl_err("usage: seed [--users N] [--items N] [--force]");
 		return CTL_USAGE;
 	}
 	if (ctl_db(ctl, 0) != CTL_OK)
 		return CTL_FAIL;
+	res = PQexec(db_conn(&ctl->db), sql_real);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+	    util_strtonum(PQgetvalue(res, 0, 0), 0, LLONG_MAX, &real,
+	    &errstr) == -1)
+		real = -1;
+	PQclear(res);
+	if (real == -1) {
+		ctl_err("seed: postgres: cannot count the users");
+		return CTL_FAIL;
+	}
+	if (real > 0 && !force) {
+		ctl_err("seed: the database holds %lld user(s) who logged in "
+		    "through WeChat: not seeding it (--force to seed anyway)",
+		    real);
+		return CTL_FAIL;
+	}
 	if ((nu = run(ctl, sql_users, users)) < 0 ||
 	    (np = run(ctl, sql_profiles, NULL)) < 0 ||
 	    (ni = run(ctl, sql_items, items)) < 0)

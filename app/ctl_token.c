@@ -1,12 +1,15 @@
 /*
  * wxappctl token issue ID [--ttl S]: a short-lived access token for an
- * operator's test call, logged.
+ * operator's test call, logged.  It is issued in a session of its own
+ * (a family with no refresh token), so only `user revoke` ends it early.
  */
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "app.h"
+#include "crypto.h"
 #include "ctl.h"
 #include "log.h"
 #include "token.h"
@@ -20,17 +23,20 @@ ctl_token(struct ctl *ctl, int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct token_claims	 cl;
+	struct token_opts	 opts;
 	struct arena		 a;
-	const char		*tok, *errstr;
+	const char		*tok, *errstr, *params[1];
 	char			 err[256];
+	PGresult		*res;
 	long long		 id, ttl = 300;
 	int			 ch;
 
+	app_token_opts(&ctl->cfg, &opts);
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (ch != 't' || util_strtonum(optarg, 1, 3600, &ttl,
+		if (ch != 't' || util_strtonum(optarg, 1, opts.max_ttl, &ttl,
 		    &errstr) == -1) {
 			ctl_err("usage: token issue ID [--ttl S] (S from 1 to "
-			    "3600)");
+			    "access_token_ttl, %lld)", opts.max_ttl);
 			return CTL_USAGE;
 		}
 	}
@@ -44,8 +50,27 @@ ctl_token(struct ctl *ctl, int argc, char **argv)
 		ctl_err("token: %s", err);
 		return CTL_FAIL;
 	}
+	if (ctl_db(ctl, 1) != CTL_OK)
+		return CTL_FAIL;
+	params[0] = argv[optind + 1];
+	if (db_exec(&ctl->db, STMT_USER_GET, params, &res) != DB_OK) {
+		ctl_err("token: postgres: %s", ctl->db.errmsg);
+		return CTL_FAIL;
+	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		ctl_err("token: no user %lld", id);
+		return CTL_FAIL;
+	}
+	memset(&cl, 0, sizeof(cl));
+	cl.user_id = id;
+	if (util_strtonum(PQgetvalue(res, 0, UC_GEN), 0, LLONG_MAX, &cl.gen,
+	    &errstr) == -1)
+		cl.gen = -1;
+	PQclear(res);
 	arena_init(&a, 4096, 1);
-	if (token_issue(&ctl->cfg, id, ttl, &a, &tok, &cl) == -1) {
+	if (crypto_random_b64url(16, cl.fam) == -1 ||
+	    token_issue(&opts, ttl, &a, &tok, &cl) == -1) {
 		arena_free(&a);
 		ctl_err("token: cannot issue a token");
 		return CTL_FAIL;

@@ -10,6 +10,20 @@
 #include "data.h"
 #include "util.h"
 
+const char *const app_collections[COLL_COUNT + 1] = {
+	[COLL_USERS] = "users",
+	[COLL_ITEMS] = "items",
+	[COLL_AUTH] = "auth",
+	[COLL_COUNT] = NULL
+};
+
+/*
+ * Every cache key starts with the version of what its answer shows: a
+ * change of representation (such as the public user losing its e-mail)
+ * must not be answered from entries made before it.
+ */
+#define KEY_VERSION	"v2:"
+
 /* A query parameter as an integer in [min, max]; dflt when absent. */
 static int
 query_int(struct req *rq, struct resp *rs, const char *name, long long min,
@@ -89,7 +103,7 @@ data_list_key(struct arena *a, const struct list_query *q)
 	struct buf	b;
 
 	buf_init(&b, a, 64);
-	buf_adds(&b, "list:");
+	buf_adds(&b, KEY_VERSION "list:");
 	buf_adds(&b, q->category ? q->category : "");
 	buf_adds(&b, q->after != 0 ? ":after=" : ":page=");
 	buf_addll(&b, q->after != 0 ? q->after : q->page);
@@ -101,7 +115,8 @@ data_list_key(struct arena *a, const struct list_query *q)
 const char *
 data_one_key(struct arena *a, const struct one_query *q)
 {
-	return arena_printf(a, "one:%lld:%s", q->id, q->profile ? "p" : "");
+	return arena_printf(a, KEY_VERSION "one:%lld:%s", q->id,
+	    q->profile ? "p" : "");
 }
 
 /* Append column col of row as a JSON string, or null when NULL. */
@@ -115,9 +130,9 @@ json_col(struct buf *b, PGresult *res, int row, int col)
 		    (size_t)PQgetlength(res, row, col));
 }
 
-/* The epoch column of a row; 0 when unreadable. */
+/* An integer column of a row (an epoch, an id); 0 when NULL or unreadable. */
 static long long
-epoch_col(PGresult *res, int row, int col)
+int_col(PGresult *res, int row, int col)
 {
 	const char	*errstr;
 	long long	 v;
@@ -128,33 +143,63 @@ epoch_col(PGresult *res, int row, int col)
 	return v;
 }
 
+/* "{"id":..,"name":..,"avatar_url":..": what anyone may see of a user. */
+static void
+user_public_fields(struct buf *b, PGresult *res, int row)
+{
+	buf_adds(b, "{\"id\":");
+	buf_adds(b, PQgetvalue(res, row, UC_ID));
+	buf_adds(b, ",\"name\":");
+	json_col(b, res, row, UC_NAME);
+	buf_adds(b, ",\"avatar_url\":");
+	json_col(b, res, row, UC_AVATAR);
+}
+
 void
 data_user_json(struct buf *b, PGresult *res, int row)
 {
-	buf_printf(b, "{\"id\":%s,\"name\":", PQgetvalue(res, row, 0));
-	json_col(b, res, row, 1);
+	user_public_fields(b, res, row);
+	buf_addc(b, '}');
+}
+
+void
+data_user_full_json(struct buf *b, PGresult *res, int row)
+{
+	user_public_fields(b, res, row);
 	buf_adds(b, ",\"email\":");
-	json_col(b, res, row, 2);
+	json_col(b, res, row, UC_EMAIL);
 	buf_adds(b, ",\"phone\":");
-	json_col(b, res, row, 3);
+	json_col(b, res, row, UC_PHONE);
+	buf_adds(b, ",\"role\":");
+	json_col(b, res, row, UC_ROLE);
 	buf_printf(b, ",\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
-	    PQgetvalue(res, row, 4), PQgetvalue(res, row, 5));
+	    PQgetvalue(res, row, UC_CREATED), PQgetvalue(res, row, UC_UPDATED));
 }
 
 void
 data_item_json(struct buf *b, PGresult *res, int row)
 {
-	static const char *const names[] = { "title", "summary", "cover_url",
-	    "category", "status" };
-	int			 i;
+	static const struct {
+		const char	*name;
+		int		 col;
+	} text[] = {
+		{ "title", IC_TITLE }, { "summary", IC_SUMMARY },
+		{ "cover_url", IC_COVER }, { "category", IC_CATEGORY },
+		{ "status", IC_STATUS }
+	};
+	size_t	i;
 
-	buf_printf(b, "{\"id\":%s", PQgetvalue(res, row, 0));
-	for (i = 0; i < 5; i++) {
-		buf_printf(b, ",\"%s\":", names[i]);
-		json_col(b, res, row, i + 1);
+	buf_adds(b, "{\"id\":");
+	buf_adds(b, PQgetvalue(res, row, IC_ID));
+	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+		buf_printf(b, ",\"%s\":", text[i].name);
+		json_col(b, res, row, text[i].col);
 	}
+	buf_adds(b, ",\"owner_id\":");
+	buf_adds(b, PQgetisnull(res, row, IC_OWNER) ? "null" :
+	    PQgetvalue(res, row, IC_OWNER));
 	buf_printf(b, ",\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
-	    PQgetvalue(res, row, 6), PQgetvalue(res, row, 7));
+	    PQgetvalue(res, row, IC_CREATED), PQgetvalue(res, row, IC_UPDATED));
 }
 
 /* Finish an entry from its body buffer: status, ETag. */
@@ -201,7 +246,7 @@ list_body(struct arena *a, struct hc_entry *e, PGresult *res,
 		if (i > 0)
 			buf_addc(&b, ',');
 		fn(&b, res, i);
-		if ((t = epoch_col(res, i, epoch_col_no)) > lm)
+		if ((t = int_col(res, i, epoch_col_no)) > lm)
 			lm = t;
 	}
 	if (q->after != 0) {
@@ -217,27 +262,30 @@ list_body(struct arena *a, struct hc_entry *e, PGresult *res,
 	entry_done(e, 200, &b, lm);
 }
 
-/* Run a list: the page statement, and the count when page-based. */
+/*
+ * Run a list: the page statement, and the count when page-based.  The
+ * page statements take the page size, the offset (or the id after) and
+ * then the filters; the count takes the filters alone.
+ */
 static enum db_status
 build_list(struct db *db, struct arena *a, const struct list_query *q,
     size_t page_st, size_t after_st, size_t count_st,
-    void (*fn)(struct buf *, PGresult *, int), int epoch_no,
-    struct hc_entry *e)
+    const char *const *filters, void (*fn)(struct buf *, PGresult *, int),
+    int epoch_no, struct hc_entry *e)
 {
-	const char	*params[3], *cparams[1], *total = "0";
+	const char	*params[5], *total = "0";
 	PGresult	*res = NULL, *cres = NULL;
 	enum db_status	 st;
 
 	params[0] = arena_printf(a, "%lld", q->page_size);
 	params[1] = q->after != 0 ? arena_printf(a, "%lld", q->after) :
 	    arena_printf(a, "%lld", (q->page - 1) * q->page_size);
-	params[2] = q->category;
-	cparams[0] = q->category;
+	memcpy(params + 2, filters, 3 * sizeof(*filters));
 	if ((st = db_exec(db, q->after != 0 ? after_st : page_st, params,
 	    &res)) != DB_OK)
 		return st;
 	if (q->after == 0) {
-		if ((st = db_exec(db, count_st, cparams, &cres)) != DB_OK) {
+		if ((st = db_exec(db, count_st, filters, &cres)) != DB_OK) {
 			PQclear(res);
 			return st;
 		}
@@ -254,21 +302,48 @@ data_build_items(struct db *db, struct arena *a, const void *arg,
     struct hc_entry *e)
 {
 	const struct list_query	*q = arg;
+	const char		*filters[3] = { q->category, NULL, NULL };
 
+	if (q->private) {
+		filters[0] = q->owner != 0 ? arena_printf(a, "%lld", q->owner) :
+		    NULL;
+		filters[1] = q->status;
+		filters[2] = q->category;
+		return build_list(db, a, q, STMT_ITEMS_ANY_PAGE,
+		    STMT_ITEMS_ANY_AFTER, STMT_ITEMS_ANY_COUNT, filters,
+		    data_item_json, IC_MTIME, e);
+	}
 	if (q->category != NULL)
 		return build_list(db, a, q, STMT_ITEMS_PAGE_CAT,
-		    STMT_ITEMS_AFTER_CAT, STMT_ITEMS_COUNT_CAT,
-		    data_item_json, 8, e);
+		    STMT_ITEMS_AFTER_CAT, STMT_ITEMS_COUNT_CAT, filters,
+		    data_item_json, IC_MTIME, e);
 	return build_list(db, a, q, STMT_ITEMS_PAGE, STMT_ITEMS_AFTER,
-	    STMT_ITEMS_COUNT, data_item_json, 8, e);
+	    STMT_ITEMS_COUNT, filters, data_item_json, IC_MTIME, e);
 }
 
 enum db_status
 data_build_users(struct db *db, struct arena *a, const void *arg,
     struct hc_entry *e)
 {
-	return build_list(db, a, arg, STMT_USERS_PAGE, STMT_USERS_AFTER,
-	    STMT_USERS_COUNT, data_user_json, 6, e);
+	const struct list_query	*q = arg;
+	const char		*filters[3] = { NULL, NULL, NULL };
+
+	return build_list(db, a, q, STMT_USERS_PAGE, STMT_USERS_AFTER,
+	    STMT_USERS_COUNT, filters, q->private ? data_user_full_json :
+	    data_user_json, UC_MTIME, e);
+}
+
+/*
+ * An item that is not published exists only for its owner and admins,
+ * and only in a private answer: everyone else is told it does not.
+ */
+static int
+item_visible(PGresult *res, const struct one_query *q)
+{
+	if (strcmp(PQgetvalue(res, 0, IC_STATUS), "published") == 0)
+		return 1;
+	return q->private && (q->admin ||
+	    (q->viewer != 0 && int_col(res, 0, IC_OWNER) == q->viewer));
 }
 
 enum db_status
@@ -284,14 +359,14 @@ data_build_item(struct db *db, struct arena *a, const void *arg,
 	params[0] = arena_printf(a, "%lld", q->id);
 	if ((st = db_exec(db, STMT_ITEM_GET, params, &res)) != DB_OK)
 		return st;
-	if (PQntuples(res) == 0)
+	if (PQntuples(res) == 0 || !item_visible(res, q))
 		entry_not_found(a, e, "item", q->id);
 	else {
 		buf_init(&b, a, 512);
 		buf_adds(&b, "{\"code\":0,\"data\":");
 		data_item_json(&b, res, 0);
 		buf_adds(&b, ",\"message\":\"ok\"}");
-		entry_done(e, 200, &b, epoch_col(res, 0, 8));
+		entry_done(e, 200, &b, int_col(res, 0, IC_MTIME));
 	}
 	PQclear(res);
 	return DB_OK;
@@ -325,10 +400,13 @@ data_build_user(struct db *db, struct arena *a, const void *arg,
 		PQclear(res);
 		return st;
 	}
-	lm = epoch_col(res, 0, 6);
+	lm = int_col(res, 0, UC_MTIME);
 	buf_init(&b, a, 768);
 	buf_adds(&b, "{\"code\":0,\"data\":");
-	data_user_json(&b, res, 0);
+	if (q->private)
+		data_user_full_json(&b, res, 0);
+	else
+		data_user_json(&b, res, 0);
 	if (q->profile) {
 		b.len--;	/* reopen the user object */
 		buf_adds(&b, ",\"profile\":");
@@ -336,15 +414,15 @@ data_build_user(struct db *db, struct arena *a, const void *arg,
 			buf_adds(&b, "null");
 		else {
 			buf_adds(&b, "{\"city\":");
-			json_col(&b, pres, 0, 0);
+			json_col(&b, pres, 0, PC_CITY);
 			buf_printf(&b, ",\"gender\":%s,\"avatar_url\":",
-			    PQgetvalue(pres, 0, 1));
-			json_col(&b, pres, 0, 2);
+			    PQgetvalue(pres, 0, PC_GENDER));
+			json_col(&b, pres, 0, PC_AVATAR);
 			buf_adds(&b, ",\"bio\":");
-			json_col(&b, pres, 0, 3);
+			json_col(&b, pres, 0, PC_BIO);
 			buf_addc(&b, '}');
-			if (epoch_col(pres, 0, 4) > lm)
-				lm = epoch_col(pres, 0, 4);
+			if (int_col(pres, 0, PC_MTIME) > lm)
+				lm = int_col(pres, 0, PC_MTIME);
 		}
 		buf_addc(&b, '}');
 	}
@@ -430,4 +508,15 @@ bad:
 	resp_error(rs, API_VALIDATION, "field `email` must be a valid e-mail "
 	    "address (one @, a dotted domain, at most 254 characters)");
 	return -1;
+}
+
+int
+data_invalidate(struct cache *cc, uint64_t *changes, enum app_coll coll)
+{
+	int	rc;
+
+	rc = httpcache_bump(cc, app_collections[coll]) == CACHE_OK ? 0 : -1;
+	if (changes != NULL)
+		nearcache_wrote(changes, coll);
+	return rc;
 }

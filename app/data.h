@@ -22,11 +22,25 @@ struct list_query {
 	long long	 page;		/* page-based: 1.., keyset: 0 */
 	long long	 page_size;
 	long long	 after;		/* keyset: the last id seen, else 0 */
+	/*
+	 * A private list (app_private, never cached): users in full, items
+	 * of any status, or of one owner and one status.
+	 */
+	int		 private;
+	long long	 owner;		/* items: this owner's only; 0: any */
+	const char	*status;	/* items: this status only; NULL: any */
 };
 
 struct one_query {
 	long long	 id;
 	int		 profile;	/* ?include=profile */
+	/*
+	 * A private answer (app_private): the whole user; an item of any
+	 * status when viewer owns it or admin is set.
+	 */
+	int		 private;
+	long long	 viewer;
+	int		 admin;
 };
 
 /* ?page, ?page_size, ?after (and ?category); -1 with a 400 set. */
@@ -49,8 +63,13 @@ enum db_status data_build_users(struct db *, struct arena *, const void *,
 enum db_status data_build_user(struct db *, struct arena *, const void *,
 	    struct hc_entry *);
 
-/* Serialize row `row` of a USER_COLS / ITEM_COLS result. */
+/*
+ * Serialize row `row` of a USER_COLS / ITEM_COLS result.  A user as
+ * anyone may see it (id, name, avatar), or in full as the user and
+ * admins do (e-mail, phone, role, times).
+ */
 void	data_user_json(struct buf *, PGresult *, int row);
+void	data_user_full_json(struct buf *, PGresult *, int row);
 void	data_item_json(struct buf *, PGresult *, int row);
 
 /* Validation of written fields; -1 with a 400 naming field and rule. */

@@ -73,7 +73,7 @@ h_decrypt(struct app *app, struct req *rq, struct resp *rs)
 		return;
 	}
 	cst = cache_get(&app->cache, rq->a,
-	    arena_printf(rq->a, KEY_SESSION_KEY, rq->user_id), &sk, &sklen);
+	    arena_printf(rq->a, KEY_SESSION_KEY, app->who.user_id), &sk, &sklen);
 	if (cst != CACHE_OK) {
 		resp_error(rs, API_CACHE_UNAVAILABLE, "session store unavailable");
 		resp_header(rs, "Retry-After", "1");
@@ -87,7 +87,7 @@ h_decrypt(struct app *app, struct req *rq, struct resp *rs)
 	key = arena_alloc(rq->a, sklen + 3);
 	if (crypto_b64_decode(sk, sklen, key, &keylen) == -1 || keylen != 16) {
 		log_error("decrypt: stored session_key of user %lld is not "
-		    "16 bytes of base64", rq->user_id);
+		    "16 bytes of base64", app->who.user_id);
 		resp_error(rs, API_SESSION_KEY_GONE, "no usable session_key: "
 		    "call wx.login and log in again");
 		return;

@@ -1,7 +1,13 @@
 /*
  * h_items: /api/v1/data — the items a Mini Program home page shows.
- * Reads are public and cached; writes need an access token and
- * invalidate the collection.
+ *
+ * Published items are public: those answers are shared and cached.  An
+ * item that is a draft or archived exists only for its owner and admins;
+ * everyone else is told it does not (404), in the list as by id.  Owners
+ * list their own items of every status with ?owner=me, admins any items
+ * with ?status=; those lists are private answers.  Whoever creates an
+ * item owns it, and only its owner or an admin may change or delete it
+ * (items from before owners existed: admins only).
  */
 #include <string.h>
 
@@ -11,28 +17,91 @@
 static const char *const item_fields[] = { "title", "summary", "cover_url",
     "category", "status", NULL };
 
-/* GET /api/v1/data/list */
+/* ?owner=me and ?status= of a list: 0 (q says which list), or -1. */
+static int
+list_filters(struct app *app, struct req *rq, struct resp *rs,
+    struct list_query *q)
+{
+	const char	*owner = req_query(rq, "owner");
+	const char	*status = req_query(rq, "status");
+
+	if (owner != NULL) {
+		if (strcmp(owner, "me") != 0) {
+			resp_error(rs, API_VALIDATION, "query parameter `owner` "
+			    "must be `me`");
+			return -1;
+		}
+		if (app->who.user_id == 0) {
+			resp_error(rs, API_UNAUTHORIZED, "owner=me needs an "
+			    "access token");
+			resp_header_str(rs, "WWW-Authenticate", "Bearer");
+			return -1;
+		}
+		q->private = 1;
+		q->owner = app->who.user_id;
+	}
+	/* q->status NULL: every status. */
+	if (status == NULL)
+		q->status = q->private ? NULL : "published";
+	else if (strcmp(status, "all") == 0)
+		q->status = NULL;
+	else if (strcmp(status, "published") == 0 ||
+	    strcmp(status, "draft") == 0 || strcmp(status, "archived") == 0)
+		q->status = status;
+	else {
+		resp_error(rs, API_VALIDATION, "query parameter `status` must be "
+		    "published, draft, archived or all");
+		return -1;
+	}
+	if (!q->private &&
+	    (q->status == NULL || strcmp(q->status, "published") != 0)) {
+		if (!app->who.admin) {
+			resp_error(rs, API_FORBIDDEN, "only admins list the "
+			    "items of others that are not published; list your "
+			    "own with owner=me");
+			return -1;
+		}
+		q->private = 1;
+	}
+	return 0;
+}
+
+/* GET /api/v1/data/list[?category=][&owner=me][&status=] */
 void
 h_items_list(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct list_query	q;
 
-	if (data_parse_list(rq, rs, 1, &q) == -1)
+	if (data_parse_list(rq, rs, 1, &q) == -1 ||
+	    list_filters(app, rq, rs, &q) == -1)
 		return;
-	app_cached(app, rq, rs, "items", data_list_key(rq->a, &q),
-	    data_build_items, &q, 1);
+	if (q.private)
+		app_private(app, rq, rs, data_build_items, &q);
+	else
+		app_cached(app, rq, rs, COLL_ITEMS, data_list_key(rq->a, &q),
+		    data_build_items, &q, 1);
 }
 
-/* GET /api/v1/data/{id} */
+/*
+ * GET /api/v1/data/{id}: the shared answer, unless it says there is no
+ * such item and the caller may be the owner of one that is not
+ * published, or an admin: then a private answer.
+ */
 void
 h_item_get(struct app *app, struct req *rq, struct resp *rs)
 {
-	struct one_query	q = { 0, 0 };
+	struct one_query	q = { 0 };
 
 	if (data_parse_id(rq, rs, &q.id) == -1)
 		return;
-	app_cached(app, rq, rs, "items", data_one_key(rq->a, &q),
+	app_cached(app, rq, rs, COLL_ITEMS, data_one_key(rq->a, &q),
 	    data_build_item, &q, 0);
+	if (rs->status != 404 || app->who.user_id == 0)
+		return;
+	q.private = 1;
+	q.viewer = app->who.user_id;
+	q.admin = app->who.admin;
+	app_private(app, rq, rs, data_build_item, &q);
 }
 
 /*
@@ -85,12 +154,12 @@ item_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
 	return 0;
 }
 
-/* POST /api/v1/data */
+/* POST /api/v1/data: the caller owns what it creates. */
 void
 h_item_create(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
-	const char		*v[5];
+	const char		*v[5], *params[6];
 	PGresult		*res;
 
 	if (req_json_body(rq, rs, &body) == -1 ||
@@ -101,21 +170,60 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 		    v[0] == NULL ? "title" : "category");
 		return;
 	}
-	/* $1 title, $2 summary, $3 cover_url, $4 category, $5 status */
-	if ((res = app_write(app, rs, STMT_ITEM_CREATE, v, "items", "item", 0,
-	    NULL)) == NULL)
+	/* $1 title, $2 summary, $3 cover_url, $4 category, $5 status, $6 owner */
+	params[0] = v[0], params[1] = v[1], params[2] = v[2];
+	params[3] = v[3], params[4] = v[4];
+	params[5] = arena_printf(rq->a, "%lld", app->who.user_id);
+	if ((res = app_write(app, rs, STMT_ITEM_CREATE, params, COLL_ITEMS,
+	    "item", 0, NULL)) == NULL)
 		return;
 	app_answer_row(rs, 201, res, data_item_json);
-	resp_header(rs, "Location", "/api/v1/data/%s", PQgetvalue(res, 0, 0));
+	resp_header(rs, "Location", "/api/v1/data/%s",
+	    PQgetvalue(res, 0, IC_ID));
 	PQclear(res);
 }
 
-/* PATCH /api/v1/data/{id} */
+/*
+ * A guarded write touched no row: answer why.  An item the caller cannot
+ * see is not found; one it sees but does not own is forbidden.
+ */
+static void
+item_refused(struct app *app, struct req *rq, struct resp *rs, long long id)
+{
+	const char	*params[1];
+	PGresult	*res;
+	enum db_status	 st;
+	int		 seen;
+
+	params[0] = arena_printf(rq->a, "%lld", id);
+	if ((st = db_exec(&app->db, STMT_ITEM_GET, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, "item: access");
+		return;
+	}
+	seen = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, IC_STATUS),
+	    "published") == 0;
+	PQclear(res);
+	if (seen)
+		resp_error(rs, API_FORBIDDEN, "only the owner of an item or an "
+		    "admin may change or delete it");
+	else
+		resp_error(rs, API_NOT_FOUND, "item %lld not found", id);
+}
+
+/* $n of a guarded write: the caller, or NULL (any owner) for an admin. */
+static const char *
+owner_guard(struct app *app, struct req *rq)
+{
+	return app->who.admin ? NULL :
+	    arena_printf(rq->a, "%lld", app->who.user_id);
+}
+
+/* PATCH /api/v1/data/{id}: its owner, or an admin. */
 void
 h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
-	const char		*v[5], *params[6];
+	const char		*v[5], *params[7];
 	PGresult		*res;
 	long long		 id;
 	int			 i, any = 0;
@@ -134,16 +242,35 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 		    "title, summary, cover_url, category, status");
 		return;
 	}
-	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, "items", "item",
-	    id, NULL)) == NULL)
+	params[6] = owner_guard(app, rq);
+	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
+	    "item", id, NULL)) == NULL) {
+		if (rs->status == 404)
+			item_refused(app, rq, rs, id);
 		return;
+	}
 	app_answer_row(rs, 200, res, data_item_json);
 	PQclear(res);
 }
 
-/* DELETE /api/v1/data/{id} */
+/* DELETE /api/v1/data/{id}: its owner, or an admin. */
 void
 h_item_delete(struct app *app, struct req *rq, struct resp *rs)
 {
-	app_delete(app, rq, rs, STMT_ITEM_DELETE, "items", "item");
+	const char	*params[2];
+	PGresult	*res;
+	long long	 id;
+
+	if (data_parse_id(rq, rs, &id) == -1)
+		return;
+	params[0] = arena_printf(rq->a, "%lld", id);
+	params[1] = owner_guard(app, rq);
+	if ((res = app_write(app, rs, STMT_ITEM_DELETE, params, COLL_ITEMS,
+	    "item", id, NULL)) == NULL) {
+		if (rs->status == 404)
+			item_refused(app, rq, rs, id);
+		return;
+	}
+	resp_json(rs, 204, NULL, "deleted");
+	PQclear(res);
 }

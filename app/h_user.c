@@ -43,7 +43,7 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 	enum wechat_status	 wst;
 	enum db_status		 st;
 	PGresult		*res = NULL;
-	const char		*code, *params[2], *user_id, *user_json;
+	const char		*code, *params[2], *user_id, *family = NULL;
 	const char		*refresh, *row_id, *errstr;
 	long long		 uid;
 
@@ -65,20 +65,18 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 		app_db_error(app, rs, st, "login: upsert user");
 		goto fail;
 	}
-	user_id = arena_strdup(rq->a, PQgetvalue(res, 0, 0));
-	user_json = session_user_json(rq->a, res);
-	PQclear(res);
-	res = NULL;
-	if (session_refresh_new(app, rq, rs, user_id, NULL, &refresh,
+	user_id = arena_strdup(rq->a, PQgetvalue(res, 0, UC_ID));
+	if (util_strtonum(user_id, 1, LLONG_MAX, &uid, &errstr) == -1) {
+		log_error("login: user id %s unreadable", user_id);
+		resp_error(rs, API_INTERNAL, "internal error");
+		goto fail;
+	}
+	if (session_refresh_new(app, rq, rs, user_id, &family, &refresh,
 	    &row_id) == -1)
 		goto fail;
 	if ((st = db_commit(&app->db)) != DB_OK) {
 		app_db_error(app, rs, st, "login: commit");
 		goto fail;
-	}
-	if (util_strtonum(user_id, 1, LLONG_MAX, &uid, &errstr) == -1) {
-		resp_error(rs, API_INTERNAL, "internal error");
-		return;
 	}
 	/*
 	 * The session_key stays on the server, replacing the previous one.
@@ -90,67 +88,55 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 	    CACHE_OK)
 		log_warn("login: cannot store the session_key of user %lld",
 		    uid);
-	session_answer(app, rq, rs, uid, refresh, user_json);
+	session_answer(app, rq, rs, res, family, refresh);
+	PQclear(res);
 	return;
 fail:
 	PQclear(res);
 	db_rollback(&app->db);
 }
 
-/* POST /api/v1/user/logout: revoke the refresh family, deny the jti. */
+/*
+ * POST /api/v1/user/logout[?all=1]: end the session of this device (the
+ * refresh family its access token was issued to), or with all=1 every
+ * session of the user.  Their access tokens are refused from now on.
+ */
 void
 h_logout(struct app *app, struct req *rq, struct resp *rs)
 {
-	const char	*tok, *params[2], *family = NULL;
-	PGresult	*res;
-	enum db_status	 st;
-	long long	 left;
+	const char		*all = req_query(rq, "all"), *params[1];
+	PGresult		*res;
+	enum db_status		 st;
+	enum account_result	 rc;
+	long long		 tokens;
 
-	if (session_presented(rq, rs, 0, &tok) == -1)
+	if (all != NULL && strcmp(all, "1") != 0 && strcmp(all, "0") != 0) {
+		resp_error(rs, API_VALIDATION, "query parameter `all` must be "
+		    "1 or 0");
 		return;
-	params[1] = arena_printf(rq->a, "%lld", rq->user_id);
-	if (tok != NULL) {
-		params[0] = session_hash(rq->a, tok);
-		if ((st = db_exec(&app->db, STMT_RT_FAMILY_OF, params, &res)) !=
-		    DB_OK) {
-			app_db_error(app, rs, st, "logout: family");
+	}
+	if (all != NULL && strcmp(all, "1") == 0) {
+		rc = account_revoke(&app->db, &app->cache, app->shm->changes,
+		    app->who.user_id, &tokens);
+		account_answer(app, rs, rc, app->who.user_id,
+		    "logged out everywhere");
+	} else {
+		params[0] = app->who.fam;
+		if ((st = db_exec(&app->db, STMT_RT_REVOKE_FAMILY, params,
+		    &res)) != DB_OK) {
+			app_db_error(app, rs, st, "logout: revoke");
 			return;
 		}
-		if (PQntuples(res) > 0)
-			family = arena_strdup(rq->a, PQgetvalue(res, 0, 0));
 		PQclear(res);
+		(void)auth_changed(&app->cache, app->shm->changes,
+		    app->who.user_id);
+		resp_json(rs, 200, NULL, "logged out");
 	}
-	/* A token we cannot place (or none): end every session of the user. */
-	if (family != NULL) {
-		params[0] = family;
-		st = db_exec(&app->db, STMT_RT_REVOKE_FAMILY, params, &res);
-	} else {
-		params[0] = params[1];
-		st = db_exec(&app->db, STMT_RT_REVOKE_USER, params, &res);
-	}
-	if (st != DB_OK) {
-		app_db_error(app, rs, st, "logout: revoke");
-		return;
-	}
-	PQclear(res);
-	left = rq->token_exp + app->cfg.jwt_leeway - (long long)time(NULL);
-	if (left > 0 && cache_setex(&app->cache,
-	    arena_printf(rq->a, KEY_DENY_JTI, rq->jti), "1", 1, left) !=
-	    CACHE_OK) {
-		log_error("logout: cannot deny the access token of user %lld",
-		    rq->user_id);
-		resp_error(rs, API_CACHE_UNAVAILABLE,
-		    "session revoked, but the access token could not be "
-		    "revoked yet; retry");
-		resp_header(rs, "Retry-After", "1");
-		return;
-	}
-	resp_json(rs, 200, NULL, "logged out");
-	resp_header(rs, "Set-Cookie", "refresh_token=; Max-Age=0; "
-	    "Path=/api/v1/user; HttpOnly; Secure; SameSite=Strict");
+	if (rs->status == 200)
+		session_clear_cookie(rs);
 }
 
-/* GET /api/v1/user/me. */
+/* GET /api/v1/user/me: the caller, in full. */
 void
 h_me(struct app *app, struct req *rq, struct resp *rs)
 {
@@ -158,7 +144,7 @@ h_me(struct app *app, struct req *rq, struct resp *rs)
 	PGresult	*res;
 	enum db_status	 st;
 
-	params[0] = arena_printf(rq->a, "%lld", rq->user_id);
+	params[0] = arena_printf(rq->a, "%lld", app->who.user_id);
 	if ((st = db_exec(&app->db, STMT_USER_GET, params, &res)) != DB_OK) {
 		app_db_error(app, rs, st, "me");
 		return;
@@ -167,9 +153,25 @@ h_me(struct app *app, struct req *rq, struct resp *rs)
 		resp_error(rs, API_NOT_FOUND, "user not found");
 	else {
 		resp_json(rs, 200, session_user_json(rq->a, res), "ok");
-		resp_header(rs, "Cache-Control", "private, no-cache");
+		resp_header_str(rs, "Cache-Control", "private, no-cache");
 	}
 	PQclear(res);
+}
+
+/*
+ * DELETE /api/v1/user/me: delete the account (PIPL; the platform's rules):
+ * the user, its profile, phone number, session_key, sessions and the
+ * items it owns.
+ */
+void
+h_me_delete(struct app *app, struct req *rq, struct resp *rs)
+{
+	(void)rq;
+	account_answer(app, rs, account_delete(&app->db, &app->cache,
+	    app->shm->changes, app->who.user_id), app->who.user_id,
+	    "deleted");
+	if (rs->status == 204)
+		session_clear_cookie(rs);
 }
 
 /* POST /api/v1/user/phone {"code"}: getPhoneNumber, stored on the user. */
@@ -189,7 +191,7 @@ h_phone(struct app *app, struct req *rq, struct resp *rs)
 		app_wx_error(app, rs, wst, "phone");
 		return;
 	}
-	params[0] = arena_printf(rq->a, "%lld", rq->user_id);
+	params[0] = arena_printf(rq->a, "%lld", app->who.user_id);
 	params[1] = phone;
 	if ((st = db_exec(&app->db, STMT_USER_SET_PHONE, params, &res)) !=
 	    DB_OK) {
@@ -206,5 +208,6 @@ h_phone(struct app *app, struct req *rq, struct resp *rs)
 	buf_json_str(b, phone, strlen(phone));
 	buf_printf(b, ",\"user\":%s}", session_user_json(rq->a, res));
 	resp_end(rs, "ok");
+	resp_header_str(rs, "Cache-Control", "no-store");
 	PQclear(res);
 }

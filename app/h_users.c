@@ -1,6 +1,13 @@
 /*
- * h_users: /api/v1/users — the user resource.  Reads are public and
- * cached; writes need an access token and invalidate the collection.
+ * h_users: /api/v1/users — the user resource.
+ *
+ * Anyone may read a user as the public sees it (id, name, avatar): those
+ * answers are shared and cached.  The user itself and admins read it in
+ * full (e-mail, phone, role), in a private answer built for them alone.
+ * Creating users is for admins.  A user may change or delete only itself,
+ * and may not set its own e-mail address: addresses are not verified, so
+ * letting users claim them would let anyone squat another's address, and
+ * the 409 of a taken one would tell who has which.  Admins do both.
  */
 #include <string.h>
 
@@ -17,15 +24,20 @@ h_users_list(struct app *app, struct req *rq, struct resp *rs)
 
 	if (data_parse_list(rq, rs, 0, &q) == -1)
 		return;
-	app_cached(app, rq, rs, "users", data_list_key(rq->a, &q),
-	    data_build_users, &q, 1);
+	if (app->who.admin) {
+		q.private = 1;
+		app_private(app, rq, rs, data_build_users, &q);
+		return;
+	}
+	app_cached(app, rq, rs, COLL_USERS,
+	    data_list_key(rq->a, &q), data_build_users, &q, 1);
 }
 
 /* GET /api/v1/users/{id}[?include=profile] */
 void
 h_user_get(struct app *app, struct req *rq, struct resp *rs)
 {
-	struct one_query	 q = { 0, 0 };
+	struct one_query	 q = { 0 };
 	const char		*inc = req_query(rq, "include");
 
 	if (data_parse_id(rq, rs, &q.id) == -1)
@@ -38,8 +50,14 @@ h_user_get(struct app *app, struct req *rq, struct resp *rs)
 		}
 		q.profile = 1;
 	}
-	app_cached(app, rq, rs, "users", data_one_key(rq->a, &q),
-	    data_build_user, &q, 0);
+	if (app->who.admin || (app->who.user_id != 0 &&
+	    app->who.user_id == q.id)) {
+		q.private = 1;
+		app_private(app, rq, rs, data_build_user, &q);
+		return;
+	}
+	app_cached(app, rq, rs, COLL_USERS,
+	    data_one_key(rq->a, &q), data_build_user, &q, 0);
 }
 
 /* name and email of body into v[0], v[1]; required when create is set. */
@@ -74,7 +92,7 @@ user_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
 
 #define EMAIL_TAKEN	"field `email` is already in use"
 
-/* POST /api/v1/users {name, email} */
+/* POST /api/v1/users {name, email}: admins only (the route says so). */
 void
 h_user_create(struct app *app, struct req *rq, struct resp *rs)
 {
@@ -85,15 +103,47 @@ h_user_create(struct app *app, struct req *rq, struct resp *rs)
 	if (req_json_body(rq, rs, &body) == -1 ||
 	    user_fields_parse(rq, rs, body, 1, v) == -1)
 		return;
-	if ((res = app_write(app, rs, STMT_USER_CREATE, v, "users", "user", 0,
-	    EMAIL_TAKEN)) == NULL)
+	if ((res = app_write(app, rs, STMT_USER_CREATE, v,
+	    COLL_USERS, "user", 0, EMAIL_TAKEN)) == NULL)
 		return;
-	app_answer_row(rs, 201, res, data_user_json);
-	resp_header(rs, "Location", "/api/v1/users/%s", PQgetvalue(res, 0, 0));
+	app_answer_row(rs, 201, res, data_user_full_json);
+	resp_header(rs, "Location", "/api/v1/users/%s",
+	    PQgetvalue(res, 0, UC_ID));
 	PQclear(res);
 }
 
-/* PATCH /api/v1/users/{id} */
+/*
+ * The caller may change user id: itself, or anyone for an admin.  Else
+ * -1 with 403, or 404 when there is no such user (users are public: the
+ * 403 tells nothing new).
+ */
+static int
+user_may_change(struct app *app, struct req *rq, struct resp *rs,
+    long long id)
+{
+	const char	*params[1];
+	PGresult	*res;
+	enum db_status	 st;
+	int		 found;
+
+	if (app->who.admin || app->who.user_id == id)
+		return 0;
+	params[0] = arena_printf(rq->a, "%lld", id);
+	if ((st = db_exec(&app->db, STMT_USER_GET, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, "user: access");
+		return -1;
+	}
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	if (found)
+		resp_error(rs, API_FORBIDDEN, "a user may change or delete only "
+		    "its own account");
+	else
+		resp_error(rs, API_NOT_FOUND, "user %lld not found", id);
+	return -1;
+}
+
+/* PATCH /api/v1/users/{id}: the user itself, or an admin. */
 void
 h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 {
@@ -103,22 +153,35 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 	long long		 id;
 
 	if (data_parse_id(rq, rs, &id) == -1 ||
+	    user_may_change(app, rq, rs, id) == -1 ||
 	    req_json_body(rq, rs, &body) == -1 ||
 	    user_fields_parse(rq, rs, body, 0, v) == -1)
 		return;
+	if (v[1] != NULL && !app->who.admin) {
+		resp_error(rs, API_FORBIDDEN, "field `email` is set by an "
+		    "administrator only (addresses are not verified)");
+		return;
+	}
 	params[0] = arena_printf(rq->a, "%lld", id);
 	params[1] = v[0];
 	params[2] = v[1];
-	if ((res = app_write(app, rs, STMT_USER_PATCH, params, "users", "user",
-	    id, EMAIL_TAKEN)) == NULL)
+	if ((res = app_write(app, rs, STMT_USER_PATCH, params,
+	    COLL_USERS, "user", id, EMAIL_TAKEN)) == NULL)
 		return;
-	app_answer_row(rs, 200, res, data_user_json);
+	app_answer_row(rs, 200, res, data_user_full_json);
+	resp_header_str(rs, "Cache-Control", "private, no-cache");
 	PQclear(res);
 }
 
-/* DELETE /api/v1/users/{id} */
+/* DELETE /api/v1/users/{id}: the account, as DELETE /api/v1/user/me. */
 void
 h_user_delete(struct app *app, struct req *rq, struct resp *rs)
 {
-	app_delete(app, rq, rs, STMT_USER_DELETE, "users", "user");
+	long long	id;
+
+	if (data_parse_id(rq, rs, &id) == -1 ||
+	    user_may_change(app, rq, rs, id) == -1)
+		return;
+	account_answer(app, rs, account_delete(&app->db, &app->cache,
+	    app->shm->changes, id), id, "deleted");
 }

@@ -1,16 +1,16 @@
 /*
  * limits: rate limiting by route class and identity.  The identity is the
- * user of a valid access token when the request carries one, else the
- * client address nginx passes (REMOTE_ADDR).  Every answer of a limited
+ * caller (auth_identify) when its access token is valid and its session
+ * live, else the client address nginx passes (REMOTE_ADDR).  The login
+ * class is always limited by address: a token, even a valid one, must
+ * not buy a drained address fresh attempts.  Every answer of a limited
  * route carries RateLimit-Limit and RateLimit-Remaining; a 429 adds
  * RateLimit-Reset and Retry-After.
  */
 #include <string.h>
-#include <strings.h>
 
 #include "app.h"
 #include "log.h"
-#include "token.h"
 
 void
 limits_init(struct app *app)
@@ -29,20 +29,16 @@ limits_init(struct app *app)
 	    c->ratelimit_write_burst };
 }
 
-/* "u:<user id>" for a valid bearer token, else "a:<address>". */
+/* "u:<user id>" for an identified caller, else "a:<address>". */
 static const char *
 identity(struct app *app, struct req *rq)
 {
-	struct token_claims	 cl;
-	struct buf		 b;
-	const char		*h;
+	struct buf	b;
 
 	buf_init(&b, rq->a, 48);
-	h = rq->authorization;
-	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0 &&
-	    token_verify(&app->cfg, h + 7, &cl) == TOKEN_VALID) {
+	if (app->who.user_id != 0 && rq->route->rate_class != RATE_LOGIN) {
 		buf_adds(&b, "u:");
-		buf_addll(&b, cl.user_id);
+		buf_addll(&b, app->who.user_id);
 	} else {
 		buf_adds(&b, "a:");
 		buf_adds(&b, rq->remote_addr);

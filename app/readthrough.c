@@ -34,7 +34,7 @@ rebuild(struct app *app, struct resp *rs, build_fn build, const void *arg,
 
 void
 app_cached(struct app *app, struct req *rq, struct resp *rs,
-    const char *collection, const char *key, build_fn build, const void *arg,
+    enum app_coll coll, const char *key, build_fn build, const void *arg,
     int is_list)
 {
 	struct hc_entry		 e = { 0 };
@@ -47,10 +47,9 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 	int64_t			 deadline;
 	uint64_t		 mark = 0;
 	long long		 changed;
-	int			 locked, limit, coll, near;
+	int			 locked, limit, near;
 
-	coll = nearcache_collection(collection);
-	near = coll != -1 && nearcache_sync(&app->near, &app->cache);
+	near = nearcache_sync(&app->near, &app->cache);
 	if (near) {
 		if ((copy = nearcache_get(&app->near, coll, key)) != NULL) {
 			if (rq->limit_pending) {
@@ -70,7 +69,7 @@ app_cached(struct app *app, struct req *rq, struct resp *rs,
 	 * The route's rate limit and the cache read share one round trip to
 	 * Redis: on a hit that is all the request costs.
 	 */
-	httpcache_prepare(rq->a, collection, key, &hc);
+	httpcache_prepare(rq->a, app_collections[coll], key, &hc);
 	limit = rq->limit_pending && limits_prepare(app, rq, &rl);
 	rq->limit_pending = 0;
 	calls[0] = hc.call;
@@ -135,7 +134,7 @@ answer:
 
 PGresult *
 app_write(struct app *app, struct resp *rs, size_t stmt,
-    const char *const *params, const char *collection, const char *what,
+    const char *const *params, enum app_coll coll, const char *what,
     long long id, const char *conflict)
 {
 	PGresult	*res;
@@ -154,7 +153,7 @@ app_write(struct app *app, struct resp *rs, size_t stmt,
 		resp_error(rs, API_NOT_FOUND, "%s %lld not found", what, id);
 		return NULL;
 	}
-	app_invalidate(app, collection);
+	app_invalidate(app, coll);
 	return res;
 }
 
@@ -169,38 +168,32 @@ app_answer_row(struct resp *rs, int status, PGresult *res,
 }
 
 void
-app_delete(struct app *app, struct req *rq, struct resp *rs, size_t stmt,
-    const char *collection, const char *what)
+app_private(struct app *app, struct req *rq, struct resp *rs, build_fn build,
+    const void *arg)
 {
-	const char	*params[1];
-	PGresult	*res;
-	long long	 id;
+	struct hc_entry	e = { 0 };
 
-	if (data_parse_id(rq, rs, &id) == -1)
+	if (rq->limit_pending) {
+		rq->limit_pending = 0;
+		if (limits_check(app, rq, rs) == -1)
+			return;
+	}
+	if (rebuild(app, rs, build, arg, rq->a, &e) == -1)
 		return;
-	params[0] = arena_printf(rq->a, "%lld", id);
-	if ((res = app_write(app, rs, stmt, params, collection, what, id,
-	    NULL)) == NULL)
-		return;
-	resp_json(rs, 204, NULL, "deleted");
-	PQclear(res);
+	httpcache_answer(rq, rs, &e, "private, no-cache");
 }
 
 void
-app_invalidate(struct app *app, const char *collection)
+app_invalidate(struct app *app, enum app_coll coll)
 {
-	int	coll;
-
 	/*
-	 * Redis missed this write's invalidation: its entries stay stale
-	 * until the reconnect bumps every collection (httpcache_recover).
+	 * Every responder of this host drops its copies before we answer.
+	 * When Redis missed the write, its entries stay stale until the
+	 * reconnect bumps every collection (httpcache_recover).
 	 */
-	if (httpcache_bump(&app->cache, collection) != CACHE_OK) {
+	if (data_invalidate(&app->cache, app->shm->changes, coll) == -1) {
 		app->lost_invalidations++;
 		log_warn("cache: %s changed while redis is unavailable; "
-		    "invalidated on reconnect", collection);
+		    "invalidated on reconnect", app_collections[coll]);
 	}
-	/* Every responder of this host drops its copies before we answer. */
-	if ((coll = nearcache_collection(collection)) != -1)
-		nearcache_wrote(app->shm->changes, coll);
 }

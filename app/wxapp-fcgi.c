@@ -24,8 +24,9 @@
 #include "shm.h"
 #include "util.h"
 
-_Static_assert(HC_NCOLLECTIONS <= SHM_COLLECTIONS,
-    "the shared memory counts writes of every cached collection");
+_Static_assert(COLL_COUNT <= SHM_COLLECTIONS &&
+    COLL_COUNT <= NEARCACHE_COLLECTIONS,
+    "the shared memory counts writes of every collection");
 
 #define ARENA_BLOCK	(128 * 1024)
 #define ARENA_KEEP	4
@@ -283,7 +284,11 @@ limit_now_or_later(struct app *app, struct req *rq, struct resp *rs)
 	return limits_check(app, rq, rs);
 }
 
-/* Answer one request: route, limit, authenticate, read, handle, write once. */
+/*
+ * Answer one request: route, identify the caller, limit (a refused caller
+ * by its address: a flood of bad tokens is limited too), read, handle,
+ * write once.
+ */
 static void
 app_handle(struct app *app, FCGX_Request *fr)
 {
@@ -292,7 +297,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	struct buf		out;
 	struct log_access	al;
 	int64_t			start = util_mono_us(), total;
-	int			slow;
+	int			slow, authed;
 
 	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
 	req_init(&rq, &app->arena, fr->envp);
@@ -305,14 +310,17 @@ app_handle(struct app *app, FCGX_Request *fr)
 		    app->cfg.request_terminate_timeout * 1000000;
 		__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
 	}
-	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND &&
-	    limit_now_or_later(app, &rq, &rs) == 0 &&
-	    ((rq.route->flags & ROUTE_AUTH) == 0 ||
-	    auth_require(app, &rq, &rs) == 0) &&
-	    req_parse_query(&rq, &rs) == 0 &&
-	    req_read_body(&rq, &rs, app->cfg.max_body_bytes, fcgi_read,
-	    fr->in) == 0)
-		rq.route->fn(app, &rq, &rs);
+	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND) {
+		authed = auth_identify(app, &rq);
+		if (limit_now_or_later(app, &rq, &rs) == 0) {
+			if (authed == -1)
+				auth_refuse(app, &rs);
+			else if (req_parse_query(&rq, &rs) == 0 &&
+			    req_read_body(&rq, &rs, app->cfg.max_body_bytes,
+			    fcgi_read, fr->in) == 0)
+				rq.route->fn(app, &rq, &rs);
+		}
+	}
 	/* A cached read that ended before its cache read (a 400) is limited too. */
 	if (rq.limit_pending)
 		(void)limits_check(app, &rq, &rs);
@@ -486,8 +494,15 @@ main(int argc, char *argv[])
 	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
 	cache_init(&app.cache, &app.cfg);
 	app.cache.on_recover = httpcache_recover;
-	nearcache_init(&app.near, &app.cfg, changes);
+	app.cache.recover_arg = app_collections;
+	nearcache_init(&app.near, &app.cfg, changes, app_collections,
+	    KEY_SESSION_PREFIX);
+	app_token_opts(&app.cfg, &app.tok);
 	limits_init(&app);
+	if (auth_init(&app) == -1) {
+		log_error("out of memory");
+		return 1;
+	}
 	if (wechat_init(&app.wx, &app.cfg, &app.cache, app.shm) == -1) {
 		log_error("cannot initialize libcurl");
 		return 1;
@@ -554,6 +569,7 @@ main(int argc, char *argv[])
 	db_close(&app.db);
 	cache_close(&app.cache);
 	nearcache_free(&app.near);
+	auth_free(&app);
 	wechat_free(&app.wx);
 	curl_global_cleanup();
 	arena_free(&app.arena);

@@ -14,12 +14,13 @@
 static const struct ctl_cmd cmds[] = {
 	{ "migrate",	"migrate [--status]",	ctl_migrate },
 	{ "check",	"check",		ctl_check },
-	{ "seed",	"seed [--users N] [--items N]",	ctl_seed },
+	{ "seed",	"seed [--users N] [--items N] [--force]", ctl_seed },
 	{ "preload",	"preload",		ctl_preload },
 	{ "cache",	"cache flush [--collection NAME]", ctl_cache },
 	{ "status",	"status [--json]",	ctl_status },
 	{ "config",	"config [--keys]",	ctl_config },
-	{ "user",	"user show ID|openid | user revoke ID", ctl_user },
+	{ "user",	"user show ID|openid | user revoke ID | "
+			"user grant ID admin|user | user delete ID", ctl_user },
 	{ "token",	"token issue ID [--ttl S]", ctl_token },
 };
 

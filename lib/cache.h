@@ -22,7 +22,7 @@ enum cache_status {
 	CACHE_ERROR		/* Redis answered with an error reply */
 };
 
-#define CACHE_CALL_ARGS	8
+#define CACHE_CALL_ARGS	12
 
 /* One command of a pipelined round trip, and its outcome. */
 struct cache_call {
@@ -42,8 +42,8 @@ struct cache {
 	char			 errmsg[256];
 	int			 lost;		/* a failure since the last connect */
 	/* Called after a connect that follows a failure (see httpcache). */
-	void			(*on_recover)(struct cache *, void *);
-	void			*recover_arg;
+	void			(*on_recover)(struct cache *, const void *);
+	const void		*recover_arg;
 	unsigned long		 failures;	/* commands that found Redis down */
 	int64_t			 busy_us;	/* time spent in Redis */
 	int64_t			 c_born_us;	/* when c was connected */

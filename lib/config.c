@@ -40,6 +40,7 @@ struct cfg_key {
 
 static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const token_apis[] = { "stable_token", "token", NULL };
+static const char *const fail_opens[] = { "none", "read", "all", NULL };
 
 #define K(n, t, d, lo, hi, s) \
 	{ #n, t, offsetof(struct config, n), d, lo, hi, s, NULL }
@@ -78,6 +79,7 @@ static const struct cfg_key keys[] = {
 	K(access_token_ttl, CFG_INT, "900", 60, 86400, 0),
 	K(refresh_token_ttl, CFG_INT, "604800", 300, 31536000, 0),
 	K(refresh_grace, CFG_INT, "10", 0, 300, 0),
+	E(auth_fail_open, "read", fail_opens),
 	K(session_key_ttl, CFG_INT, "604800", 60, 31536000, 0),
 	K(cache_ttl, CFG_INT, "300", 1, 86400, 0),
 	K(cache_negative_ttl, CFG_INT, "30", 1, 3600, 0),

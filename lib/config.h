@@ -16,6 +16,13 @@ enum log_level {
 	LOG_LEVEL_ERROR
 };
 
+/* Which requests a token may pass without its session state. */
+enum auth_fail_open {
+	AUTH_OPEN_NONE,
+	AUTH_OPEN_READ,		/* the read rate class */
+	AUTH_OPEN_ALL
+};
+
 enum wechat_token_api {
 	WECHAT_TOKEN_STABLE,	/* cgi-bin/stable_token */
 	WECHAT_TOKEN_CLASSIC	/* cgi-bin/token */
@@ -54,6 +61,7 @@ struct config {
 	long long	 access_token_ttl;
 	long long	 refresh_token_ttl;
 	long long	 refresh_grace;
+	int		 auth_fail_open;	/* enum auth_fail_open */
 	long long	 session_key_ttl;
 	long long	 cache_ttl;
 	long long	 cache_negative_ttl;

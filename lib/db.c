@@ -115,6 +115,12 @@ db_connect(struct db *db)
 		goto fail;
 	}
 	PQsetNoticeProcessor(db->conn, db_notice, NULL);
+	/*
+	 * Error messages without DETAIL: it quotes the values of a failed
+	 * statement ("Key (email)=(...) already exists"), and what we log
+	 * must never hold personal data.
+	 */
+	(void)PQsetErrorVerbosity(db->conn, PQERRORS_TERSE);
 	if (db_prepare_all(db) == -1)
 		goto fail;
 	db->backoff_ms = DB_BACKOFF_MIN_MS;

@@ -18,8 +18,6 @@
 
 #define LOCK_MS	"5000"
 
-const char *const httpcache_collections[HC_NCOLLECTIONS + 1] = { "users", "items", NULL };
-
 /* The version, the entry and the last write time in one round trip. */
 static const char get_lua[] =
     "local v = redis.call('GET', KEYS[1]) or '0' "
@@ -210,13 +208,13 @@ httpcache_bump(struct cache *cc, const char *collection)
 }
 
 void
-httpcache_recover(struct cache *cc, void *arg)
+httpcache_recover(struct cache *cc, const void *arg)
 {
-	size_t	i;
+	const char *const	*names = arg;
+	size_t			 i;
 
-	(void)arg;
-	for (i = 0; httpcache_collections[i] != NULL; i++)
-		if (httpcache_bump(cc, httpcache_collections[i]) != CACHE_OK)
+	for (i = 0; names[i] != NULL; i++)
+		if (httpcache_bump(cc, names[i]) != CACHE_OK)
 			return;
 	log_info("httpcache: every collection invalidated after a redis outage");
 }

@@ -53,10 +53,6 @@ struct hc_pending {
 	const char		*key;
 };
 
-/* The collections whose versions exist (bumped after an outage). */
-#define HC_NCOLLECTIONS	2
-extern const char *const httpcache_collections[HC_NCOLLECTIONS + 1];
-
 /*
  * Look up key in collection.  On HC_MISS *vkey is the versioned key under
  * which to store the rebuilt entry, and *changed the time of the
@@ -82,8 +78,11 @@ int	httpcache_lock(struct cache *, struct arena *, const char *vkey);
 void	httpcache_unlock(struct cache *, struct arena *, const char *vkey);
 /* Invalidate every entry of a collection. */
 enum cache_status httpcache_bump(struct cache *, const char *collection);
-/* on_recover hook for struct cache: bump every collection. */
-void	httpcache_recover(struct cache *, void *);
+/*
+ * on_recover hook for struct cache: bump every collection of the
+ * NULL-ended list of names that arg points to.
+ */
+void	httpcache_recover(struct cache *, const void *arg);
 /*
  * For an entry answered many times: keep its Last-Modified formatted, and
  * the header lines of a 200 (ETag, Last-Modified, Cache-Control) made in

@@ -48,13 +48,17 @@ on_sigio(int sig)
 
 void
 nearcache_init(struct nearcache *nc, const struct config *cfg,
-    const uint64_t *changes)
+    const uint64_t *changes, const char *const *collections,
+    const char *subject_prefix)
 {
 	struct sigaction	sa;
 
 	memset(nc, 0, sizeof(*nc));
 	nc->cfg = cfg;
-	nc->changes = cfg->cache_local_bytes > 0 ? changes : NULL;
+	nc->changes = changes;
+	nc->collections = collections;
+	nc->subject_prefix = subject_prefix;
+	nc->copies = cfg->cache_local_bytes > 0;
 	cache_init(&nc->conn, cfg);
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
@@ -75,12 +79,19 @@ item_drop(struct nearcache *nc, size_t i)
 	nc->slots[i] = NULL;
 }
 
-/* Drop every copy of coll, or every copy when coll is -1. */
+/*
+ * Drop every copy of coll, or every copy when coll is -1; what stamps
+ * vouch for goes with them.
+ */
 static void
 drop(struct nearcache *nc, int coll)
 {
 	size_t	i;
 
+	if (coll == -1)
+		nc->epoch++;
+	else if (coll < NEARCACHE_COLLECTIONS)
+		nc->coll_epoch[coll]++;
 	for (i = 0; i < NEARCACHE_SLOTS; i++)
 		if (nc->slots[i] != NULL && (coll == -1 ||
 		    nc->slots[i]->coll == coll))
@@ -96,14 +107,23 @@ nearcache_free(struct nearcache *nc)
 }
 
 int
-nearcache_collection(const char *collection)
+nearcache_collection(const struct nearcache *nc, const char *collection)
 {
 	int	i;
 
-	for (i = 0; httpcache_collections[i] != NULL; i++)
-		if (strcmp(httpcache_collections[i], collection) == 0)
+	for (i = 0; nc->collections[i] != NULL &&
+	    i < NEARCACHE_COLLECTIONS; i++)
+		if (strcmp(nc->collections[i], collection) == 0)
 			return i;
 	return -1;
+}
+
+/* The bucket of a subject's reports. */
+static uint32_t
+subject_bucket(const char *subject, size_t n)
+{
+	return (uint32_t)(util_fnv1a(UTIL_FNV_INIT, subject, n) %
+	    NEARCACHE_SUBJECTS);
 }
 
 /*
@@ -130,7 +150,7 @@ static int
 setup_cmd(struct nearcache *nc, int type, int argc, const char **argv,
     long long *integer)
 {
-	size_t			 argvlen[8];
+	size_t			 argvlen[CACHE_CALL_ARGS];
 	redisReply		*r;
 	enum cache_status	 st;
 	int			 i, ok;
@@ -160,7 +180,8 @@ track(struct nearcache *nc)
 	const char	*id_argv[] = { "CLIENT", "ID" };
 	const char	*sub_argv[] = { "SUBSCRIBE", "__redis__:invalidate" };
 	const char	*tr_argv[] = { "CLIENT", "TRACKING", "on", "REDIRECT",
-			    NULL, "BCAST", "PREFIX", VER_PREFIX };
+			    NULL, "BCAST", "PREFIX", VER_PREFIX, "PREFIX",
+			    nc->subject_prefix };
 	char		 id[24];
 	long long	 n;
 	int		 rc, w, fd, fl;
@@ -173,7 +194,7 @@ track(struct nearcache *nc)
 	if (w < 0 || (size_t)w >= sizeof(id))
 		goto fail;
 	tr_argv[4] = id;
-	if ((rc = setup_cmd(nc, REDIS_REPLY_STATUS, 8, tr_argv, NULL)) != 0 ||
+	if ((rc = setup_cmd(nc, REDIS_REPLY_STATUS, 10, tr_argv, NULL)) != 0 ||
 	    (rc = setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL)) != 0)
 		goto fail;
 	/* The kernel signals when Redis sends something (see nearcache.h). */
@@ -188,7 +209,8 @@ track(struct nearcache *nc)
 	/* Copies from before the subscription cannot be vouched for. */
 	drop(nc, -1);
 	nc->tracking = 1;
-	log_info("nearcache: tracking writes to %s* on redis", VER_PREFIX);
+	log_info("nearcache: tracking writes to %s* and %s* on redis",
+	    VER_PREFIX, nc->subject_prefix);
 	return 0;
 fail:
 	if (rc == 1) {
@@ -210,6 +232,7 @@ apply(struct nearcache *nc, const redisReply *m)
 {
 	const redisReply	*keys, *k;
 	size_t			 i, plen = sizeof(VER_PREFIX) - 1;
+	size_t			 slen = strlen(nc->subject_prefix);
 	int			 coll;
 
 	if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
@@ -227,8 +250,14 @@ apply(struct nearcache *nc, const redisReply *m)
 		k = keys->type == REDIS_REPLY_ARRAY ? keys->element[i] : keys;
 		if (k->type != REDIS_REPLY_STRING)
 			return -1;
+		if (k->len > slen &&
+		    memcmp(k->str, nc->subject_prefix, slen) == 0) {
+			nc->subj_epoch[subject_bucket(k->str + slen,
+			    k->len - slen)]++;
+			continue;
+		}
 		coll = k->len > plen && memcmp(k->str, VER_PREFIX, plen) == 0 ?
-		    nearcache_collection(k->str + plen) : -1;
+		    nearcache_collection(nc, k->str + plen) : -1;
 		drop(nc, coll);
 	}
 	return 0;
@@ -347,7 +376,7 @@ nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
 	size_t		 i = h % NEARCACHE_SLOTS;
 	struct nc_item	*it;
 
-	if (nc->changes == NULL || !nc->tracking)
+	if (nc->changes == NULL || !nc->copies || !nc->tracking)
 		return;
 	if (nc->slots[i] != NULL)
 		item_drop(nc, i);
@@ -376,4 +405,29 @@ void
 nearcache_wrote(uint64_t *changes, int coll)
 {
 	__atomic_add_fetch(&changes[coll], 1, __ATOMIC_RELEASE);
+}
+
+int
+nearcache_stamp(struct nearcache *nc, const struct cache *main, int coll,
+    const char *subject, struct nc_stamp *st)
+{
+	if (coll < 0 || coll >= NEARCACHE_COLLECTIONS ||
+	    !nearcache_sync(nc, main))
+		return 0;
+	st->coll = coll;
+	st->mark = nearcache_mark(nc, coll);
+	st->epoch = nc->epoch + nc->coll_epoch[coll];
+	st->bucket = subject_bucket(subject, strlen(subject));
+	st->subject = nc->subj_epoch[st->bucket];
+	return 1;
+}
+
+int
+nearcache_current(struct nearcache *nc, const struct cache *main,
+    const struct nc_stamp *st)
+{
+	return nearcache_sync(nc, main) &&
+	    st->mark == nearcache_mark(nc, st->coll) &&
+	    st->epoch == nc->epoch + nc->coll_epoch[st->coll] &&
+	    st->subject == nc->subj_epoch[st->bucket];
 }

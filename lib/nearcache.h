@@ -27,6 +27,15 @@
  *    cache_negative_ttl for a 404).
  * Otherwise every copy (or every copy of C) is dropped and reads go to
  * Redis as before.
+ *
+ * The same connection vouches for anything else the responder derives
+ * from state that changes rarely (the session verdicts of app/auth.c): a
+ * stamp taken before reading such state stays valid while the
+ * connection does and nothing was reported since, neither the stamp's
+ * collection (wx:ver:C, or the host's write count of C) nor its subject:
+ * a key <subject prefix><subject> that Redis reports as written.
+ * Subjects are counted in NEARCACHE_SUBJECTS buckets by hash, so a
+ * report costs at most a few unrelated stamps their validity.
  */
 #ifndef WX_NEARCACHE_H
 #define WX_NEARCACHE_H
@@ -40,27 +49,47 @@
 
 #define NEARCACHE_SLOTS		1024
 #define NEARCACHE_DRAIN_MAX	(32 * 1024)
+#define NEARCACHE_COLLECTIONS	8
+#define NEARCACHE_SUBJECTS	1024
 
 struct nc_item;
 
 struct nearcache {
 	const struct config	*cfg;
 	const uint64_t		*changes;	/* per collection; NULL: off */
+	const char *const	*collections;	/* their names, NULL-ended */
+	const char		*subject_prefix;
+	int			 copies;	/* cache_local_bytes > 0 */
 	struct cache		 conn;		/* the invalidation connection */
 	int			 tracking;	/* conn is subscribed */
 	struct nc_item		*slots[NEARCACHE_SLOTS];
 	size_t			 bytes;
 	unsigned long		 hits;
 	unsigned long		 invalidations;	/* messages from Redis */
+	/* Reports counted for stamps: everything, per collection, subject. */
+	uint64_t		 epoch;
+	uint64_t		 coll_epoch[NEARCACHE_COLLECTIONS];
+	uint32_t		 subj_epoch[NEARCACHE_SUBJECTS];
+};
+
+/* What state read under it was vouched for by (see above). */
+struct nc_stamp {
+	uint64_t	mark;		/* the host's write count of coll */
+	uint64_t	epoch;		/* this process's reports for coll */
+	uint32_t	subject;	/* ... and for the subject's bucket */
+	uint32_t	bucket;
+	int		coll;
 };
 
 /*
  * Set up; changes points to the host's write counters, one per entry of
- * httpcache_collections (NULL, or cache_local_bytes 0: never used).
+ * collections (NULL: nothing is vouched for); subject_prefix names the
+ * keys of subjects.  Copies are kept only with cache_local_bytes > 0.
  * Installs the process's SIGIO handler (SA_RESTART).
  */
 void	nearcache_init(struct nearcache *, const struct config *,
-	    const uint64_t *changes);
+	    const uint64_t *changes, const char *const *collections,
+	    const char *subject_prefix);
 void	nearcache_free(struct nearcache *);
 /*
  * Apply what Redis has reported; connect the invalidation connection when
@@ -68,8 +97,8 @@ void	nearcache_free(struct nearcache *);
  * used and stored now, else 0.
  */
 int	nearcache_sync(struct nearcache *, const struct cache *main);
-/* The index of a collection of httpcache_collections, or -1. */
-int	nearcache_collection(const char *collection);
+/* The index of a collection, or -1. */
+int	nearcache_collection(const struct nearcache *, const char *collection);
 /* The host's write count of coll: read it before fetching what to store. */
 uint64_t nearcache_mark(const struct nearcache *, int coll);
 /* The copy of key, or NULL. */
@@ -80,5 +109,14 @@ void	nearcache_put(struct nearcache *, int coll, const char *key,
 	    uint64_t mark, const struct hc_entry *e);
 /* Count a write of coll on this host (after Redis was told). */
 void	nearcache_wrote(uint64_t *changes, int coll);
+/*
+ * Take a stamp for state of coll and subject about to be read; 0 when
+ * nothing can be vouched for now (nearcache_sync was 0).
+ */
+int	nearcache_stamp(struct nearcache *, const struct cache *main, int coll,
+	    const char *subject, struct nc_stamp *);
+/* 1 while what was read under the stamp is still current. */
+int	nearcache_current(struct nearcache *, const struct cache *main,
+	    const struct nc_stamp *);
 
 #endif

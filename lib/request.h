@@ -1,7 +1,7 @@
 /*
  * request: what a request says, read from the FastCGI params and stdin.
  * Owns the params the app reads (method, path, query, headers, remote
- * address), body reading against a size limit (411/413/400), query and
+ * address), body reading against a size limit (413/400), query and
  * cookie parsing with percent-decoding, the request id, and JSON bodies
  * with precise 400 messages.  Failures set an error envelope on the
  * response and return -1, so a handler just returns.
@@ -50,9 +50,6 @@ struct req {
 	struct req_kv		*cookiev;
 	int			 ncookie;	/* -1 until parsed */
 	struct json_object	*json;		/* put by req_finish */
-	long long		 user_id;	/* from a verified access token */
-	const char		*jti;		/* ... its id */
-	long long		 token_exp;	/* ... and expiry (unix s) */
 	int			 limit_pending;	/* rate limit not checked yet */
 };
 
@@ -69,7 +66,10 @@ void	 req_init(struct req *, struct arena *, char *const *envp);
 void	 req_finish(struct req *);
 /* A param by name (e.g. "HTTP_IF_NONE_MATCH"), or NULL. */
 const char *req_param(const struct req *, const char *name);
-/* Read exactly CONTENT_LENGTH bytes up to limit; -1 with the error set. */
+/*
+ * Read exactly CONTENT_LENGTH bytes (none without it) up to limit; -1
+ * with the error set.
+ */
 int	 req_read_body(struct req *, struct resp *, long long limit,
 	    req_read_fn, void *ctx);
 /* Parse QUERY_STRING; -1 with a 400 set when an escape is malformed. */

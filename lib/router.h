@@ -15,17 +15,13 @@
 
 struct app;
 
-/* Route flags. */
-#define ROUTE_AUTH	0x01	/* needs a valid access token */
-#define ROUTE_CACHED	0x02	/* rate limit checked with the cache read */
-
 typedef void	(*route_fn)(struct app *, struct req *, struct resp *);
 
 struct route {
 	const char	*method;
 	const char	*pattern;
 	route_fn	 fn;
-	unsigned	 flags;		/* ROUTE_* */
+	unsigned	 flags;		/* the program's: the router ignores them */
 	int		 rate_class;	/* which rate limit applies */
 };
 

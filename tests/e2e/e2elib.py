@@ -633,7 +633,7 @@ def ensure_seeded():
     n = int(psql_value("SELECT count(*) FROM items") or "0")
     if n == 0:
         log("items is empty: wxappctl seed")
-        wxappctl("seed")
+        wxappctl("seed", "--force")
 
 
 def conf_int(key, default):
@@ -733,3 +733,117 @@ def jwt_parts(token):
 
 def bearer(token):
     return {"Authorization": "Bearer " + token}
+
+
+# -- Sessions: users logged in through the stand-in ---------------------------
+
+class Session:
+    """A user logged in through the WeChat stand-in: its id and tokens."""
+
+    def __init__(self, data, code):
+        self.code = code
+        self.uid = data["user"]["id"]
+        self.access = data["access_token"]
+        self.refresh = data["refresh_token"]
+        self.user = data["user"]
+
+    def auth(self, **extra):
+        h = bearer(self.access)
+        h.update(extra)
+        return h
+
+
+_login_seq = [0]
+# Every wx.login code the suite used: what the stand-in derived a
+# session_key from (test_zz_logs looks for those in the logs).
+LOGIN_CODES = []
+# Every phone number the stack answered with.
+PHONE_NUMBERS = []
+
+
+def login(name=None):
+    """Log in a user (a new one unless name is given) through the stand-in."""
+    import secrets as _secrets
+    wechat_base()
+    _login_seq[0] += 1
+    name = name or "u%s%d" % (_secrets.token_hex(4), _login_seq[0])
+    code = "user-%s-%s%d" % (name, _secrets.token_hex(4), _login_seq[0])
+    clear_rate_limits()
+    LOGIN_CODES.append(code)
+    r = post_json("/api/v1/user/login", {"code": code})
+    if r.status != 200:
+        raise AssertionError("cannot log in as %s: %s" % (name, r.describe()))
+    return Session(r.json()["data"], code)
+
+
+def make_admin(session):
+    """Give the session's user the admin role (wxappctl user grant)."""
+    wxappctl("user", "grant", session.uid, "admin")
+    return session
+
+
+def call(method, path, session=None, body=None, headers=None):
+    """A request as session (or anonymously), JSON body when given."""
+    clear_rate_limits()
+    h = dict(session.auth() if session else {})
+    h.update(headers or {})
+    if body is None:
+        return request(method, path, headers=h)
+    h.setdefault("Content-Type", "application/json")
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body, ensure_ascii=False)
+    return request(method, path, body=body, headers=h)
+
+
+def wxappctl_run(*args, timeout=120):
+    """wxappctl ARGS as the service user: (exit status, stdout, stderr)."""
+    need_run_dir()
+    prefix = stack_env().get("PREFIX") or os.path.join(RUN_DIR, "prefix")
+    u = svc_user()
+    cmd = (["runuser", "-u", u, "--"] if u else []) + [
+        os.path.join(prefix, "sbin", "wxappctl"), "-c", conf_path()] + \
+        [str(a) for a in args]
+    p = subprocess.run(cmd, cwd="/", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return (p.returncode, p.stdout.decode("utf-8", "replace"),
+            p.stderr.decode("utf-8", "replace"))
+
+
+# -- HTTP/2, through curl (Python's standard library speaks HTTP/1.1 only) ----
+
+def h2_request(method, path, body=None, headers=None, timeout=None):
+    """One request over HTTP/2 with curl --http2; a Response.  Raises
+    AssertionError when curl did not speak HTTP/2 or got no answer."""
+    import tempfile
+    timeout = TIMEOUT if timeout is None else timeout
+    with tempfile.TemporaryDirectory() as d:
+        hfile, bfile = os.path.join(d, "h"), os.path.join(d, "b")
+        cmd = ["curl", "-sk", "--http2", "-X", method, "-D", hfile,
+               "-o", bfile, "-w", "%{http_version}", "--max-time",
+               str(timeout)]
+        hdrs = list(headers.items()) if isinstance(headers, dict) else \
+            list(headers or [])
+        for k, v in hdrs:
+            cmd += ["-H", "%s: %s" % (k, v)]
+        if body is not None:
+            cmd += ["--data-binary", "@-"]
+        cmd.append(BASE_URL + path)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        p = subprocess.run(cmd, input=body, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout + 5)
+        version = p.stdout.decode("ascii", "replace").strip()
+        if p.returncode != 0 or version != "2":
+            raise AssertionError("curl --http2 %s %s: exit %d, HTTP version "
+                                 "%r: %s" % (method, _short(path),
+                                             p.returncode, version,
+                                             p.stderr.decode()[-200:]))
+        with open(hfile, "rb") as f:
+            head = f.read().decode("latin-1")
+        with open(bfile, "rb") as f:
+            data = f.read()
+    lines = [ln for ln in head.split("\r\n") if ln]
+    status = int(lines[0].split()[1])
+    hl = [tuple(x.strip() for x in ln.split(":", 1)) for ln in lines[1:]
+          if ":" in ln]
+    return Response(method, path + " (HTTP/2)", status, "", hl, data)

@@ -2,7 +2,8 @@
 conditional GET (issue 4 section 6), through nginx.
 
 Writes need an access token: the module logs in once through the WeChat
-stand-in.  Proofs that a request ran no PostgreSQL query read the `calls`
+stand-in, as a user made an admin (wxappctl user grant), since creating
+users is for admins; who may do what is test_authz's.  Proofs that a request ran no PostgreSQL query read the `calls`
 of the responder's prepared statements in pg_stat_statements; those tests
 are skipped when the stack's PostgreSQL does not preload it.
 """
@@ -30,9 +31,12 @@ USERS = "/api/v1/users"
 DATA = "/api/v1/data"
 LIST = "/api/v1/data/list"
 
-USER_KEYS = {"id", "name", "email", "phone", "created_at", "updated_at"}
+# A user as anyone sees it, and in full (itself, admins).
+USER_KEYS = {"id", "name", "avatar_url"}
+USER_FULL_KEYS = USER_KEYS | {"email", "phone", "role", "created_at",
+                              "updated_at"}
 ITEM_KEYS = {"id", "title", "summary", "cover_url", "category", "status",
-             "created_at", "updated_at"}
+             "owner_id", "created_at", "updated_at"}
 
 _token = {}
 
@@ -44,12 +48,15 @@ def access_token():
         return _token["token"]
     e2e.wechat_base()       # skip without the stand-in
     e2e.clear_rate_limits()
-    r = e2e.post_json("/api/v1/user/login",
-                      {"code": "user-editor%s-%s" % (NONCE, uniq())})
+    c = "user-editor%s-%s" % (NONCE, uniq())
+    e2e.LOGIN_CODES.append(c)
+    r = e2e.post_json("/api/v1/user/login", {"code": c})
     if r.status != 200:
         raise AssertionError("cannot log in for writes: " + r.describe())
     d = r.json()["data"]
-    _token.update(token=d["access_token"], exp=time.time() + d["expires_in"])
+    e2e.wxappctl("user", "grant", d["user"]["id"], "admin")
+    _token.update(token=d["access_token"], exp=time.time() + d["expires_in"],
+                  uid=d["user"]["id"])
     return _token["token"]
 
 
@@ -109,8 +116,11 @@ def calls(stmt):
     return int(v or 0)
 
 
-def get(path, **kw):
+def get(path, token=False, **kw):
+    """GET path, anonymously unless token is set (as the module's admin)."""
     e2e.clear_rate_limits()
+    if token:
+        kw["headers"] = dict(kw.get("headers") or {}, **auth())
     return e2e.get(path, **kw)
 
 
@@ -158,14 +168,18 @@ class Users(Base):
         email = "Alice.%s@Example.COM" % uniq()
         r = write("POST", USERS, {"name": "  Alice Wang\t", "email": email})
         d = self.assert_envelope(r, 201)["data"]
-        self.assertEqual(set(d), USER_KEYS, r.describe())
+        self.assertEqual(set(d), USER_FULL_KEYS, r.describe())
         self.assertEqual(d["name"], "Alice Wang", "name is trimmed")
         self.assertEqual(d["email"], email.lower(), "email is lower-cased")
+        self.assertEqual(d["role"], "user")
         self.assertEqual(r.header("Location"), "%s/%d" % (USERS, d["id"]))
         uid = d["id"]
 
+        g = self.assert_envelope(get("%s/%d" % (USERS, uid), token=True),
+                                 200)["data"]
+        self.assertEqual(g, d, "an admin sees the whole user")
         g = self.assert_envelope(get("%s/%d" % (USERS, uid)), 200)["data"]
-        self.assertEqual(g, d)
+        self.assertEqual(g, {k: d[k] for k in USER_KEYS}, "others do not")
 
         r = write("PATCH", "%s/%d" % (USERS, uid), {"name": "爱丽丝"})
         p = self.assert_envelope(r, 200)["data"]
@@ -385,9 +399,11 @@ class Items(Base):
         self.assertEqual(d["title"], body["title"].strip())
         for k in ("summary", "cover_url", "category", "status"):
             self.assertEqual(d[k], body[k], k)
+        self.assertEqual(d["owner_id"], _token["uid"], "the creator owns it")
         iid = d["id"]
-        self.assertEqual(self.assert_envelope(get("%s/%d" % (DATA, iid)),
-                                              200)["data"], d)
+        # A draft: its owner sees it.
+        self.assertEqual(self.assert_envelope(get("%s/%d" % (DATA, iid),
+                                                  token=True), 200)["data"], d)
 
         d2 = self.create_item()
         self.assertEqual((d2["status"], d2["summary"], d2["cover_url"]),
@@ -398,8 +414,8 @@ class Items(Base):
         p = self.assert_envelope(r, 200)["data"]
         self.assertEqual((p["status"], p["cover_url"], p["title"]),
                          ("archived", "", d["title"]))
-        self.assertEqual(self.assert_envelope(get("%s/%d" % (DATA, iid)),
-                                              200)["data"], p)
+        self.assertEqual(self.assert_envelope(get("%s/%d" % (DATA, iid),
+                                                  token=True), 200)["data"], p)
 
         r = write("DELETE", "%s/%d" % (DATA, iid))
         self.assertEqual((r.status, r.body), (204, b""), r.describe())

@@ -104,6 +104,7 @@ class Base(e2e.TestCase):
 
     def login(self, c, status=200, err=None):
         e2e.clear_rate_limits()
+        e2e.LOGIN_CODES.append(c)
         r = e2e.post_json(LOGIN, {"code": c})
         body = self.assert_envelope(r, status, err)
         return r, body["data"]
@@ -131,10 +132,19 @@ class Login(Base):
         self.assertRegex(d["refresh_token"], r"^[A-Za-z0-9_-]{43}$",
                          "refresh token: 256 bits base64url")
 
-        # The access token: HS256, kid, iss/aud/sub/iat/exp/jti.
+        # The access token: HS256, typ at+jwt (RFC 9068), kid, and
+        # iss/aud/client_id/sub/iat/exp/jti, fam and gen.
         hdr, cl = e2e.jwt_parts(d["access_token"])
         self.assertEqual(hdr.get("alg"), "HS256", hdr)
+        self.assertEqual(hdr.get("typ"), "at+jwt", hdr)
         self.assertEqual(hdr.get("kid"), e2e.conf_value("jwt_kid", "k1"), hdr)
+        self.assertEqual(cl.get("client_id"), appid(), cl)
+        self.assertRegex(cl.get("fam", ""), r"^[A-Za-z0-9_-]{22}$", cl)
+        self.assertEqual(cl.get("gen"), 0, cl)
+        fam = e2e.psql_value("SELECT family FROM refresh_tokens WHERE "
+                             "token_hash = %s" % e2e.sql_quote(
+                                 token_hash(d["refresh_token"])))
+        self.assertEqual(cl["fam"], fam, "fam is the refresh token's family")
         self.assertEqual(cl.get("iss"), e2e.conf_value("jwt_issuer", "wxapp"))
         self.assertEqual(cl.get("aud"),
                          e2e.conf_value("jwt_audience", "wxapp-miniprogram"))
@@ -151,7 +161,9 @@ class Login(Base):
         self.assertIn("httponly", attrs, cookies)
         self.assertIn("secure", attrs, cookies)
         self.assertEqual(attrs.get("samesite"), "SameSite=Strict", cookies)
-        self.assertEqual(attrs.get("path"), "Path=/api/v1/user", cookies)
+        # Sent only to the refresh endpoint, not with every user call.
+        self.assertEqual(attrs.get("path"), "Path=/api/v1/user/refresh",
+                         cookies)
         self.assertIn("no-store", r.header("Cache-Control") or "", r.describe())
 
         # The session_key and the appsecret stay on the server.
@@ -293,6 +305,7 @@ class AccessToken(Base):
         _, d = self.login(code())
         self.token = d["access_token"]
         self.uid = d["user"]["id"]
+        self.fam = e2e.jwt_parts(self.token)[1]["fam"]
         self.secret = e2e.read_conf().get("jwt_secret", "")
         self.kid = e2e.conf_value("jwt_kid", "k1")
         self.iss = e2e.conf_value("jwt_issuer", "wxapp")
@@ -300,13 +313,14 @@ class AccessToken(Base):
 
     def claims(self, **over):
         now = int(time.time())
-        c = {"iss": self.iss, "aud": self.aud, "sub": str(self.uid),
-             "iat": now, "exp": now + 600, "jti": secrets.token_urlsafe(16)}
+        c = {"iss": self.iss, "aud": self.aud, "client_id": appid(),
+             "sub": str(self.uid), "iat": now, "exp": now + 600,
+             "jti": secrets.token_urlsafe(16), "fam": self.fam, "gen": 0}
         c.update(over)
         return c
 
     def header(self, **over):
-        h = {"alg": "HS256", "kid": self.kid, "typ": "JWT"}
+        h = {"alg": "HS256", "kid": self.kid, "typ": "at+jwt"}
         h.update(over)
         return h
 
@@ -401,13 +415,13 @@ class AccessToken(Base):
         leeway = e2e.conf_int("jwt_leeway", 30)
         now = int(time.time())
         tok = e2e.jwt_encode(self.header(), self.claims(
-            iat=now - 3600, exp=now - leeway - 60), self.secret)
+            iat=now - 660, exp=now - leeway - 60), self.secret)
         r = self.me(tok)
         self.assert_rejected(r, 40101)
         with self.subTest("within the leeway"):
             if leeway >= 10:
                 tok = e2e.jwt_encode(self.header(), self.claims(
-                    iat=now - 900, exp=now - leeway // 2), self.secret)
+                    iat=now - 600, exp=now - leeway // 2), self.secret)
                 self.assert_envelope(self.me(tok), 200)
 
 
@@ -448,10 +462,15 @@ class Refresh(Base):
         self.assert_envelope(e2e.get(ME, headers=e2e.bearer(d1["access_token"])),
                              200)
 
-        # The answer was "lost": the same token again, within the grace.
+        # The answer was "lost": the same token again, within the grace,
+        # gets the very same successor back (the session does not fork).
         d2 = self.assert_pair(self.refresh(r0), uid)
-        r2 = d2["refresh_token"]
-        self.assertNotIn(r2, (r0, r1))
+        self.assertEqual(d2["refresh_token"], r1)
+        # The successor is kept only sealed, never as the token itself.
+        sealed = e2e.psql_value("SELECT successor FROM refresh_tokens WHERE "
+                                "token_hash = %s"
+                                % e2e.sql_quote(token_hash(r0)))
+        self.assertTrue(sealed and r1 not in sealed, sealed)
 
         # After the grace period a reuse revokes the family.  Rather than
         # wait refresh_grace seconds, move the first use back in time.
@@ -460,14 +479,46 @@ class Refresh(Base):
                  "make_interval(secs => %d) WHERE token_hash = %s"
                  % (grace + 5, e2e.sql_quote(token_hash(r0))))
         self.assert_envelope(self.refresh(r0), 401, 40104)
-        for what, tok in (("newest", r2), ("first rotation", r1)):
-            with self.subTest(what):
-                self.assert_envelope(self.refresh(tok), 401, 40103)
+        with self.subTest("the successor"):
+            self.assert_envelope(self.refresh(r1), 401, 40103)
+        with self.subTest("its access tokens"):
+            for d in (d0, d1, d2):
+                self.assert_envelope(e2e.get(ME, headers=e2e.bearer(
+                    d["access_token"])), 401, 40102)
         fam = e2e.psql("SELECT count(*), count(revoked_at) FROM refresh_tokens "
                        "WHERE family = (SELECT family FROM refresh_tokens "
                        "WHERE token_hash = %s)" % e2e.sql_quote(token_hash(r0)))
         self.assertEqual(fam[0][0], fam[0][1], "the whole family is revoked")
-        self.assertEqual(fam[0][0], "3")
+        self.assertEqual(fam[0][0], "2")
+
+    def test_predecessor_after_its_successor_was_used(self):
+        """D0 -> D1 -> D2, then D0 within the grace period: reuse."""
+        _, d0 = self.login(code())
+        uid, r0 = d0["user"]["id"], d0["refresh_token"]
+        r1 = self.assert_pair(self.refresh(r0), uid)["refresh_token"]
+        d2 = self.assert_pair(self.refresh(r1), uid)
+        self.assert_envelope(self.refresh(r0), 401, 40104)
+        self.assert_envelope(self.refresh(d2["refresh_token"]), 401, 40103)
+        self.assert_envelope(e2e.get(ME, headers=e2e.bearer(
+            d2["access_token"])), 401, 40102)
+
+    def test_concurrent_retries_get_one_successor(self):
+        _, d0 = self.login(code())
+        r0 = d0["refresh_token"]
+        got = []
+
+        def one():
+            r = e2e.post_json(REFRESH, {"refresh_token": r0})
+            got.append((r.status, r.json()["data"]["refresh_token"]
+                        if r.status == 200 else r.body))
+        e2e.clear_rate_limits()
+        ts = [threading.Thread(target=one) for _ in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual({st for st, _ in got}, {200}, got)
+        self.assertEqual(len({tok for _, tok in got}), 1, got)
 
     def test_cookie(self):
         _, d0 = self.login(code())
@@ -490,53 +541,71 @@ class Refresh(Base):
 
 class Logout(Base):
 
-    def test_logout(self):
-        _, d = self.login(code())
+    def logout(self, d, query=""):
         e2e.clear_rate_limits()
-        r = e2e.request("POST", LOGOUT, body=b"",
-                        headers=e2e.bearer(d["access_token"]))
-        self.assert_envelope(r, 200)
-        cookie = r.header("Set-Cookie") or ""
-        self.assertTrue(cookie.startswith("refresh_token=;") and
-                        "Max-Age=0" in cookie, "logout clears the cookie: %r"
-                        % cookie)
+        # No body at all, as curl without -d or wx.request without data.
+        return e2e.request("POST", LOGOUT + query, body=None,
+                           headers=e2e.bearer(d["access_token"]))
+
+    def assert_live(self, d, live):
         e2e.clear_rate_limits()
         r = e2e.get(ME, headers=e2e.bearer(d["access_token"]))
-        self.assert_envelope(r, 401, 40102)
-        self.assertIn('error="invalid_token"', r.header("WWW-Authenticate") or "")
-        # Denied in Redis until the token expires (plus the leeway).
-        _, cl = e2e.jwt_parts(d["access_token"])
-        ttl = int(e2e.redis_cli("TTL", "wx:deny:" + cl["jti"]))
-        most = cl["exp"] - int(time.time()) + e2e.conf_int("jwt_leeway", 30) + 2
-        self.assertTrue(0 < ttl <= most, "deny TTL %d, at most %d" % (ttl, most))
+        if live:
+            self.assert_envelope(r, 200)
+        else:
+            self.assert_envelope(r, 401, 40102)
+            self.assertIn('error="invalid_token"',
+                          r.header("WWW-Authenticate") or "")
         e2e.clear_rate_limits()
         r = e2e.post_json(REFRESH, {"refresh_token": d["refresh_token"]})
-        self.assert_envelope(r, 401, 40103)
+        if live:
+            d.update(self.assert_envelope(r, 200)["data"])
+        else:
+            self.assert_envelope(r, 401, 40103)
 
-    def test_logout_one_family(self):
-        """With the refresh token given, only that session ends."""
+    def test_logout(self):
+        _, d = self.login(code())
+        r = self.logout(d)
+        self.assert_envelope(r, 200, data=None, message="logged out")
+        cookies = r.header_all("Set-Cookie")
+        self.assertTrue(cookies and all(c.startswith("refresh_token=;") and
+                                        "Max-Age=0" in c for c in cookies),
+                        "logout clears the cookie: %r" % cookies)
+        self.assertIn("Path=/api/v1/user/refresh", " ".join(cookies))
+        # The access token is refused at once, not when it expires.
+        self.assert_live(d, False)
+
+    def test_logout_ends_this_device_only(self):
         name = "erin" + NONCE
         _, a = self.login("user-%s-1" % name)
         _, b = self.login("user-%s-2" % name)
         self.assertEqual(a["user"]["id"], b["user"]["id"])
-        e2e.clear_rate_limits()
-        r = e2e.post_json(LOGOUT, {"refresh_token": a["refresh_token"]},
-                          headers=e2e.bearer(a["access_token"]))
-        self.assert_envelope(r, 200)
-        e2e.clear_rate_limits()
-        self.assert_envelope(e2e.post_json(REFRESH, {"refresh_token":
-                                                     a["refresh_token"]}),
-                             401, 40103)
-        e2e.clear_rate_limits()
-        self.assert_envelope(e2e.post_json(REFRESH, {"refresh_token":
-                                                     b["refresh_token"]}), 200)
-        e2e.clear_rate_limits()
-        self.assert_envelope(e2e.get(ME, headers=e2e.bearer(b["access_token"])),
-                             200)
+        self.assert_envelope(self.logout(a), 200)
+        self.assert_live(a, False)
+        self.assert_live(b, True)
+
+    def test_logout_all_devices(self):
+        name = "fay" + NONCE
+        _, a = self.login("user-%s-1" % name)
+        _, b = self.login("user-%s-2" % name)
+        self.assert_envelope(self.logout(a, "?all=1"), 200,
+                             message="logged out everywhere")
+        self.assert_live(a, False)
+        self.assert_live(b, False)
+        # A login a moment later (the same second, even) works.
+        _, c = self.login("user-%s-3" % name)
+        self.assert_live(c, True)
+
+    def test_logout_query_checked(self):
+        _, d = self.login(code())
+        self.assert_envelope(self.logout(d, "?all=yes"), 400, 40002)
+        self.assert_live(d, True)
 
     def test_logout_needs_token(self):
         e2e.clear_rate_limits()
         self.assert_envelope(e2e.request("POST", LOGOUT, body=b""), 401, 40100)
+        self.assert_envelope(e2e.request("POST", LOGOUT + "?all=1",
+                                         body=None), 401, 40100)
 
 
 # ---------------------------------------------------------------------------
@@ -662,6 +731,7 @@ class Phone(Base):
 
     def phone(self, c):
         e2e.clear_rate_limits()
+        e2e.PHONE_NUMBERS.append(sa_phone(c))
         return e2e.post_json(PHONE, {"code": c}, headers=self.auth)
 
     def token_calls(self):

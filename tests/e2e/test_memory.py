@@ -323,7 +323,7 @@ class Plan:
             return self.req("POST", "/ping", {415: {41500}}, body='{"echo":"x"}',
                             ctype="text/plain")
         if r < 0.7:
-            return self.req("POST", "/ping", {411: {41100}},
+            return self.req("POST", "/ping", {400: {40001}},
                             extra={"CONTENT_LENGTH": None}, ctype=JSON_CT)
         return self.req("POST", "/ping", {413: {41300}},
                         body='{"echo":"%s"}' % ("y" * 70000), ctype=JSON_CT)
@@ -520,7 +520,7 @@ class ValgrindResponder(e2e.TestCase):
             if not items:
                 break
         if not ids:
-            e2e.wxappctl("seed")
+            e2e.wxappctl("seed", "--force")
             return self._discover(addr)
         for q in ("page=1&page_size=20", "page=2&page_size=20", ""):
             r = self._send(Plan.req("GET", "/api/v1/data/list", {200: {0}},

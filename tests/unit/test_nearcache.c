@@ -17,11 +17,12 @@
 static struct config	 cfg;
 static struct nearcache	 nc;
 static struct cache	 main_cc;
-static uint64_t		 changes[HC_NCOLLECTIONS];
+static const char *const collections[] = { "users", "items", "auth", NULL };
+static uint64_t		 changes[3];
 static int		 redis_end;	/* where "Redis" writes */
 static struct hc_entry	 e;
 
-enum { USERS, ITEMS };
+enum { USERS, ITEMS, AUTH };
 
 /* O_ASYNC on fd (SIGIO to us when data comes), or off. */
 static void
@@ -35,25 +36,31 @@ async_io(int fd, int on)
 	    fl & ~O_ASYNC), -1);
 }
 
+/* Set nc up as track() leaves it: connected, subscribed, signalling. */
 static void
-setup(void)
+start(void)
 {
 	int	sv[2];
 
+	nearcache_init(&nc, &cfg, changes, collections, "wx:rv:");
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	nc.conn.c = redisConnectFd(sv[0]);
+	ck_assert_ptr_nonnull(nc.conn.c);
+	nc.tracking = 1;
+	async_io(sv[0], 1);
+	redis_end = sv[1];
+}
+
+static void
+setup(void)
+{
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.cache_local_bytes = 1 << 20;
 	cfg.cache_ttl = 300;
 	cfg.cache_negative_ttl = 30;
 	cfg.http_cache_control = "public, no-cache";
 	memset(changes, 0, sizeof(changes));
-	nearcache_init(&nc, &cfg, changes);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	/* As after track(): connected, subscribed, signalling. */
-	nc.conn.c = redisConnectFd(sv[0]);
-	ck_assert_ptr_nonnull(nc.conn.c);
-	nc.tracking = 1;
-	async_io(sv[0], 1);
-	redis_end = sv[1];
+	start();
 	memset(&main_cc, 0, sizeof(main_cc));
 	memset(&e, 0, sizeof(e));
 	e.status = 200;
@@ -109,8 +116,8 @@ START_TEST(test_hit_is_the_entry)
 	const struct hc_entry	*got;
 	char			 hdrs[256];
 
-	ck_assert_int_eq(nearcache_collection("items"), ITEMS);
-	ck_assert_int_eq(nearcache_collection("nope"), -1);
+	ck_assert_int_eq(nearcache_collection(&nc, "items"), ITEMS);
+	ck_assert_int_eq(nearcache_collection(&nc, "nope"), -1);
 	put(ITEMS, "list:1:20");
 	got = nearcache_get(&nc, ITEMS, "list:1:20");
 	ck_assert_ptr_nonnull(got);
@@ -244,10 +251,72 @@ START_TEST(test_bounded_in_bytes)
 		ck_assert_uint_le(nc.bytes, 4096);
 	}
 	ck_assert_uint_gt(nc.bytes, 0);
+	/* No room at all: no copies, though the connection vouches on. */
 	cfg.cache_local_bytes = 0;
-	nearcache_free(&nc);
-	nearcache_init(&nc, &cfg, changes);
-	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
+	teardown();
+	start();
+	put(ITEMS, "one:1");
+	ck_assert_uint_eq(nc.bytes, 0);
+	ck_assert_int_eq(has(ITEMS, "one:1"), 0);
+}
+END_TEST
+
+/* A stamp for subject 42 of AUTH, taken now. */
+static struct nc_stamp
+stamp42(void)
+{
+	struct nc_stamp	st;
+
+	ck_assert_int_eq(nearcache_stamp(&nc, &main_cc, AUTH, "42", &st), 1);
+	return st;
+}
+
+START_TEST(test_stamp_outlived_by_its_subject)
+{
+	struct nc_stamp	st = stamp42();
+
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 1);
+	/* Another subject, another collection: still current. */
+	invalidate("wx:rv:43");
+	invalidate("wx:ver:items");
+	raise(SIGIO);
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 1);
+	invalidate("wx:rv:42");
+	raise(SIGIO);
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
+	/* A fresh stamp is current again. */
+	st = stamp42();
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 1);
+}
+END_TEST
+
+START_TEST(test_stamp_outlived_by_its_collection)
+{
+	struct nc_stamp	st = stamp42();
+
+	invalidate("wx:ver:auth");
+	raise(SIGIO);
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
+	st = stamp42();
+	nearcache_wrote(changes, AUTH);
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
+	st = stamp42();
+	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+	    "$-1\r\n");
+	raise(SIGIO);
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
+}
+END_TEST
+
+START_TEST(test_stamp_needs_the_connection)
+{
+	struct nc_stamp	st = stamp42();
+
+	close(redis_end);
+	redis_end = -1;
+	raise(SIGIO);
+	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
+	ck_assert_int_eq(nearcache_stamp(&nc, &main_cc, AUTH, "42", &st), 0);
 }
 END_TEST
 
@@ -282,6 +351,9 @@ suite(void)
 	tcase_add_test(tc, test_falling_behind_drops_everything);
 	tcase_add_test(tc, test_bounded_in_bytes);
 	tcase_add_test(tc, test_negative_entries_live_shorter);
+	tcase_add_test(tc, test_stamp_outlived_by_its_subject);
+	tcase_add_test(tc, test_stamp_outlived_by_its_collection);
+	tcase_add_test(tc, test_stamp_needs_the_connection);
 	suite_add_tcase(s, tc);
 	return s;
 }

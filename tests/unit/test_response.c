@@ -49,7 +49,6 @@ START_TEST(error_envelope_and_status)
 	    "{\"code\":50302,\"data\":{\"redis\":\"down\"},\"message\":\"m\"}");
 	ck_assert_int_eq(resp_status_of(API_OK), 200);
 	ck_assert_int_eq(resp_status_of(API_MALFORMED_JSON), 400);
-	ck_assert_int_eq(resp_status_of(API_LENGTH_REQUIRED), 411);
 	ck_assert_int_eq(resp_status_of(API_RATE_LIMITED), 429);
 	ck_assert_str_eq(resp_reason(413), "Content Too Large");
 }
