@@ -165,10 +165,11 @@ class RollingRestart(e2e.TestCase):
         pids_before = e2e.responder_pids()
         self.assertTrue(pids_before, "no responders found")
 
-        # Enough identities that ~20,000 reads/s stay within the read limit.
+        # Enough addresses that ~20,000 reads/s stay within the app's read
+        # limit and nginx's edge limit (wxapp_api: 50 r/s per address).
         rate = e2e.conf_int("ratelimit_read_rate", 20)
         period = max(1, e2e.conf_int("ratelimit_read_period", 1))
-        per_s = max(1.0, rate / period)
+        per_s = max(1.0, min(rate / period, 50))
         n_addr = int(min(2000, max(8, math.ceil(20000 / per_s * 1.5))))
         addrs = self._identities(n_addr)
         e2e.clear_rate_limits()
