@@ -62,6 +62,7 @@ enum app_coll {
 extern const char *const app_collections[COLL_COUNT + 1];
 
 struct verdict;
+struct seen_token;
 
 struct app {
 	struct config	 cfg;
@@ -82,6 +83,7 @@ struct app {
 	enum api_code	 auth_code;	/* why auth_identify refused it */
 	const char	*auth_why;
 	struct verdict	*verdicts;	/* app/auth.c */
+	struct seen_token *seen;
 	int		 auth_blind;	/* the last check could not be made */
 };
 

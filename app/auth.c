@@ -36,6 +36,20 @@
 #define VERDICTS	1024
 #define VERDICT_MAX_S	60
 #define CHANGED_TTL	"10"	/* seconds the wx:rv: key outlives its write */
+#define TOKENS		256
+#define TOKEN_KEEP	512	/* the longest token kept (ours: about 420) */
+
+/*
+ * A token that verified, kept so that the next request with it (a client
+ * sends the same one for its whole life) is spared the HMAC and the JSON:
+ * only its expiry is checked again, the one claim that time changes.
+ */
+struct seen_token {
+	uint64_t		hash;
+	size_t			len;	/* 0: an empty slot */
+	char			tok[TOKEN_KEEP];
+	struct token_claims	cl;
+};
 
 struct verdict {
 	long long	 user_id;	/* 0: an empty slot */
@@ -65,8 +79,11 @@ app_token_opts(const struct config *c, struct token_opts *o)
 int
 auth_init(struct app *app)
 {
-	if ((app->verdicts = calloc(VERDICTS, sizeof(*app->verdicts))) == NULL)
+	if ((app->verdicts = calloc(VERDICTS, sizeof(*app->verdicts))) == NULL ||
+	    (app->seen = calloc(TOKENS, sizeof(*app->seen))) == NULL) {
+		auth_free(app);
 		return -1;
+	}
 	return 0;
 }
 
@@ -74,7 +91,34 @@ void
 auth_free(struct app *app)
 {
 	free(app->verdicts);
+	free(app->seen);
 	app->verdicts = NULL;
+	app->seen = NULL;
+}
+
+/* token_verify, or what it said of the same token before. */
+static enum token_result
+verify(struct app *app, const char *tok, long long now,
+    struct token_claims *cl)
+{
+	size_t			 n = strlen(tok);
+	uint64_t		 h = util_fnv1a(UTIL_FNV_INIT, tok, n);
+	struct seen_token	*s = &app->seen[h % TOKENS];
+	enum token_result	 rc;
+
+	if (s->len == n && s->hash == h && memcmp(s->tok, tok, n) == 0) {
+		*cl = s->cl;
+		return now > cl->exp + app->tok.leeway ? TOKEN_EXPIRED :
+		    TOKEN_VALID;
+	}
+	if ((rc = token_verify(&app->tok, tok, now, cl)) == TOKEN_VALID &&
+	    n < sizeof(s->tok)) {
+		s->hash = h;
+		s->len = n;
+		memcpy(s->tok, tok, n);
+		s->cl = *cl;
+	}
+	return rc;
 }
 
 /* Keep why the request is refused, for auth_refuse. */
@@ -212,8 +256,8 @@ auth_identify(struct app *app, struct req *rq)
 	if (strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0')
 		return refuse(app, API_UNAUTHORIZED,
 		    "the Authorization header must be `Bearer <access token>`");
-	switch (token_verify(&app->tok, h + 7,
-	    (long long)(util_wall_us() / 1000000), &cl)) {
+	switch (verify(app, h + 7, (long long)(util_wall_us() / 1000000),
+	    &cl)) {
 	case TOKEN_VALID:
 		break;
 	case TOKEN_EXPIRED:
