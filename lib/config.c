@@ -80,6 +80,7 @@ static const struct cfg_key keys[] = {
 	K(refresh_token_ttl, CFG_INT, "604800", 300, 31536000, 0),
 	K(refresh_grace, CFG_INT, "10", 0, 300, 0),
 	E(auth_fail_open, "read", fail_opens),
+	K(decrypt_max_age, CFG_INT, "0", 0, 31536000, 0),
 	K(session_key_ttl, CFG_INT, "604800", 60, 31536000, 0),
 	K(cache_ttl, CFG_INT, "300", 1, 86400, 0),
 	K(cache_negative_ttl, CFG_INT, "30", 1, 3600, 0),

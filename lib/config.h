@@ -62,6 +62,7 @@ struct config {
 	long long	 refresh_token_ttl;
 	long long	 refresh_grace;
 	int		 auth_fail_open;	/* enum auth_fail_open */
+	long long	 decrypt_max_age;
 	long long	 session_key_ttl;
 	long long	 cache_ttl;
 	long long	 cache_negative_ttl;

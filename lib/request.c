@@ -368,8 +368,7 @@ int
 req_json_body(struct req *rq, struct resp *rs, struct json_object **out)
 {
 	struct json_object	*obj;
-	const char		*why;
-	size_t			 at;
+	struct jsonparse_err	 err;
 
 	if (!is_json_type(rq->content_type)) {
 		resp_error(rs, API_UNSUPPORTED_MEDIA,
@@ -381,9 +380,15 @@ req_json_body(struct req *rq, struct resp *rs, struct json_object **out)
 		    "request body is empty; a JSON object is required");
 		return -1;
 	}
-	if (jsonparse_bytes(rq->body, rq->body_len, &obj, &at, &why) == -1) {
-		resp_error(rs, API_MALFORMED_JSON, "malformed JSON at byte %zu: %s",
-		    at, why);
+	if (jsonparse_bytes(rq->body, rq->body_len, &obj, &err) == -1) {
+		if (err.field != NULL)
+			resp_error(rs, API_MALFORMED_JSON, "malformed JSON at "
+			    "byte %zu, field `%.*s`: %s", err.at,
+			    (int)(err.fieldlen > 64 ? 64 : err.fieldlen),
+			    err.field, err.why);
+		else
+			resp_error(rs, API_MALFORMED_JSON, "malformed JSON at "
+			    "byte %zu: %s", err.at, err.why);
 		return -1;
 	}
 	rq->json = obj;

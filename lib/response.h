@@ -24,6 +24,7 @@ enum api_code {
 	API_DECRYPT_FAILED	= 40021,	/* bad padding: stale session_key? */
 	API_DECRYPT_APPID	= 40022,	/* watermark.appid is not ours */
 	API_DECRYPT_SIGNATURE	= 40023,	/* rawData signature mismatch */
+	API_DECRYPT_STALE	= 40024,	/* older than decrypt_max_age */
 	API_UNAUTHORIZED	= 40100,
 	API_TOKEN_EXPIRED	= 40101,	/* refresh now */
 	API_TOKEN_INVALID	= 40102,	/* log in again */

@@ -90,12 +90,12 @@ part_json(const char *s, size_t n)
 {
 	unsigned char		 raw[TOKEN_PART_MAX];
 	struct json_object	*obj = NULL;
-	const char		*why;
-	size_t			 len, at;
+	struct jsonparse_err	 err;
+	size_t			 len;
 
 	if (n == 0 || n > TOKEN_PART_MAX * 4 / 3 ||
 	    crypto_b64url_decode(s, n, raw, &len) == -1 ||
-	    jsonparse_bytes((const char *)raw, len, &obj, &at, &why) == -1)
+	    jsonparse_bytes((const char *)raw, len, &obj, &err) == -1)
 		return NULL;
 	if (!json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);

@@ -79,8 +79,7 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	struct sink		 sink;
 	CURLcode		 cc;
 	long			 http = 0;
-	size_t			 at;
-	const char		*why;
+	struct jsonparse_err	 err;
 
 	*out = NULL;
 	buf_init(&sink.b, a, 1024);
@@ -123,10 +122,11 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 		    http);
 		return WECHAT_UNAVAILABLE;
 	}
-	if (jsonparse_bytes(sink.b.p, sink.b.len, &obj, &at, &why) == -1 ||
+	if (jsonparse_bytes(sink.b.p, sink.b.len, &obj, &err) == -1 ||
 	    !json_object_is_type(obj, json_type_object)) {
 		snprintf(wx->errmsg, sizeof(wx->errmsg),
-		    "%s: answer is not a JSON object (byte %zu)", what, at);
+		    "%s: answer is not a JSON object (byte %zu)", what,
+		    obj == NULL ? err.at : 0);
 		json_object_put(obj);
 		return WECHAT_UNAVAILABLE;
 	}

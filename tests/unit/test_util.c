@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonparse.h"
 #include "util.h"
 
 START_TEST(strtonum_ranges)
@@ -62,25 +61,6 @@ START_TEST(http_dates)
 }
 END_TEST
 
-START_TEST(jsonparse_errors)
-{
-	struct json_object	*o;
-	const char		*why;
-	size_t			 at;
-
-	ck_assert_int_eq(jsonparse_bytes("{\"a\":\"b\"}", 9, &o, &at, &why), 0);
-	ck_assert_str_eq(jsonparse_string(o, "a"), "b");
-	ck_assert_ptr_null(jsonparse_string(o, "x"));
-	json_object_put(o);
-	ck_assert_int_eq(jsonparse_bytes("{\"a\":", 5, &o, &at, &why), -1);
-	ck_assert_uint_eq(at, 5);
-	ck_assert_str_eq(why, "unexpected end of input");
-	ck_assert_int_eq(jsonparse_bytes("{\"a\":1,}", 8, &o, &at, &why), -1);
-	ck_assert_int_eq(jsonparse_bytes("/* c */ {}", 10, &o, &at, &why), -1);
-	ck_assert_int_eq(jsonparse_bytes("[1] [2]", 7, &o, &at, &why), -1);
-}
-END_TEST
-
 int
 main(void)
 {
@@ -90,7 +70,6 @@ main(void)
 	tcase_add_test(tc, strtonum_ranges);
 	tcase_add_test(tc, utf8_lengths);
 	tcase_add_test(tc, http_dates);
-	tcase_add_test(tc, jsonparse_errors);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
