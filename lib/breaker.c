@@ -51,7 +51,7 @@ breaker_allow(struct breaker *br, const struct breaker_params *p,
 		br->state = BREAKER_HALF_OPEN;
 		br->since_us = now_us;
 		br->trials = 0;
-		/* FALLTHROUGH */
+		__attribute__((fallthrough));
 	case BREAKER_HALF_OPEN:
 		/*
 		 * Trials whose outcome never came back (a responder killed
