@@ -45,10 +45,6 @@ enum rate_class {
 struct caller {
 	long long	 user_id;	/* 0: anonymous */
 	int		 admin;
-	int		 unverified;	/* accepted without its revocation state */
-	long long	 gen;		/* the token's generation */
-	long long	 exp;
-	const char	*jti;
 	const char	*fam;		/* the refresh family of its session */
 };
 

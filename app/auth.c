@@ -30,7 +30,6 @@
 
 #include "app.h"
 #include "log.h"
-#include "shm.h"
 #include "util.h"
 
 #define VERDICTS	1024
@@ -171,10 +170,11 @@ static const struct verdict *
 verdict(struct app *app, const struct token_claims *cl)
 {
 	struct verdict	*v = slot_of(app, cl->user_id, cl->fam);
-	struct nc_stamp	 stamp;
-	const char	*params[2];
+	struct nc_stamp	 stamp = { 0 };
+	const char	*params[2], *errstr;
 	char		 uid[24];
 	PGresult	*res;
+	long long	 gen = 0;
 	int		 vouched, n;
 
 	if (v->user_id == cl->user_id && strcmp(v->fam, cl->fam) == 0 &&
@@ -191,11 +191,17 @@ verdict(struct app *app, const struct token_claims *cl)
 	params[1] = cl->fam;
 	if (db_exec(&app->db, STMT_AUTH_STATE, params, &res) != DB_OK)
 		return NULL;
+	if (PQntuples(res) == 1 && util_strtonum(PQgetvalue(res, 0, 1), 0,
+	    LLONG_MAX, &gen, &errstr) == -1) {
+		log_error("auth: token generation of user %s: %s", uid, errstr);
+		PQclear(res);
+		return NULL;
+	}
 	v->user_id = vouched ? cl->user_id : 0;
 	memcpy(v->fam, cl->fam, sizeof(v->fam));
 	v->exists = PQntuples(res) == 1;
 	v->admin = v->exists && *PQgetvalue(res, 0, 0) == 't';
-	v->gen = v->exists ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+	v->gen = gen;
 	v->fam_revoked = v->exists && *PQgetvalue(res, 0, 2) == 't';
 	v->stamp = stamp;
 	v->born_us = util_mono_us();
@@ -219,11 +225,9 @@ session_live(struct app *app, struct req *rq, const struct token_claims *cl)
 			    "that auth_fail_open allows are accepted on the "
 			    "signature alone, others refused");
 		app->auth_blind = 1;
-		if (!open)
-			return refuse(app, API_DB_UNAVAILABLE,
-			    "the session cannot be checked now; retry");
-		app->who.unverified = 1;
-		return 0;
+		/* Accepted as a plain user: who.admin stays 0. */
+		return open ? 0 : refuse(app, API_DB_UNAVAILABLE,
+		    "the session cannot be checked now; retry");
 	}
 	if (app->auth_blind)
 		log_info("auth: session state available again");
@@ -269,9 +273,6 @@ auth_identify(struct app *app, struct req *rq)
 		return refuse(app, API_TOKEN_INVALID, "access token invalid");
 	}
 	app->who.user_id = cl.user_id;
-	app->who.gen = cl.gen;
-	app->who.exp = cl.exp;
-	app->who.jti = arena_strdup(rq->a, cl.jti);
 	app->who.fam = arena_strdup(rq->a, cl.fam);
 	if (session_live(app, rq, &cl) == -1) {
 		app->who.user_id = 0;
