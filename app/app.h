@@ -264,6 +264,14 @@ int	data_invalidate(struct cache *, uint64_t *changes, enum app_coll);
 PGresult *app_write(struct app *, struct resp *, size_t stmt,
 	    const char *const *params, enum app_coll, const char *what,
 	    long long id, const char *conflict);
+/*
+ * A write the caller may not make: 403 naming rule when the resource
+ * shows to it -- row 0 of stmt for id exists and, with status_col >= 0,
+ * is published -- else 404 naming what and id, as for a resource that
+ * does not exist, so that one hidden from the caller does not leak.
+ */
+void	app_refuse(struct app *, struct req *, struct resp *, size_t stmt,
+	    long long id, const char *what, int status_col, const char *rule);
 /* Answer status with row 0 of res, serialized by json, as the data. */
 void	app_answer_row(struct resp *, int status, PGresult *res,
 	    void (*json)(struct buf *, PGresult *, int));

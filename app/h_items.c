@@ -183,32 +183,8 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 	PQclear(res);
 }
 
-/*
- * A guarded write touched no row: answer why.  An item the caller cannot
- * see is not found; one it sees but does not own is forbidden.
- */
-static void
-item_refused(struct app *app, struct req *rq, struct resp *rs, long long id)
-{
-	const char	*params[1];
-	PGresult	*res;
-	enum db_status	 st;
-	int		 seen;
-
-	params[0] = arena_printf(rq->a, "%lld", id);
-	if ((st = db_exec(&app->db, STMT_ITEM_GET, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "item: access");
-		return;
-	}
-	seen = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, IC_STATUS),
-	    "published") == 0;
-	PQclear(res);
-	if (seen)
-		resp_error(rs, API_FORBIDDEN, "only the owner of an item or an "
-		    "admin may change or delete it");
-	else
-		resp_error(rs, API_NOT_FOUND, "item %lld not found", id);
-}
+#define OWNER_RULE	"only the owner of an item or an admin may change or " \
+			"delete it"
 
 /* $n of a guarded write: the caller, or NULL (any owner) for an admin. */
 static const char *
@@ -246,7 +222,8 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {
 		if (rs->status == 404)
-			item_refused(app, rq, rs, id);
+			app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item",
+			    IC_STATUS, OWNER_RULE);
 		return;
 	}
 	app_answer_row(rs, 200, res, data_item_json);
@@ -268,7 +245,8 @@ h_item_delete(struct app *app, struct req *rq, struct resp *rs)
 	if ((res = app_write(app, rs, STMT_ITEM_DELETE, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {
 		if (rs->status == 404)
-			item_refused(app, rq, rs, id);
+			app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item",
+			    IC_STATUS, OWNER_RULE);
 		return;
 	}
 	resp_json(rs, 204, NULL, "deleted");

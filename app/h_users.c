@@ -121,25 +121,10 @@ static int
 user_may_change(struct app *app, struct req *rq, struct resp *rs,
     long long id)
 {
-	const char	*params[1];
-	PGresult	*res;
-	enum db_status	 st;
-	int		 found;
-
 	if (app->who.admin || app->who.user_id == id)
 		return 0;
-	params[0] = arena_printf(rq->a, "%lld", id);
-	if ((st = db_exec(&app->db, STMT_USER_GET, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "user: access");
-		return -1;
-	}
-	found = PQntuples(res) > 0;
-	PQclear(res);
-	if (found)
-		resp_error(rs, API_FORBIDDEN, "a user may change or delete only "
-		    "its own account");
-	else
-		resp_error(rs, API_NOT_FOUND, "user %lld not found", id);
+	app_refuse(app, rq, rs, STMT_USER_GET, id, "user", -1,
+	    "a user may change or delete only its own account");
 	return -1;
 }
 

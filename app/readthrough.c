@@ -158,6 +158,29 @@ app_write(struct app *app, struct resp *rs, size_t stmt,
 }
 
 void
+app_refuse(struct app *app, struct req *rq, struct resp *rs, size_t stmt,
+    long long id, const char *what, int status_col, const char *rule)
+{
+	const char	*params[1];
+	PGresult	*res;
+	enum db_status	 st;
+	int		 seen;
+
+	params[0] = arena_printf(rq->a, "%lld", id);
+	if ((st = db_exec(&app->db, stmt, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, what);
+		return;
+	}
+	seen = PQntuples(res) > 0 && (status_col < 0 ||
+	    strcmp(PQgetvalue(res, 0, status_col), "published") == 0);
+	PQclear(res);
+	if (seen)
+		resp_error(rs, API_FORBIDDEN, "%s", rule);
+	else
+		resp_error(rs, API_NOT_FOUND, "%s %lld not found", what, id);
+}
+
+void
 app_answer_row(struct resp *rs, int status, PGresult *res,
     void (*json)(struct buf *, PGresult *, int))
 {
