@@ -75,13 +75,15 @@ breaker_allow(struct breaker *br, const struct breaker_params *p,
 
 int
 breaker_record(struct breaker *br, const struct breaker_params *p,
-    int64_t now_us, int success)
+    int64_t now_us, enum breaker_outcome outcome)
 {
 	struct breaker_bucket	*b;
 	int64_t			 sec = now_us / 1000000;
 	uint64_t		 ok = 0, fail = 0;
 	long long		 i;
+	int			 success = outcome == BREAKER_SUCCEEDED;
 
+	br->timeouts = outcome == BREAKER_TIMED_OUT ? br->timeouts + 1 : 0;
 	if (br->state == BREAKER_HALF_OPEN) {
 		if (success)
 			breaker_close(br, now_us);
@@ -102,6 +104,10 @@ breaker_record(struct breaker *br, const struct breaker_params *p,
 		b->fail++;
 	if (success)
 		return br->state;
+	if (p->timeouts > 0 && br->timeouts >= (uint64_t)p->timeouts) {
+		breaker_open(br, now_us);
+		return br->state;
+	}
 	for (i = 0; i < p->window_s; i++)
 		if (br->b[i].second > sec - p->window_s) {
 			ok += br->b[i].ok;

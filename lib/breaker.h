@@ -6,6 +6,13 @@
  * and error_pct of them failed, the breaker opens.  Open: calls fail at
  * once for open_ms.  Then half-open: up to half_open_calls trial calls
  * pass; a success closes the breaker, a failure opens it again.
+ *
+ * A dependency that hangs makes every call time out, and few calls end
+ * at all: a pool of two responders facing a 3 s timeout records four
+ * outcomes in 6 s, never a rate over a minimum volume of 20.  So a run
+ * of `timeouts` timed-out calls in a row opens the breaker too, whatever
+ * the volume: the signal does not depend on how many calls the pool can
+ * make.
  */
 #ifndef WX_BREAKER_H
 #define WX_BREAKER_H
@@ -26,10 +33,18 @@ struct breaker_bucket {
 	uint32_t	fail;
 };
 
+/* How a call went. */
+enum breaker_outcome {
+	BREAKER_FAILED,
+	BREAKER_SUCCEEDED,
+	BREAKER_TIMED_OUT	/* a failure, and part of a run */
+};
+
 struct breaker {
 	int			state;		/* enum breaker_state_id */
 	int64_t			since_us;	/* entered the state */
 	uint32_t		trials;		/* half-open calls let through */
+	uint32_t		timeouts;	/* timed-out calls in a row */
 	uint64_t		opened;		/* times opened, for status */
 	uint64_t		rejected;	/* calls failed fast */
 	struct breaker_bucket	b[BREAKER_MAX_WINDOW];
@@ -41,6 +56,7 @@ struct breaker_params {
 	long long	error_pct;
 	long long	open_ms;
 	long long	half_open_calls;
+	long long	timeouts;	/* in a row that open it; 0: no such rule */
 };
 
 /* Initialize: closed, an empty window, counters zero. */
@@ -50,7 +66,7 @@ int	breaker_allow(struct breaker *, const struct breaker_params *,
 	    int64_t now_us, int64_t *retry_us);
 /* Record a call's outcome; returns the state after it. */
 int	breaker_record(struct breaker *, const struct breaker_params *,
-	    int64_t now_us, int success);
+	    int64_t now_us, enum breaker_outcome);
 const char *breaker_state_name(int);
 
 #endif

@@ -7,7 +7,7 @@
 #include "breaker.h"
 #include "scoreboard.h"
 
-static const struct breaker_params p = { 10, 20, 50, 5000, 1 };
+static const struct breaker_params p = { 10, 20, 50, 5000, 1, 2 };
 #define S	1000000LL	/* one second in us */
 
 START_TEST(stays_closed_below_volume)
@@ -57,6 +57,29 @@ START_TEST(opens_rejects_half_opens_and_closes)
 	ck_assert_int_eq(breaker_record(&br, &p, t + 10 * S, 1), BREAKER_CLOSED);
 	ck_assert(breaker_allow(&br, &p, t + 10 * S, &retry));
 	ck_assert_uint_eq(br.opened, 2);
+}
+END_TEST
+
+START_TEST(timeouts_in_a_row_open_it)
+{
+	struct breaker	br;
+	int64_t		t = 100 * S;
+
+	breaker_reset(&br, t);
+	/* Timeouts broken by a success or another failure: no run. */
+	ck_assert_int_eq(breaker_record(&br, &p, t, BREAKER_TIMED_OUT),
+	    BREAKER_CLOSED);
+	ck_assert_int_eq(breaker_record(&br, &p, t, BREAKER_SUCCEEDED),
+	    BREAKER_CLOSED);
+	ck_assert_int_eq(breaker_record(&br, &p, t, BREAKER_TIMED_OUT),
+	    BREAKER_CLOSED);
+	ck_assert_int_eq(breaker_record(&br, &p, t, BREAKER_FAILED),
+	    BREAKER_CLOSED);
+	ck_assert_int_eq(breaker_record(&br, &p, t, BREAKER_TIMED_OUT),
+	    BREAKER_CLOSED);
+	/* Two in a row, far below the volume of 20: open. */
+	ck_assert_int_eq(breaker_record(&br, &p, t, BREAKER_TIMED_OUT),
+	    BREAKER_OPEN);
 }
 END_TEST
 
@@ -136,6 +159,7 @@ main(void)
 	tcase_add_test(tc, stays_closed_below_volume);
 	tcase_add_test(tc, opens_rejects_half_opens_and_closes);
 	tcase_add_test(tc, old_failures_leave_the_window);
+	tcase_add_test(tc, timeouts_in_a_row_open_it);
 	tcase_add_test(tc, lost_trial_does_not_wedge);
 	tcase_add_test(tc, scoreboard_slots);
 	suite_add_tcase(s, tc);
