@@ -12,12 +12,14 @@
 #include "cache.h"
 #include "config.h"
 #include "db.h"
+#include "guard.h"
 #include "httpcache.h"
 #include "nearcache.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "response.h"
 #include "router.h"
+#include "shm.h"
 #include "token.h"
 #include "wechat.h"
 
@@ -69,7 +71,8 @@ struct app {
 	struct cache	 cache;
 	struct nearcache near;		/* copies of hot cached answers */
 	struct wechat	 wx;
-	struct shm_region *shm;		/* breaker and scoreboard of the host */
+	struct shm_region *shm;		/* breakers and scoreboard of the host */
+	struct guard	 guards[GUARD_NDEPS];	/* around each dependency */
 	int		 slot;		/* ours on the scoreboard */
 	struct arena	 arena;
 	unsigned long	 served;
@@ -154,7 +157,14 @@ extern const struct db_stmt app_stmts[STMT_COUNT];
 extern const struct route app_routes[];
 extern const size_t app_nroutes;
 
-/* The access token options of the configuration (app/auth.c). */
+/* The options of lib modules, from the configuration (app/opts.c). */
+void	app_guards(const struct config *, struct shm_region *,
+	    struct guard g[GUARD_NDEPS]);
+void	app_db_opts(const struct config *, struct guard *, struct db_opts *);
+void	app_cache_opts(const struct config *, struct guard *,
+	    struct cache_opts *);
+void	app_wechat_opts(const struct config *, struct guard *,
+	    struct wechat_opts *);
 void	app_token_opts(const struct config *, struct token_opts *);
 /* Sessions seen by this responder (app/auth.c). */
 int	auth_init(struct app *);

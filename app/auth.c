@@ -61,20 +61,6 @@ struct verdict {
 	int64_t		 born_us;
 };
 
-void
-app_token_opts(const struct config *c, struct token_opts *o)
-{
-	o->kid = c->jwt_kid;
-	o->secret = c->jwt_secret;
-	o->prev_kid = c->jwt_prev_kid;
-	o->prev_secret = c->jwt_prev_secret;
-	o->issuer = c->jwt_issuer;
-	o->audience = c->jwt_audience;
-	o->client_id = c->wechat_appid;
-	o->leeway = c->jwt_leeway;
-	o->max_ttl = c->access_token_ttl;
-}
-
 int
 auth_init(struct app *app)
 {

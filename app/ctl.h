@@ -7,6 +7,7 @@
 #define WX_CTL_H
 
 #include "config.h"
+#include "cache.h"
 #include "db.h"
 
 #define CTL_OK		0
@@ -27,6 +28,8 @@ struct ctl_cmd {
 
 /* Print one error line to stderr: "wxappctl: <message>". */
 void	ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Set up a Redis connection (not connected yet; no breaker). */
+void	ctl_redis(struct ctl *, struct cache *);
 /* Connect to PostgreSQL, preparing the responder's statements when
  * prepared is set; CTL_OK or CTL_FAIL (reported). */
 int	ctl_db(struct ctl *, int prepared);

@@ -38,7 +38,7 @@ ctl_cache(struct ctl *ctl, int argc, char **argv)
 		ctl_err("cache: unknown collection `%s`", only);
 		return CTL_USAGE;
 	}
-	cache_init(&cc, &ctl->cfg);
+	ctl_redis(ctl, &cc);
 	if (cache_connect(&cc) == -1) {
 		ctl_err("cache: redis %s unavailable", ctl->cfg.redis_addr);
 		return CTL_FAIL;

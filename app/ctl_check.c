@@ -78,7 +78,7 @@ ctl_check(struct ctl *ctl, int argc, char **argv)
 		} else
 			printf("schema    ok (current)\n");
 	}
-	cache_init(&cc, &ctl->cfg);
+	ctl_redis(ctl, &cc);
 	if (cache_connect(&cc) == -1 || cache_ping(&cc) != CACHE_OK) {
 		ctl_err("redis: %s unavailable", ctl->cfg.redis_addr);
 		rc = CTL_FAIL;

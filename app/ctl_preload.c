@@ -55,7 +55,7 @@ ctl_preload(struct ctl *ctl, int argc, char **argv)
 	}
 	if (ctl_db(ctl, 1) != CTL_OK)
 		return CTL_FAIL;
-	cache_init(&cc, &ctl->cfg);
+	ctl_redis(ctl, &cc);
 	arena_init(&a, 64 * 1024, 2);
 	if (cache_connect(&cc) == -1) {
 		ctl_err("preload: redis %s unavailable", ctl->cfg.redis_addr);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "ctl.h"
+#include "guard.h"
 #include "shm.h"
 #include "util.h"
 
@@ -32,10 +33,13 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 	printf("responders:         %d busy, %d idle (max busy %u)\n", busy,
 	    idle, sb->max_busy);
 	printf("slow requests:      %llu\n", (unsigned long long)sb->slow);
-	printf("wechat circuit:     %s (opened %llu times, %llu calls "
-	    "rejected)\n\n", breaker_state_name(r->breaker.state),
-	    (unsigned long long)r->breaker.opened,
-	    (unsigned long long)r->breaker.rejected);
+	for (i = 0; i < GUARD_NDEPS; i++)
+		printf("%-8s circuit:   %s (opened %llu times, %llu calls "
+		    "rejected)\n", guard_name(i),
+		    breaker_state_name(r->breakers[i].state),
+		    (unsigned long long)r->breakers[i].opened,
+		    (unsigned long long)r->breakers[i].rejected);
+	printf("\n");
 	printf("%-8s %-5s %9s %10s %9s %9s  %s\n", "PID", "STATE",
 	    "REQUESTS", "LOCALHITS", "LAST(us)", "RSS(KiB)", "CURRENT");
 	for (i = 0; i < SB_SLOTS; i++) {

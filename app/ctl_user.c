@@ -99,7 +99,7 @@ user_change(struct ctl *ctl, const char *op, long long id, const char *role)
 	char			 done[128];
 	int			 n;
 
-	cache_init(&cc, &ctl->cfg);
+	ctl_redis(ctl, &cc);
 	(void)cache_connect(&cc);
 	if (strcmp(op, "revoke") == 0) {
 		rc = account_revoke(&ctl->db, &cc, NULL, id, &tokens);

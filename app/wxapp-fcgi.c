@@ -387,6 +387,10 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct app	 app;
+	struct db_opts	 dbo;
+	struct cache_opts cco;
+	struct nearcache_opts nco;
+	struct wechat_opts wxo;
 	FCGX_Request	 fr;
 	uint64_t	*changes = NULL;
 	const char	*cfgpath = NULL, *listen_addr = NULL;
@@ -435,6 +439,9 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
+		if (app.cfg.obsolete != NULL)
+			printf("wxapp-fcgi: %s: %s is obsolete and ignored\n",
+			    cfgpath, app.cfg.obsolete);
 		printf("wxapp-fcgi: %s: config ok\n", cfgpath);
 		config_free(&app.cfg);
 		return 0;
@@ -491,19 +498,30 @@ main(int argc, char *argv[])
 	}
 	arena_init(&app.arena, ARENA_BLOCK, ARENA_KEEP);
 	req_id_seed();
-	db_init(&app.db, &app.cfg, app_stmts, STMT_COUNT);
-	cache_init(&app.cache, &app.cfg);
+	app_guards(&app.cfg, app.shm, app.guards);
+	app_db_opts(&app.cfg, &app.guards[GUARD_POSTGRES], &dbo);
+	db_init(&app.db, &dbo, app_stmts, STMT_COUNT);
+	app_cache_opts(&app.cfg, &app.guards[GUARD_REDIS], &cco);
+	cache_init(&app.cache, &cco);
 	app.cache.on_recover = httpcache_recover;
 	app.cache.recover_arg = app_collections;
-	nearcache_init(&app.near, &app.cfg, changes, app_collections,
-	    KEY_SESSION_PREFIX);
+	nco.redis = &cco;
+	nco.changes = changes;
+	nco.collections = app_collections;
+	nco.subject_prefix = KEY_SESSION_PREFIX;
+	nco.max_bytes = (size_t)app.cfg.cache_local_bytes;
+	nco.ttl_s = app.cfg.cache_ttl;
+	nco.negative_ttl_s = app.cfg.cache_negative_ttl;
+	nco.cache_control = app.cfg.http_cache_control;
+	nearcache_init(&app.near, &nco);
 	app_token_opts(&app.cfg, &app.tok);
 	limits_init(&app);
 	if (auth_init(&app) == -1) {
 		log_error("out of memory");
 		return 1;
 	}
-	if (wechat_init(&app.wx, &app.cfg, &app.cache, app.shm) == -1) {
+	app_wechat_opts(&app.cfg, &app.guards[GUARD_WECHAT], &wxo);
+	if (wechat_init(&app.wx, &wxo, &app.cache) == -1) {
 		log_error("cannot initialize libcurl");
 		return 1;
 	}
@@ -520,6 +538,9 @@ main(int argc, char *argv[])
 	}
 	log_info("responder started (config %s, recycled after %lu requests)",
 	    cfgpath, limit);
+	if (app.cfg.obsolete != NULL)
+		log_warn("%s: %s is obsolete and ignored", cfgpath,
+		    app.cfg.obsolete);
 
 	sigemptyset(&quiet);
 	sigaddset(&quiet, SIGALRM);

@@ -36,13 +36,25 @@ ctl_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void
+ctl_redis(struct ctl *ctl, struct cache *cc)
+{
+	struct cache_opts	o;
+
+	app_cache_opts(&ctl->cfg, NULL, &o);
+	cache_init(cc, &o);
+}
+
 int
 ctl_db(struct ctl *ctl, int prepared)
 {
+	struct db_opts	o;
+
+	app_db_opts(&ctl->cfg, NULL, &o);
 	if (prepared)
-		db_init(&ctl->db, &ctl->cfg, app_stmts, STMT_COUNT);
+		db_init(&ctl->db, &o, app_stmts, STMT_COUNT);
 	else
-		db_init(&ctl->db, &ctl->cfg, NULL, 0);
+		db_init(&ctl->db, &o, NULL, 0);
 	if (db_connect(&ctl->db) == -1) {
 		ctl_err("postgres: %s", ctl->db.errmsg);
 		return CTL_FAIL;

@@ -3,11 +3,14 @@
  *
  * hiredis marks a context dead for good once c->err is set (a timeout
  * included: the reply may still arrive and would answer the next command).
- * So every error drops the context, and the next command reconnects,
- * waiting 100 ms, 200 ms, ... up to 5 s between failed attempts.
+ * So every error drops the context, and the next command connects again
+ * -- if the guard lets it: a Redis that is down makes its breaker open
+ * after a few failures, one that hangs after a run of timeouts, and then
+ * nothing is tried until a trial call after breaker_store_open_ms.
  */
 #include <sys/time.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +20,23 @@
 #include "log.h"
 #include "util.h"
 
-#define CACHE_BACKOFF_MIN_MS	100
-#define CACHE_BACKOFF_MAX_MS	5000
-
 void
-cache_init(struct cache *cc, const struct config *cfg)
+cache_init(struct cache *cc, const struct cache_opts *o)
 {
 	memset(cc, 0, sizeof(*cc));
-	cc->cfg = cfg;
-	cc->backoff_ms = CACHE_BACKOFF_MIN_MS;
+	cc->o = *o;
+}
+
+/*
+ * Whether the context failed by timing out (Redis hangs), by what errno
+ * said just after: a read timeout is EAGAIN, a connect timeout ETIMEDOUT.
+ */
+static int
+cache_timed_out(const redisContext *c, int err)
+{
+	/* (EWOULDBLOCK is EAGAIN on Linux.) */
+	return c != NULL && c->err == REDIS_ERR_IO && (err == EAGAIN ||
+	    err == ETIMEDOUT);
 }
 
 static struct timeval
@@ -38,21 +49,12 @@ ms_tv(long long ms)
 	return tv;
 }
 
-static void
-cache_backoff(struct cache *cc)
-{
-	cc->next_try_us = util_mono_us() + cc->backoff_ms * 1000;
-	cc->backoff_ms *= 2;
-	if (cc->backoff_ms > CACHE_BACKOFF_MAX_MS)
-		cc->backoff_ms = CACHE_BACKOFF_MAX_MS;
-}
-
 /* Open the context for redis_addr: "/path" or "host:port". */
 static redisContext *
 cache_open(struct cache *cc)
 {
-	const char	*addr = cc->cfg->redis_addr, *colon, *errstr;
-	struct timeval	 tv = ms_tv(cc->cfg->redis_connect_timeout_ms);
+	const char	*addr = cc->o.addr, *colon, *errstr;
+	struct timeval	 tv = ms_tv(cc->o.connect_timeout_ms);
 	char		 host[256];
 	long long	 port;
 
@@ -74,39 +76,43 @@ int
 cache_connect(struct cache *cc)
 {
 	redisReply	*r = NULL;
-	const char	*argv[2] = { "AUTH", cc->cfg->redis_password };
-	size_t		 argvlen[2] = { 4, strlen(cc->cfg->redis_password) };
+	const char	*argv[2] = { "AUTH", cc->o.password };
+	size_t		 argvlen[2] = { 4, strlen(cc->o.password) };
 
 	cache_close(cc);
 	cc->errmsg[0] = '\0';
+	cc->timed_out = 0;
+	errno = 0;
 	if ((cc->c = cache_open(cc)) == NULL || cc->c->err) {
+		cc->timed_out = cache_timed_out(cc->c, errno);
 		if (cc->c != NULL)
 			snprintf(cc->errmsg, sizeof(cc->errmsg), "%s",
 			    cc->c->errstr);
-		log_error("redis: cannot connect to %s: %s",
-		    cc->cfg->redis_addr, cc->errmsg);
+		log_error("redis: cannot connect to %s: %s", cc->o.addr,
+		    cc->errmsg);
 		goto fail;
 	}
-	if (redisSetTimeout(cc->c,
-	    ms_tv(cc->cfg->redis_command_timeout_ms)) != REDIS_OK) {
+	if (redisSetTimeout(cc->c, ms_tv(cc->o.command_timeout_ms)) !=
+	    REDIS_OK) {
 		log_error("redis: cannot set the command timeout");
 		goto fail;
 	}
 	if (argvlen[1] > 0) {
+		errno = 0;
 		r = redisCommandArgv(cc->c, 2, argv, argvlen);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			cc->timed_out = r == NULL &&
+			    cache_timed_out(cc->c, errno);
 			log_error("redis: AUTH failed: %s",
 			    r ? r->str : cc->c->errstr);
 			goto fail;
 		}
 		freeReplyObject(r);
 	}
-	cc->backoff_ms = CACHE_BACKOFF_MIN_MS;
-	cc->next_try_us = 0;
 	cc->c_born_us = util_mono_us();
 	if (cc->lost) {
 		cc->lost = 0;
-		log_info("redis: connected again to %s", cc->cfg->redis_addr);
+		log_info("redis: connected again to %s", cc->o.addr);
 		if (cc->on_recover != NULL)
 			cc->on_recover(cc, cc->recover_arg);
 		/* The hook's own commands may have lost the connection again. */
@@ -119,7 +125,6 @@ fail:
 	if (r != NULL)
 		freeReplyObject(r);
 	cache_close(cc);
-	cache_backoff(cc);
 	return -1;
 }
 
@@ -137,8 +142,6 @@ cache_ready(struct cache *cc)
 	if (cc->c != NULL && cc->c->err == 0)
 		return 0;
 	cache_close(cc);
-	if (util_mono_us() < cc->next_try_us)
-		return -1;
 	return cache_connect(cc);
 }
 
@@ -148,13 +151,16 @@ cache_roundtrip(struct cache *cc, struct cache_call *calls, int n)
 {
 	int	i, j;
 
+	cc->timed_out = 0;
 	for (i = 0; i < n; i++)
 		if (redisAppendCommandArgv(cc->c, calls[i].argc, calls[i].argv,
 		    calls[i].argvlen) != REDIS_OK)
 			return -1;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		errno = 0;
 		if (redisGetReply(cc->c, (void **)&calls[i].reply) != REDIS_OK ||
 		    calls[i].reply == NULL) {
+			cc->timed_out = cache_timed_out(cc->c, errno);
 			for (j = 0; j < i; j++) {
 				freeReplyObject(calls[j].reply);
 				calls[j].reply = NULL;
@@ -162,6 +168,7 @@ cache_roundtrip(struct cache *cc, struct cache_call *calls, int n)
 			calls[i].reply = NULL;
 			return -1;
 		}
+	}
 	return 0;
 }
 
@@ -173,14 +180,20 @@ cache_roundtrip(struct cache *cc, struct cache_call *calls, int n)
 static void
 cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 {
-	int64_t	t0;
+	int64_t	t0, retry;
 	int	i, fresh, rc;
 
 	for (i = 0; i < n; i++) {
 		calls[i].reply = NULL;
 		calls[i].st = CACHE_UNAVAILABLE;
 	}
+	if (!guard_allow(cc->o.guard, &retry)) {
+		cc->failures++;
+		return;
+	}
 	if (cache_ready(cc) == -1) {
+		guard_done(cc->o.guard, cc->timed_out ? BREAKER_TIMED_OUT :
+		    BREAKER_FAILED);
 		cc->failures++;
 		return;
 	}
@@ -193,29 +206,29 @@ cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 	 * connection reset) never reached a live server: reconnect and try
 	 * once more.  A timeout is not retried: the commands may have run.
 	 */
-	if (rc == -1 && !fresh && util_mono_us() - t0 <
-	    cc->cfg->redis_command_timeout_ms * 500) {
+	if (rc == -1 && !fresh && !cc->timed_out) {
 		log_warn("redis: %s: stale connection (%s); reconnecting",
 		    calls[0].argv[0], cc->c->errstr);
 		cache_close(cc);
 		cc->lost = 1;
-		if (cache_connect(cc) == -1) {
-			cc->failures++;
-			return;
+		if (cache_connect(cc) == 0) {
+			t0 = util_mono_us();
+			rc = cache_roundtrip(cc, calls, n);
+			cc->busy_us += util_mono_us() - t0;
 		}
-		t0 = util_mono_us();
-		rc = cache_roundtrip(cc, calls, n);
-		cc->busy_us += util_mono_us() - t0;
 	}
 	if (rc == -1) {
-		log_error("redis: %s: connection lost: %s", calls[0].argv[0],
-		    cc->c->errstr);
+		if (cc->c != NULL)
+			log_error("redis: %s: connection lost: %s",
+			    calls[0].argv[0], cc->c->errstr);
 		cache_close(cc);
-		cc->next_try_us = 0;
 		cc->lost = 1;
 		cc->failures++;
+		guard_done(cc->o.guard, cc->timed_out ? BREAKER_TIMED_OUT :
+		    BREAKER_FAILED);
 		return;
 	}
+	guard_done(cc->o.guard, BREAKER_SUCCEEDED);
 	for (i = 0; i < n; i++) {
 		calls[i].st = CACHE_OK;
 		if (calls[i].reply->type == REDIS_REPLY_ERROR) {

@@ -2,8 +2,13 @@
  * cache: the responder's one Redis connection.  Owns connecting over a
  * unix socket or host:port with a connect timeout, the command timeout
  * (set again on every connect, since hiredis forgets it), AUTH, noticing a
- * dead context (hiredis' c->err is final) and reconnecting with backoff,
- * and binary-safe commands (argv + lengths only).
+ * dead context (hiredis' c->err is final) and connecting again, and
+ * binary-safe commands (argv + lengths only).
+ *
+ * Every round trip goes through the Redis guard (lib/guard): while its
+ * breaker is open, commands fail at once as CACHE_UNAVAILABLE without
+ * touching the network, as if Redis were down, and a Redis that hangs
+ * costs each responder a command timeout or two, not one per command.
  */
 #ifndef WX_CACHE_H
 #define WX_CACHE_H
@@ -14,7 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "arena.h"
-#include "config.h"
+#include "guard.h"
 
 enum cache_status {
 	CACHE_OK,
@@ -34,13 +39,20 @@ struct cache_call {
 	enum cache_status	 st;
 };
 
+struct cache_opts {
+	const char	*addr;		/* "/path/to/socket" or "host:port" */
+	const char	*password;	/* "" for no AUTH */
+	long long	 connect_timeout_ms;
+	long long	 command_timeout_ms;
+	struct guard	*guard;		/* NULL: none */
+};
+
 struct cache {
 	redisContext		*c;
-	const struct config	*cfg;
-	int64_t			 next_try_us;
-	long long		 backoff_ms;
+	struct cache_opts	 o;
 	char			 errmsg[256];
 	int			 lost;		/* a failure since the last connect */
+	int			 timed_out;	/* ... and it was a timeout */
 	/* Called after a connect that follows a failure (see httpcache). */
 	void			(*on_recover)(struct cache *, const void *);
 	const void		*recover_arg;
@@ -49,11 +61,11 @@ struct cache {
 	int64_t			 c_born_us;	/* when c was connected */
 };
 
-void	cache_init(struct cache *, const struct config *);
-/* Connect now; 0, or -1 (logged, backoff set). */
+void	cache_init(struct cache *, const struct cache_opts *);
+/* Connect now; 0, or -1 (logged). */
 int	cache_connect(struct cache *);
 void	cache_close(struct cache *);
-/* Connected, or reconnected when the backoff allows; 0 or -1. */
+/* Connected, or connected again when the guard allows; 0 or -1. */
 int	cache_ready(struct cache *);
 /*
  * Run one command given as argc arguments with explicit lengths.  On

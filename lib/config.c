@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "util.h"
 
 #ifndef WX_SYSCONFDIR
@@ -26,7 +27,8 @@
 #define WX_DATADIR	"/usr/local/share"
 #endif
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_ENUM };
+/* CFG_OBSOLETE: accepted and ignored, so an older file still loads. */
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_ENUM, CFG_OBSOLETE };
 
 struct cfg_key {
 	const char	*name;
@@ -38,7 +40,10 @@ struct cfg_key {
 	const char *const *names;	/* CFG_ENUM: value i is names[i] */
 };
 
-static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
+static const char *const levels[] = {
+	[LOG_LEVEL_DEBUG] = "debug", [LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_WARN] = "warn", [LOG_LEVEL_ERROR] = "error", NULL
+};
 static const char *const token_apis[] = { "stable_token", "token", NULL };
 static const char *const fail_opens[] = { "none", "read", "all", NULL };
 
@@ -46,6 +51,8 @@ static const char *const fail_opens[] = { "none", "read", "all", NULL };
 	{ #n, t, offsetof(struct config, n), d, lo, hi, s, NULL }
 #define E(n, d, names) \
 	{ #n, CFG_ENUM, offsetof(struct config, n), d, 0, 0, 0, names }
+#define OBSOLETE(n) \
+	{ #n, CFG_OBSOLETE, 0, NULL, 0, 0, 0, NULL }
 static const struct cfg_key keys[] = {
 	E(log_level, "info", levels),
 	K(log_file, CFG_STR, "", 0, 0, 0),
@@ -57,7 +64,7 @@ static const struct cfg_key keys[] = {
 	K(pg_conninfo, CFG_STR, "dbname=wxapp", 0, 0, 1),
 	K(pg_connect_timeout, CFG_INT, "2", 1, 60, 0),
 	K(pg_statement_timeout_ms, CFG_INT, "2000", 1, 600000, 0),
-	K(pg_reconnect_max_ms, CFG_INT, "5000", 100, 60000, 0),
+	OBSOLETE(pg_reconnect_max_ms),	/* 0.2: the breaker decides */
 	K(redis_addr, CFG_STR, "127.0.0.1:6379", 0, 0, 0),
 	K(redis_password, CFG_STR, "", 0, 0, 1),
 	K(redis_connect_timeout_ms, CFG_INT, "500", 1, 60000, 0),
@@ -106,6 +113,8 @@ static const struct cfg_key keys[] = {
 	K(breaker_error_pct, CFG_INT, "50", 1, 100, 0),
 	K(breaker_open_ms, CFG_INT, "5000", 100, 600000, 0),
 	K(breaker_half_open_calls, CFG_INT, "1", 1, 100, 0),
+	K(breaker_timeouts, CFG_INT, "2", 0, 1000, 0),
+	K(breaker_store_open_ms, CFG_INT, "500", 100, 600000, 0),
 	K(request_terminate_timeout, CFG_INT, "10", 0, 3600, 0),
 	K(slow_request_ms, CFG_INT, "1000", 0, 600000, 0),
 	K(max_requests_jitter, CFG_INT, "50000", 0, 1000000000, 0),
@@ -156,6 +165,9 @@ key_set(struct config *c, const struct cfg_key *k, const char *value,
 	int		 r;
 
 	switch (k->type) {
+	case CFG_OBSOLETE:
+		c->obsolete = k->name;
+		return 0;
 	case CFG_STR:
 		if ((dup = strdup(value)) == NULL) {
 			snprintf(why, whylen, "out of memory");
@@ -305,7 +317,8 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < NKEYS; i++)
-		if (key_set(c, &keys[i], keys[i].def, why, sizeof(why)) == -1) {
+		if (keys[i].type != CFG_OBSOLETE &&
+		    key_set(c, &keys[i], keys[i].def, why, sizeof(why)) == -1) {
 			snprintf(err, errlen, "default of %s: %s",
 			    keys[i].name, why);
 			goto fail;
@@ -365,6 +378,8 @@ config_dump(const struct config *c, FILE *f)
 	size_t		 i;
 
 	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].type == CFG_OBSOLETE)
+			continue;
 		field = (const char *)c + keys[i].off;
 		fprintf(f, "%s = ", keys[i].name);
 		switch (keys[i].type) {
@@ -383,6 +398,8 @@ config_dump(const struct config *c, FILE *f)
 			break;
 		case CFG_ENUM:
 			fputs(keys[i].names[*(const int *)field], f);
+			break;
+		case CFG_OBSOLETE:
 			break;
 		}
 		fputc('\n', f);

@@ -9,13 +9,6 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum log_level {
-	LOG_LEVEL_DEBUG,
-	LOG_LEVEL_INFO,
-	LOG_LEVEL_WARN,
-	LOG_LEVEL_ERROR
-};
-
 /* Which requests a token may pass without its session state. */
 enum auth_fail_open {
 	AUTH_OPEN_NONE,
@@ -23,13 +16,8 @@ enum auth_fail_open {
 	AUTH_OPEN_ALL
 };
 
-enum wechat_token_api {
-	WECHAT_TOKEN_STABLE,	/* cgi-bin/stable_token */
-	WECHAT_TOKEN_CLASSIC	/* cgi-bin/token */
-};
-
 struct config {
-	int		 log_level;
+	int		 log_level;	/* enum log_level of lib/log.h */
 	char		*log_file;
 	int		 access_log;
 	long long	 access_log_buffer;
@@ -39,7 +27,6 @@ struct config {
 	char		*pg_conninfo;
 	long long	 pg_connect_timeout;
 	long long	 pg_statement_timeout_ms;
-	long long	 pg_reconnect_max_ms;
 	char		*redis_addr;
 	char		*redis_password;
 	long long	 redis_connect_timeout_ms;
@@ -48,7 +35,7 @@ struct config {
 	char		*wechat_appid;
 	char		*wechat_secret;
 	char		*wechat_api_base;
-	int		 wechat_token_api;	/* enum wechat_token_api */
+	int		 wechat_token_api;	/* stable_token 0, token 1 */
 	long long	 wechat_connect_timeout_ms;
 	long long	 wechat_timeout_ms;
 	char		*jwt_secret;
@@ -88,9 +75,12 @@ struct config {
 	long long	 breaker_error_pct;
 	long long	 breaker_open_ms;
 	long long	 breaker_half_open_calls;
+	long long	 breaker_timeouts;
+	long long	 breaker_store_open_ms;
 	long long	 request_terminate_timeout;
 	long long	 slow_request_ms;
 	long long	 max_requests_jitter;
+	const char	*obsolete;	/* an obsolete key the file set, ignored */
 };
 
 #define CONFIG_SECRET_MIN	32	/* bytes of jwt_secret */

@@ -1,14 +1,16 @@
 /*
- * db: libpq with prepared statements and reconnection.
+ * db: libpq, asynchronous, with deadlines of our own, prepared statements
+ * and reconnection.
  *
- * A connection that breaks is dropped at once; the request that noticed
- * gets DB_UNAVAILABLE (a 503).  The next request reconnects right away; if
- * that fails, further attempts wait 100 ms, then 200 ms, ... up to
- * pg_reconnect_max_ms, so a dead database costs a request one failed
- * connect at most every backoff period, not one per request.
+ * A connection that breaks or passes a deadline is dropped at once; the
+ * request that noticed gets DB_UNAVAILABLE (a 503), and the next call
+ * connects again, unless the guard's breaker is open: then calls fail at
+ * once until a trial call finds PostgreSQL back (breaker_store_open_ms).
  */
 #include <sys/socket.h>
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +19,14 @@
 #include "log.h"
 #include "util.h"
 
-#define DB_BACKOFF_MIN_MS	100
-
 void
-db_init(struct db *db, const struct config *cfg, const struct db_stmt *stmts,
+db_init(struct db *db, const struct db_opts *o, const struct db_stmt *stmts,
     size_t nstmts)
 {
 	memset(db, 0, sizeof(*db));
-	db->cfg = cfg;
+	db->o = *o;
 	db->stmts = stmts;
 	db->nstmts = nstmts;
-	db->backoff_ms = DB_BACKOFF_MIN_MS;
 }
 
 /* Copy libpq's message (one line, no trailing newline) into db->errmsg. */
@@ -45,25 +44,148 @@ db_set_error(struct db *db, const char *msg)
 			db->errmsg[n - 1] = ' ';
 }
 
+/*
+ * Wait until the connection's socket is ready for events, at most until
+ * deadline (monotonic us): 1 ready, 0 the deadline passed, -1 failed.
+ */
+static int
+db_wait(struct db *db, short events, int64_t deadline)
+{
+	struct pollfd	pfd;
+	int64_t		left;
+	int		n;
+
+	if ((pfd.fd = PQsocket(db->conn)) < 0)
+		return -1;
+	pfd.events = events;
+	for (;;) {
+		if ((left = deadline - util_mono_us()) <= 0)
+			return 0;
+		n = poll(&pfd, 1, (int)(left > 60000000 ? 60000 :
+		    (left + 999) / 1000));
+		if (n > 0)
+			return 1;
+		if (n == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* The deadline of a statement sent now. */
+static int64_t
+db_deadline(const struct db *db)
+{
+	return util_mono_us() + (db->o.statement_timeout_ms +
+	    DB_DEADLINE_MARGIN_MS) * 1000;
+}
+
+/* True for SQLSTATEs that mean the server or the link is gone. */
+static int
+db_state_fatal(const char *state)
+{
+	return strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0;
+}
+
+/* Classify a failed result; drops the connection when it is dead. */
+static enum db_status
+db_fail(struct db *db, PGresult *res, const char *what)
+{
+	const char	*state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	db_set_error(db, PQresultErrorMessage(res));
+	if (PQstatus(db->conn) != CONNECTION_OK || db_state_fatal(db->sqlstate)) {
+		log_error("postgres: %s: connection lost: %s", what, db->errmsg);
+		db_close(db);
+		return DB_UNAVAILABLE;
+	}
+	/* statement_timeout fired: the database is too slow to answer. */
+	if (strcmp(db->sqlstate, "57014") == 0) {
+		log_warn("postgres: %s: %s", what, db->errmsg);
+		db->timed_out = 1;
+		return DB_UNAVAILABLE;
+	}
+	return DB_ERROR;
+}
+
+/*
+ * Flush what was sent, then collect its result before deadline: DB_OK with
+ * *res (the caller's), or why not.  A deadline passed or a broken link
+ * drops the connection.
+ */
+static enum db_status
+db_result(struct db *db, const char *what, int64_t deadline, PGresult **res)
+{
+	PGresult	*r;
+	enum db_status	 rc;
+	int		 f, w = 1;
+
+	*res = NULL;
+	while ((f = PQflush(db->conn)) == 1)
+		if ((w = db_wait(db, POLLOUT | POLLIN, deadline)) != 1 ||
+		    PQconsumeInput(db->conn) == 0)
+			goto lost;
+	if (f == -1)
+		goto lost;
+	for (;;) {
+		while (!PQisBusy(db->conn)) {
+			if ((r = PQgetResult(db->conn)) == NULL)
+				goto done;
+			if (*res == NULL)
+				*res = r;
+			else
+				PQclear(r);
+		}
+		if ((w = db_wait(db, POLLIN, deadline)) != 1 ||
+		    PQconsumeInput(db->conn) == 0)
+			goto lost;
+	}
+done:
+	if (*res == NULL)
+		goto lost;
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(*res) == PGRES_COMMAND_OK)
+		return DB_OK;
+	rc = db_fail(db, *res, what);
+	PQclear(*res);
+	*res = NULL;
+	return rc;
+lost:
+	if (w == 0) {
+		db->timed_out = 1;
+		snprintf(db->errmsg, sizeof(db->errmsg), "no answer within "
+		    "%lld ms", db->o.statement_timeout_ms + DB_DEADLINE_MARGIN_MS);
+	} else
+		db_set_error(db, PQerrorMessage(db->conn));
+	log_error("postgres: %s: connection dropped: %s", what, db->errmsg);
+	PQclear(*res);
+	*res = NULL;
+	db_close(db);
+	return DB_UNAVAILABLE;
+}
+
 static int
 db_prepare_all(struct db *db)
 {
 	PGresult	*res;
 	size_t		 i;
-	int		 ok;
 
 	for (i = 0; i < db->nstmts; i++) {
-		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql,
-		    db->stmts[i].nparams, NULL);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!ok)
-			db_set_error(db, PQresultErrorMessage(res));
-		PQclear(res);
-		if (!ok) {
+		if (PQsendPrepare(db->conn, db->stmts[i].name, db->stmts[i].sql,
+		    db->stmts[i].nparams, NULL) == 0) {
+			db_set_error(db, PQerrorMessage(db->conn));
 			log_error("postgres: cannot prepare %s: %s",
 			    db->stmts[i].name, db->errmsg);
+			db_close(db);
 			return -1;
 		}
+		if (db_result(db, db->stmts[i].name, db_deadline(db), &res) !=
+		    DB_OK) {
+			log_error("postgres: cannot prepare %s: %s",
+			    db->stmts[i].name, db->errmsg);
+			db_close(db);
+			return -1;
+		}
+		PQclear(res);
 	}
 	return 0;
 }
@@ -76,43 +198,55 @@ db_notice(void *arg, const char *msg)
 	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
-/* Schedule the next attempt after a failure, doubling the wait. */
-static void
-db_backoff(struct db *db)
-{
-	db->next_try_us = util_mono_us() + db->backoff_ms * 1000;
-	db->backoff_ms *= 2;
-	if (db->backoff_ms > db->cfg->pg_reconnect_max_ms)
-		db->backoff_ms = db->cfg->pg_reconnect_max_ms;
-}
-
 int
 db_connect(struct db *db)
 {
-	char		 timeout[16], options[64];
-	const char	*keys[] = { "dbname", "connect_timeout", "options",
-	    "keepalives", "keepalives_idle", "keepalives_interval",
+	char				 timeout[16], options[64];
+	const char			*keys[] = { "dbname", "connect_timeout",
+	    "options", "keepalives", "keepalives_idle", "keepalives_interval",
 	    "keepalives_count", "application_name", NULL };
-	const char	*vals[] = { db->cfg->pg_conninfo, timeout, options,
-	    "1", "30", "10", "3", "wxapp", NULL };
-	int		 n1, n2;
+	const char			*vals[] = { db->o.conninfo, timeout,
+	    options, "1", "30", "10", "3", "wxapp", NULL };
+	PostgresPollingStatusType	 st = PGRES_POLLING_WRITING;
+	int64_t				 deadline;
+	int				 n1, n2, w;
 
 	db_close(db);
+	db->timed_out = 0;
+	deadline = util_mono_us() + db->o.connect_timeout_ms * 1000;
+	/* libpq's own connect_timeout (whole seconds) as a second bound. */
 	n1 = snprintf(timeout, sizeof(timeout), "%lld",
-	    db->cfg->pg_connect_timeout);
+	    (db->o.connect_timeout_ms + 999) / 1000);
 	n2 = snprintf(options, sizeof(options), "-c statement_timeout=%lld",
-	    db->cfg->pg_statement_timeout_ms);
+	    db->o.statement_timeout_ms);
 	if (n1 < 0 || (size_t)n1 >= sizeof(timeout) || n2 < 0 ||
 	    (size_t)n2 >= sizeof(options)) {
 		log_error("postgres: connection options truncated");
+		return -1;
+	}
+	if ((db->conn = PQconnectStartParams(keys, vals, 1)) == NULL) {
+		db_set_error(db, "out of memory");
 		goto fail;
 	}
-	db->conn = PQconnectdbParams(keys, vals, 1);
-	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-		db_set_error(db, db->conn ? PQerrorMessage(db->conn) :
-		    "out of memory");
-		log_error("postgres: cannot connect: %s", db->errmsg);
-		goto fail;
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED ||
+		    PQstatus(db->conn) == CONNECTION_BAD) {
+			db_set_error(db, PQerrorMessage(db->conn));
+			goto fail;
+		}
+		w = db_wait(db, st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+		    deadline);
+		if (w == 0) {
+			db->timed_out = 1;
+			snprintf(db->errmsg, sizeof(db->errmsg), "no answer "
+			    "within %lld ms", db->o.connect_timeout_ms);
+			goto fail;
+		}
+		if (w == -1) {
+			db_set_error(db, PQerrorMessage(db->conn));
+			goto fail;
+		}
+		st = PQconnectPoll(db->conn);
 	}
 	PQsetNoticeProcessor(db->conn, db_notice, NULL);
 	/*
@@ -121,14 +255,16 @@ db_connect(struct db *db)
 	 * must never hold personal data.
 	 */
 	(void)PQsetErrorVerbosity(db->conn, PQERRORS_TERSE);
-	if (db_prepare_all(db) == -1)
+	if (PQsetnonblocking(db->conn, 1) == -1) {
+		db_set_error(db, PQerrorMessage(db->conn));
 		goto fail;
-	db->backoff_ms = DB_BACKOFF_MIN_MS;
-	db->next_try_us = 0;
+	}
+	if (db_prepare_all(db) == -1)
+		return -1;
 	return 0;
 fail:
+	log_error("postgres: cannot connect: %s", db->errmsg);
 	db_close(db);
-	db_backoff(db);
 	return -1;
 }
 
@@ -157,7 +293,8 @@ db_alive(struct db *db)
 	return recv(PQsocket(db->conn), &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
 }
 
-int
+/* Connected, or connected again; 0 or -1. */
+static int
 db_ready(struct db *db)
 {
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
@@ -167,76 +304,66 @@ db_ready(struct db *db)
 		log_warn("postgres: connection lost");
 		db_close(db);
 	}
-	if (util_mono_us() < db->next_try_us)
-		return -1;
 	return db_connect(db);
 }
 
-/* True for SQLSTATEs that mean the server or the link is gone. */
-static int
-db_state_fatal(const char *state)
-{
-	return strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0;
-}
-
-/* Classify a failed result; drops the connection when it is dead. */
+/*
+ * Send a statement (stmt, or the SQL of a transaction command) and wait
+ * for its result, through the guard.
+ */
 static enum db_status
-db_fail(struct db *db, PGresult *res, const char *what)
+db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
+    const char *const *params, PGresult **res)
 {
-	const char	*state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char	*what = stmt != NULL ? stmt->name : sql;
+	enum db_status	 rc;
+	int64_t		 t0, retry;
+	int		 retried = 0, sent;
 
-	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
-	db_set_error(db, res ? PQresultErrorMessage(res) :
-	    PQerrorMessage(db->conn));
-	if (PQstatus(db->conn) != CONNECTION_OK || db_state_fatal(db->sqlstate)) {
-		log_error("postgres: %s: connection lost: %s", what, db->errmsg);
+	*res = NULL;
+	db->timed_out = 0;
+	if (!guard_allow(db->o.guard, &retry)) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "circuit open");
+		return DB_UNAVAILABLE;
+	}
+	if (db_ready(db) == -1) {
+		rc = DB_UNAVAILABLE;
+		goto done;
+	}
+again:
+	t0 = util_mono_us();
+	sent = stmt != NULL ? PQsendQueryPrepared(db->conn, stmt->name,
+	    stmt->nparams, params, NULL, NULL, 0) : PQsendQuery(db->conn, sql);
+	if (!sent) {
+		db_set_error(db, PQerrorMessage(db->conn));
+		log_error("postgres: %s: cannot send: %s", what, db->errmsg);
 		db_close(db);
-		db->next_try_us = 0;
-		return DB_UNAVAILABLE;
+		rc = DB_UNAVAILABLE;
+		goto done;
 	}
-	/* statement_timeout fired: the database is too slow to answer. */
-	if (strcmp(db->sqlstate, "57014") == 0) {
-		log_warn("postgres: %s: %s", what, db->errmsg);
-		return DB_UNAVAILABLE;
+	rc = db_result(db, what, db_deadline(db), res);
+	db->busy_us += util_mono_us() - t0;
+	/* 26000: the statement is gone (DISCARD ALL, a pooler): prepare again. */
+	if (rc == DB_ERROR && stmt != NULL &&
+	    strcmp(db->sqlstate, "26000") == 0 && !retried) {
+		retried = 1;
+		log_warn("postgres: %s was not prepared; preparing again",
+		    stmt->name);
+		if (db_prepare_all(db) == 0)
+			goto again;
+		rc = DB_UNAVAILABLE;
 	}
-	return DB_ERROR;
+done:
+	/* The server answered (an error included): it is working. */
+	guard_done(db->o.guard, rc != DB_UNAVAILABLE ? BREAKER_SUCCEEDED :
+	    db->timed_out ? BREAKER_TIMED_OUT : BREAKER_FAILED);
+	return rc;
 }
 
 enum db_status
 db_exec(struct db *db, size_t id, const char *const *params, PGresult **res)
 {
-	const struct db_stmt	*st = &db->stmts[id];
-	enum db_status		 rc;
-	ExecStatusType		 est;
-	int64_t			 t0;
-	int			 retried = 0;
-
-	*res = NULL;
-	if (db_ready(db) == -1)
-		return DB_UNAVAILABLE;
-again:
-	t0 = util_mono_us();
-	*res = PQexecPrepared(db->conn, st->name, st->nparams, params, NULL,
-	    NULL, 0);
-	db->busy_us += util_mono_us() - t0;
-	est = PQresultStatus(*res);
-	if (est == PGRES_TUPLES_OK || est == PGRES_COMMAND_OK)
-		return DB_OK;
-	rc = db_fail(db, *res, st->name);
-	PQclear(*res);
-	*res = NULL;
-	/* 26000: the statement is gone (DISCARD ALL, a pooler): prepare again. */
-	if (rc == DB_ERROR && strcmp(db->sqlstate, "26000") == 0 && !retried) {
-		retried = 1;
-		log_warn("postgres: %s was not prepared; preparing again",
-		    st->name);
-		if (db_prepare_all(db) == 0)
-			goto again;
-		db_close(db);
-		db_backoff(db);
-		return DB_UNAVAILABLE;
-	}
-	return rc;
+	return db_call(db, &db->stmts[id], NULL, params, res);
 }
 
 /* Run a transaction-control command. */
@@ -244,14 +371,10 @@ static enum db_status
 db_simple(struct db *db, const char *sql)
 {
 	PGresult	*res;
-	enum db_status	 rc = DB_OK;
+	enum db_status	 rc;
 
-	if (db_ready(db) == -1)
-		return DB_UNAVAILABLE;
-	res = PQexec(db->conn, sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = db_fail(db, res, sql);
-	PQclear(res);
+	if ((rc = db_call(db, NULL, sql, NULL, &res)) == DB_OK)
+		PQclear(res);
 	return rc;
 }
 

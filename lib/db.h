@@ -1,10 +1,19 @@
 /*
- * db: the responder's one PostgreSQL connection.  Owns connecting (with
- * connect_timeout, statement_timeout and TCP keepalives), preparing every
- * statement of the program's statement table on each connect, running
- * statements by table index only, noticing a broken connection and
- * reconnecting with exponential backoff on a later request, and
- * transactions.  No SQL is assembled from strings anywhere.
+ * db: the responder's one PostgreSQL connection.  Owns connecting (with a
+ * deadline of our own, statement_timeout and TCP keepalives), preparing
+ * every statement of the program's statement table on each connect,
+ * running statements by table index only, noticing a broken connection
+ * and connecting again, and transactions.  No SQL is assembled from
+ * strings anywhere.
+ *
+ * Every call has a deadline of our own: statement_timeout is enforced by
+ * the server, and a server that hangs enforces nothing, so a synchronous
+ * libpq call would wait forever.  Calls use libpq's asynchronous API and
+ * poll(2) until the deadline (the statement timeout and a margin, for the
+ * server's own cancel to win when it can); a call that passes it drops
+ * the connection (PQcancel would wait on the frozen server too), and the
+ * next call connects again.  Every call goes through the PostgreSQL
+ * guard (lib/guard): while its breaker is open, calls fail at once.
  */
 #ifndef WX_DB_H
 #define WX_DB_H
@@ -14,7 +23,7 @@
 
 #include <libpq-fe.h>
 
-#include "config.h"
+#include "guard.h"
 
 /* A statement of the program: declared once, prepared on every connect. */
 struct db_stmt {
@@ -29,25 +38,32 @@ enum db_status {
 	DB_ERROR		/* the statement failed: see db->sqlstate */
 };
 
+struct db_opts {
+	const char	*conninfo;
+	long long	 connect_timeout_ms;
+	long long	 statement_timeout_ms;
+	struct guard	*guard;		/* NULL: none */
+};
+
 struct db {
 	PGconn			*conn;
-	const struct config	*cfg;
+	struct db_opts		 o;
 	const struct db_stmt	*stmts;
 	size_t			 nstmts;
-	int64_t			 next_try_us;	/* no reconnect before this */
-	long long		 backoff_ms;
 	char			 sqlstate[6];	/* of the last DB_ERROR */
 	char			 errmsg[256];	/* of the last failure */
 	int64_t			 busy_us;	/* time spent in PostgreSQL */
+	int			 timed_out;	/* the last failure was one */
 };
 
-void	db_init(struct db *, const struct config *, const struct db_stmt *,
+/* The margin of our deadline over the server's statement_timeout. */
+#define DB_DEADLINE_MARGIN_MS	100
+
+void	db_init(struct db *, const struct db_opts *, const struct db_stmt *,
 	    size_t nstmts);
-/* Connect now and prepare everything; 0, or -1 (logged, backoff set). */
+/* Connect now and prepare everything; 0, or -1 (logged). */
 int	db_connect(struct db *);
 void	db_close(struct db *);
-/* Connected, or reconnected when the backoff allows; 0 or -1. */
-int	db_ready(struct db *);
 /* Run statement `id` of the table; on DB_OK *res is the caller's to PQclear. */
 enum db_status db_exec(struct db *, size_t id, const char *const *params,
 	    PGresult **res);

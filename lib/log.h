@@ -15,9 +15,15 @@
 #ifndef WX_LOG_H
 #define WX_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+enum log_level {
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERROR
+};
 
 struct log_access {
 	const char	*request_id;

@@ -47,19 +47,14 @@ on_sigio(int sig)
 }
 
 void
-nearcache_init(struct nearcache *nc, const struct config *cfg,
-    const uint64_t *changes, const char *const *collections,
-    const char *subject_prefix)
+nearcache_init(struct nearcache *nc, const struct nearcache_opts *o)
 {
 	struct sigaction	sa;
 
 	memset(nc, 0, sizeof(*nc));
-	nc->cfg = cfg;
-	nc->changes = changes;
-	nc->collections = collections;
-	nc->subject_prefix = subject_prefix;
-	nc->copies = cfg->cache_local_bytes > 0;
-	cache_init(&nc->conn, cfg);
+	nc->o = *o;
+	nc->changes = o->changes;
+	cache_init(&nc->conn, o->redis);
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_sigio;
@@ -111,9 +106,9 @@ nearcache_collection(const struct nearcache *nc, const char *collection)
 {
 	int	i;
 
-	for (i = 0; nc->collections[i] != NULL &&
+	for (i = 0; nc->o.collections[i] != NULL &&
 	    i < NEARCACHE_COLLECTIONS; i++)
-		if (strcmp(nc->collections[i], collection) == 0)
+		if (strcmp(nc->o.collections[i], collection) == 0)
 			return i;
 	return -1;
 }
@@ -138,7 +133,7 @@ lose(struct nearcache *nc, const char *why, int64_t retry_us)
 	log_warn("nearcache: invalidation connection %s; copies dropped", why);
 	drop(nc, -1);
 	cache_close(&nc->conn);
-	nc->conn.next_try_us = util_mono_us() + retry_us;
+	nc->retry_us = util_mono_us() + retry_us;
 	nc->tracking = 0;
 }
 
@@ -181,7 +176,7 @@ track(struct nearcache *nc)
 	const char	*sub_argv[] = { "SUBSCRIBE", "__redis__:invalidate" };
 	const char	*tr_argv[] = { "CLIENT", "TRACKING", "on", "REDIRECT",
 			    NULL, "BCAST", "PREFIX", VER_PREFIX, "PREFIX",
-			    nc->subject_prefix };
+			    nc->o.subject_prefix };
 	char		 id[24];
 	long long	 n;
 	int		 rc, w, fd, fl;
@@ -210,7 +205,7 @@ track(struct nearcache *nc)
 	drop(nc, -1);
 	nc->tracking = 1;
 	log_info("nearcache: tracking writes to %s* and %s* on redis",
-	    VER_PREFIX, nc->subject_prefix);
+	    VER_PREFIX, nc->o.subject_prefix);
 	return 0;
 fail:
 	if (rc == 1) {
@@ -232,7 +227,7 @@ apply(struct nearcache *nc, const redisReply *m)
 {
 	const redisReply	*keys, *k;
 	size_t			 i, plen = sizeof(VER_PREFIX) - 1;
-	size_t			 slen = strlen(nc->subject_prefix);
+	size_t			 slen = strlen(nc->o.subject_prefix);
 	int			 coll;
 
 	if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 ||
@@ -251,7 +246,7 @@ apply(struct nearcache *nc, const redisReply *m)
 		if (k->type != REDIS_REPLY_STRING)
 			return -1;
 		if (k->len > slen &&
-		    memcmp(k->str, nc->subject_prefix, slen) == 0) {
+		    memcmp(k->str, nc->o.subject_prefix, slen) == 0) {
 			nc->subj_epoch[subject_bucket(k->str + slen,
 			    k->len - slen)]++;
 			continue;
@@ -318,7 +313,7 @@ nearcache_sync(struct nearcache *nc, const struct cache *main)
 	if (!nc->tracking) {
 		/* Redis down: leave the reconnecting (and logging) to main. */
 		if (main->c == NULL || main->c->err != 0 ||
-		    util_mono_us() < nc->conn.next_try_us || track(nc) == -1)
+		    util_mono_us() < nc->retry_us || track(nc) == -1)
 			return 0;
 	}
 	if (readable) {
@@ -356,8 +351,7 @@ nearcache_get(struct nearcache *nc, int coll, const char *key)
 	if (it == NULL || it->hash != h || it->coll != coll ||
 	    it->keylen != len || memcmp(it->data, key, len) != 0)
 		return NULL;
-	ttl = it->e.status == 200 ? nc->cfg->cache_ttl :
-	    nc->cfg->cache_negative_ttl;
+	ttl = it->e.status == 200 ? nc->o.ttl_s : nc->o.negative_ttl_s;
 	if (it->mark != nearcache_mark(nc, coll) ||
 	    util_mono_us() - it->born_us > ttl * 1000000) {
 		item_drop(nc, i);
@@ -376,13 +370,13 @@ nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
 	size_t		 i = h % NEARCACHE_SLOTS;
 	struct nc_item	*it;
 
-	if (nc->changes == NULL || !nc->copies || !nc->tracking)
+	if (nc->changes == NULL || nc->o.max_bytes == 0 || !nc->tracking)
 		return;
 	if (nc->slots[i] != NULL)
 		item_drop(nc, i);
-	hmax = httpcache_headers_max(nc->cfg->http_cache_control);
+	hmax = httpcache_headers_max(nc->o.cache_control);
 	size = sizeof(*it) + len + 1 + e->body_len + hmax;
-	if (nc->bytes + size > (size_t)nc->cfg->cache_local_bytes ||
+	if (nc->bytes + size > nc->o.max_bytes ||
 	    (it = malloc(size)) == NULL)
 		return;
 	it->hash = h;
@@ -395,7 +389,7 @@ nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
 	memcpy(it->data + len + 1, e->body, e->body_len);
 	it->e = *e;
 	it->e.body = it->data + len + 1;
-	httpcache_prepare_answer(&it->e, nc->cfg->http_cache_control,
+	httpcache_prepare_answer(&it->e, nc->o.cache_control,
 	    it->data + len + 1 + e->body_len);
 	nc->slots[i] = it;
 	nc->bytes += size;

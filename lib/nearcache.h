@@ -44,7 +44,6 @@
 #include <stdint.h>
 
 #include "cache.h"
-#include "config.h"
 #include "httpcache.h"
 
 #define NEARCACHE_SLOTS		1024
@@ -54,13 +53,26 @@
 
 struct nc_item;
 
+struct nearcache_opts {
+	const struct cache_opts	*redis;		/* where to connect */
+	/*
+	 * The host's write counters, one per entry of collections (NULL:
+	 * nothing is vouched for), and their names, NULL-ended.
+	 */
+	uint64_t		*changes;
+	const char *const	*collections;
+	const char		*subject_prefix;	/* keys of subjects */
+	size_t			 max_bytes;	/* of copies; 0: none */
+	long long		 ttl_s;		/* a copy of a 200 lives */
+	long long		 negative_ttl_s;	/* ... of a 404 */
+	const char		*cache_control;	/* of a copy's answers */
+};
+
 struct nearcache {
-	const struct config	*cfg;
-	const uint64_t		*changes;	/* per collection; NULL: off */
-	const char *const	*collections;	/* their names, NULL-ended */
-	const char		*subject_prefix;
-	int			 copies;	/* cache_local_bytes > 0 */
+	struct nearcache_opts	 o;
+	const uint64_t		*changes;	/* o.changes; NULL: off */
 	struct cache		 conn;		/* the invalidation connection */
+	int64_t			 retry_us;	/* no set-up before (monotonic) */
 	int			 tracking;	/* conn is subscribed */
 	struct nc_item		*slots[NEARCACHE_SLOTS];
 	size_t			 bytes;
@@ -81,15 +93,8 @@ struct nc_stamp {
 	int		coll;
 };
 
-/*
- * Set up; changes points to the host's write counters, one per entry of
- * collections (NULL: nothing is vouched for); subject_prefix names the
- * keys of subjects.  Copies are kept only with cache_local_bytes > 0.
- * Installs the process's SIGIO handler (SA_RESTART).
- */
-void	nearcache_init(struct nearcache *, const struct config *,
-	    const uint64_t *changes, const char *const *collections,
-	    const char *subject_prefix);
+/* Set up; installs the process's SIGIO handler (SA_RESTART). */
+void	nearcache_init(struct nearcache *, const struct nearcache_opts *);
 void	nearcache_free(struct nearcache *);
 /*
  * Apply what Redis has reported; connect the invalidation connection when

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "shm.h"
 #include "util.h"
 
@@ -34,6 +35,7 @@ static int
 shm_init(struct shm_region *r)
 {
 	pthread_mutexattr_t	a;
+	int			i;
 
 	if (pthread_mutexattr_init(&a) != 0 ||
 	    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) != 0 ||
@@ -41,7 +43,8 @@ shm_init(struct shm_region *r)
 	    pthread_mutex_init(&r->lock, &a) != 0)
 		return -1;
 	pthread_mutexattr_destroy(&a);
-	breaker_reset(&r->breaker, util_mono_us());
+	for (i = 0; i < SHM_BREAKERS; i++)
+		breaker_reset(&r->breakers[i], util_mono_us());
 	r->sb.start_wall_us = util_wall_us();
 	r->version = SHM_VERSION;
 	__atomic_store_n(&r->magic, SHM_MAGIC, __ATOMIC_RELEASE);
@@ -154,12 +157,21 @@ shm_peek(const char *name)
 void
 shm_status_json(const struct shm_region *r, struct buf *b)
 {
+	const struct breaker	*br;
+	int			 i;
+
 	buf_adds(b, "{\"pool\":");
 	scoreboard_json(&r->sb, b, util_mono_us(), util_wall_us());
-	buf_printf(b, ",\"wechat_breaker\":{\"state\":\"%s\",\"opened\":%llu,"
-	    "\"rejected\":%llu}}", breaker_state_name(r->breaker.state),
-	    (unsigned long long)r->breaker.opened,
-	    (unsigned long long)r->breaker.rejected);
+	buf_adds(b, ",\"breakers\":{");
+	for (i = 0; i < GUARD_NDEPS; i++) {
+		br = &r->breakers[i];
+		buf_printf(b, "%s\"%s\":{\"state\":\"%s\",\"opened\":%llu,"
+		    "\"rejected\":%llu}", i > 0 ? "," : "", guard_name(i),
+		    breaker_state_name(br->state),
+		    (unsigned long long)br->opened,
+		    (unsigned long long)br->rejected);
+	}
+	buf_adds(b, "}}");
 }
 
 void

@@ -1,7 +1,8 @@
 /*
  * shm: the shared memory of the responders of one host (one pool
  * configuration): a named POSIX shared memory segment holding a robust
- * process-shared mutex, the WeChat circuit breaker, the scoreboard, the
+ * process-shared mutex, the circuit breakers of the dependencies, the
+ * scoreboard, the
  * write counters of the cached collections and the rate-limit leases.
  * Owns creating it exactly once, attaching to it, and the lock (which
  * survives a holder that dies: EOWNERDEAD is repaired).
@@ -17,14 +18,15 @@
 #include "scoreboard.h"
 
 #define SHM_MAGIC	0x77786170u	/* "wxap" */
-#define SHM_VERSION	2u
-#define SHM_COLLECTIONS	4	/* >= the collections httpcache knows */
+#define SHM_VERSION	3u
+#define SHM_COLLECTIONS	4	/* >= the collections the program caches */
+#define SHM_BREAKERS	4	/* >= the dependencies lib/guard knows */
 
 struct shm_region {
 	uint32_t		magic;
 	uint32_t		version;
 	pthread_mutex_t		lock;
-	struct breaker		breaker;
+	struct breaker		breakers[SHM_BREAKERS];	/* lib/guard */
 	struct scoreboard	sb;
 	/*
 	 * Writes per cached collection on this host, bumped without the lock
@@ -45,7 +47,7 @@ struct shm_region *shm_attach(const char *name);
 struct shm_region *shm_private(void);
 /* Attach read-only for reporting; NULL when absent. */
 const struct shm_region *shm_peek(const char *name);
-/* The pool's status as JSON: the scoreboard and the breaker. */
+/* The pool's status as JSON: the scoreboard and the breakers. */
 void	shm_status_json(const struct shm_region *, struct buf *);
 void	shm_lock(struct shm_region *);
 void	shm_unlock(struct shm_region *);

@@ -45,13 +45,11 @@ on_data(char *p, size_t size, size_t n, void *ctx)
 }
 
 int
-wechat_init(struct wechat *wx, const struct config *cfg, struct cache *cc,
-    struct shm_region *shm)
+wechat_init(struct wechat *wx, const struct wechat_opts *o, struct cache *cc)
 {
 	memset(wx, 0, sizeof(*wx));
-	wx->cfg = cfg;
+	wx->o = *o;
 	wx->cache = cc;
-	wx->shm = shm;
 	if ((wx->curl = curl_easy_init()) == NULL)
 		return -1;
 	return 0;
@@ -90,9 +88,8 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	curl_easy_setopt(wx->curl, CURLOPT_URL, url);
 	curl_easy_setopt(wx->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(wx->curl, CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)wx->cfg->wechat_connect_timeout_ms);
-	curl_easy_setopt(wx->curl, CURLOPT_TIMEOUT_MS,
-	    (long)wx->cfg->wechat_timeout_ms);
+	    (long)wx->o.connect_timeout_ms);
+	curl_easy_setopt(wx->curl, CURLOPT_TIMEOUT_MS, (long)wx->o.timeout_ms);
 	curl_easy_setopt(wx->curl, CURLOPT_ERRORBUFFER, wx->errbuf);
 	curl_easy_setopt(wx->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(wx->curl, CURLOPT_WRITEDATA, &sink);
@@ -111,6 +108,7 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 	if (cc != CURLE_OK) {
+		wx->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
 		snprintf(wx->errmsg, sizeof(wx->errmsg), "%s: %.200s", what,
 		    sink.overflow ? "answer too large" :
 		    wx->errbuf[0] ? wx->errbuf : curl_easy_strerror(cc));
@@ -151,22 +149,10 @@ static enum wechat_status
 wechat_call(struct wechat *wx, struct arena *a, const char *what,
     const char *url, const char *post, struct json_object **out)
 {
-	struct breaker_params	 p = { wx->cfg->breaker_window_s,
-	    wx->cfg->breaker_min_calls, wx->cfg->breaker_error_pct,
-	    wx->cfg->breaker_open_ms, wx->cfg->breaker_half_open_calls };
 	enum wechat_status	 st;
 	int64_t			 t0, retry;
-	int			 allowed, before, after;
 
-	shm_lock(wx->shm);
-	before = wx->shm->breaker.state;
-	allowed = breaker_allow(&wx->shm->breaker, &p, util_mono_us(), &retry);
-	after = wx->shm->breaker.state;
-	shm_unlock(wx->shm);
-	if (before != after)
-		log_warn("wechat: circuit %s -> %s", breaker_state_name(before),
-		    breaker_state_name(after));
-	if (!allowed) {
+	if (!guard_allow(wx->o.guard, &retry)) {
 		*out = NULL;
 		wx->errcode = 0;
 		wx->retry_after_s = (retry + 999999) / 1000000;
@@ -174,16 +160,12 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 		return WECHAT_UNAVAILABLE;
 	}
 	t0 = util_mono_us();
+	wx->timed_out = 0;
 	st = wechat_http(wx, a, what, url, post, out);
 	wx->busy_us += util_mono_us() - t0;
-	shm_lock(wx->shm);
-	before = wx->shm->breaker.state;
-	after = breaker_record(&wx->shm->breaker, &p, util_mono_us(),
-	    st == WECHAT_OK || (st == WECHAT_ERRCODE && wx->errcode != -1));
-	shm_unlock(wx->shm);
-	if (before != after)
-		log_warn("wechat: circuit %s -> %s (%s)", breaker_state_name(before),
-		    breaker_state_name(after), wx->errmsg);
+	guard_done(wx->o.guard, st == WECHAT_OK || (st == WECHAT_ERRCODE &&
+	    wx->errcode != -1) ? BREAKER_SUCCEEDED : wx->timed_out ?
+	    BREAKER_TIMED_OUT : BREAKER_FAILED);
 	return st;
 }
 
@@ -218,14 +200,14 @@ wechat_code2session(struct wechat *wx, struct arena *a, const char *code,
 	char			*url, *ecode, *eappid, *esecret;
 
 	if ((ecode = wechat_escape(wx, a, code)) == NULL ||
-	    (eappid = wechat_escape(wx, a, wx->cfg->wechat_appid)) == NULL ||
-	    (esecret = wechat_escape(wx, a, wx->cfg->wechat_secret)) == NULL) {
+	    (eappid = wechat_escape(wx, a, wx->o.appid)) == NULL ||
+	    (esecret = wechat_escape(wx, a, wx->o.secret)) == NULL) {
 		snprintf(wx->errmsg, sizeof(wx->errmsg), "code2session: escape");
 		return WECHAT_UNAVAILABLE;
 	}
 	url = arena_printf(a, "%s/sns/jscode2session?appid=%s&secret=%s"
 	    "&js_code=%s&grant_type=authorization_code",
-	    wx->cfg->wechat_api_base, eappid, esecret, ecode);
+	    wx->o.api_base, eappid, esecret, ecode);
 	if ((st = wechat_call(wx, a, "code2session", url, NULL, &o)) != WECHAT_OK)
 		return st;
 	ws->openid = field(a, o, "openid");
@@ -250,21 +232,21 @@ wechat_fetch_token(struct wechat *wx, struct arena *a, const char **token,
 	char			*url, *eappid, *esecret;
 	const char		*post = NULL;
 
-	if ((eappid = wechat_escape(wx, a, wx->cfg->wechat_appid)) == NULL ||
-	    (esecret = wechat_escape(wx, a, wx->cfg->wechat_secret)) == NULL) {
+	if ((eappid = wechat_escape(wx, a, wx->o.appid)) == NULL ||
+	    (esecret = wechat_escape(wx, a, wx->o.secret)) == NULL) {
 		snprintf(wx->errmsg, sizeof(wx->errmsg), "token: escape");
 		return WECHAT_UNAVAILABLE;
 	}
-	if (wx->cfg->wechat_token_api == WECHAT_TOKEN_STABLE) {
+	if (wx->o.token_api == WECHAT_TOKEN_STABLE) {
 		url = arena_printf(a, "%s/cgi-bin/stable_token",
-		    wx->cfg->wechat_api_base);
+		    wx->o.api_base);
 		body = json_object_new_object();
 		json_object_object_add(body, "grant_type",
 		    json_object_new_string("client_credential"));
 		json_object_object_add(body, "appid",
-		    json_object_new_string(wx->cfg->wechat_appid));
+		    json_object_new_string(wx->o.appid));
 		json_object_object_add(body, "secret",
-		    json_object_new_string(wx->cfg->wechat_secret));
+		    json_object_new_string(wx->o.secret));
 		json_object_object_add(body, "force_refresh",
 		    json_object_new_boolean(0));
 		post = arena_strdup(a, json_object_to_json_string_ext(body,
@@ -273,7 +255,7 @@ wechat_fetch_token(struct wechat *wx, struct arena *a, const char **token,
 	} else
 		url = arena_printf(a, "%s/cgi-bin/token?grant_type="
 		    "client_credential&appid=%s&secret=%s",
-		    wx->cfg->wechat_api_base, eappid, esecret);
+		    wx->o.api_base, eappid, esecret);
 	if ((st = wechat_call(wx, a, "access_token", url, post, &o)) != WECHAT_OK)
 		return st;
 	*token = field(a, o, "access_token");
@@ -309,7 +291,7 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 		return WECHAT_OK;
 	if (crypto_random_b64url(16, owner) == -1)
 		return WECHAT_UNAVAILABLE;
-	deadline = util_mono_us() + wx->cfg->wechat_timeout_ms * 1000;
+	deadline = util_mono_us() + wx->o.timeout_ms * 1000;
 	while ((got = cache_lock(wx->cache, TOKEN_LOCK, owner,
 	    TOKEN_LOCK_MS)) == 0) {
 		if (util_mono_us() > deadline) {
@@ -374,7 +356,7 @@ wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
 		if ((etok = wechat_escape(wx, a, token)) == NULL)
 			return WECHAT_UNAVAILABLE;
 		url = arena_printf(a, "%s/wxa/business/getuserphonenumber"
-		    "?access_token=%s", wx->cfg->wechat_api_base, etok);
+		    "?access_token=%s", wx->o.api_base, etok);
 		st = wechat_call(wx, a, "getuserphonenumber", url, post, &o);
 		if (st != WECHAT_ERRCODE || !stale_token(wx->errcode))
 			break;

@@ -1,6 +1,6 @@
 /*
  * wechat: calls to WeChat's server API through one reused libcurl handle
- * (connection reuse, connect and total timeouts from config): code2Session,
+ * (connection reuse, connect and total timeouts): code2Session,
  * the server access_token (shared by all responders through Redis and
  * refreshed by one of them at a time under a Redis lock), and the phone
  * number exchange.  The appsecret and session keys never reach a log line.
@@ -14,8 +14,23 @@
 
 #include "arena.h"
 #include "cache.h"
-#include "config.h"
-#include "shm.h"
+#include "guard.h"
+
+/* Which call gets the server access_token. */
+enum wechat_token_api {
+	WECHAT_TOKEN_STABLE,	/* cgi-bin/stable_token */
+	WECHAT_TOKEN_CLASSIC	/* cgi-bin/token */
+};
+
+struct wechat_opts {
+	const char	*appid;
+	const char	*secret;
+	const char	*api_base;	/* "https://api.weixin.qq.com" */
+	int		 token_api;	/* enum wechat_token_api */
+	long long	 connect_timeout_ms;
+	long long	 timeout_ms;	/* of a whole call */
+	struct guard	*guard;		/* NULL: none */
+};
 
 enum wechat_status {
 	WECHAT_OK,
@@ -25,15 +40,15 @@ enum wechat_status {
 
 struct wechat {
 	CURL			*curl;
-	const struct config	*cfg;
+	struct wechat_opts	 o;
 	struct cache		*cache;
 	char			 errbuf[CURL_ERROR_SIZE];
 	long			 errcode;	/* of the last WECHAT_ERRCODE */
 	char			 errmsg[256];	/* what failed, for the log */
 	unsigned long		 calls;		/* HTTP calls made */
 	int64_t			 busy_us;	/* time spent calling WeChat */
-	struct shm_region	*shm;		/* holds the circuit breaker */
 	long long		 retry_after_s;	/* breaker open: when to retry */
+	int			 timed_out;	/* the last call did */
 };
 
 struct wechat_session {
@@ -43,11 +58,11 @@ struct wechat_session {
 };
 
 /*
- * Create the handle; 0 or -1.  The circuit breaker in shm guards every
- * call: open, calls fail at once as WECHAT_UNAVAILABLE with retry_after_s.
+ * Create the handle; 0 or -1.  The guard's breaker is around every call:
+ * open, calls fail at once as WECHAT_UNAVAILABLE with retry_after_s.
  */
-int	wechat_init(struct wechat *, const struct config *, struct cache *,
-	    struct shm_region *);
+int	wechat_init(struct wechat *, const struct wechat_opts *,
+	    struct cache *);
 void	wechat_free(struct wechat *);
 /* auth.code2Session for a wx.login code. */
 enum wechat_status wechat_code2session(struct wechat *, struct arena *,

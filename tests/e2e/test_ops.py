@@ -278,7 +278,7 @@ class Status(e2e.TestCase):
 
     def _check_shape(self, doc, what):
         self.assertIsInstance(doc, dict, "%s: not an object: %r" % (what, doc))
-        self.assertEqual(set(doc), {"pool", "wechat_breaker"},
+        self.assertEqual(set(doc), {"pool", "breakers"},
                          "%s: top-level keys %s" % (what, sorted(doc)))
         pool = doc["pool"]
         self.assertEqual(set(pool), POOL_KEYS, "%s: pool keys %s" % (what, sorted(pool)))
@@ -290,8 +290,10 @@ class Status(e2e.TestCase):
             want = BUSY_KEYS if s.get("state") == "busy" else SLOT_KEYS
             self.assertIn(s.get("state"), ("busy", "idle"), "%s: %r" % (what, s))
             self.assertEqual(set(s), want, "%s: responder keys %s" % (what, sorted(s)))
-        self.assertEqual(set(doc["wechat_breaker"]), {"state", "opened", "rejected"},
+        self.assertEqual(set(doc["breakers"]), {"postgres", "redis", "wechat"},
                          what)
+        for b in doc["breakers"].values():
+            self.assertEqual(set(b), {"state", "opened", "rejected"}, what)
         return pool
 
     def _busy_logins(self, pool):

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 
 static char	path[64];
 static char	err[1024];

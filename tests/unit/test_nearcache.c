@@ -14,7 +14,8 @@
 
 #include "nearcache.h"
 
-static struct config	 cfg;
+static struct cache_opts	 redis;
+static struct nearcache_opts	 o;
 static struct nearcache	 nc;
 static struct cache	 main_cc;
 static const char *const collections[] = { "users", "items", "auth", NULL };
@@ -42,7 +43,7 @@ start(void)
 {
 	int	sv[2];
 
-	nearcache_init(&nc, &cfg, changes, collections, "wx:rv:");
+	nearcache_init(&nc, &o);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	nc.conn.c = redisConnectFd(sv[0]);
 	ck_assert_ptr_nonnull(nc.conn.c);
@@ -54,11 +55,18 @@ start(void)
 static void
 setup(void)
 {
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.cache_local_bytes = 1 << 20;
-	cfg.cache_ttl = 300;
-	cfg.cache_negative_ttl = 30;
-	cfg.http_cache_control = "public, no-cache";
+	memset(&redis, 0, sizeof(redis));
+	redis.addr = "/nonexistent";
+	redis.password = "";
+	memset(&o, 0, sizeof(o));
+	o.redis = &redis;
+	o.changes = changes;
+	o.collections = collections;
+	o.subject_prefix = "wx:rv:";
+	o.max_bytes = 1 << 20;
+	o.ttl_s = 300;
+	o.negative_ttl_s = 30;
+	o.cache_control = "public, no-cache";
 	memset(changes, 0, sizeof(changes));
 	start();
 	memset(&main_cc, 0, sizeof(main_cc));
@@ -244,7 +252,7 @@ START_TEST(test_bounded_in_bytes)
 	char	key[32];
 	int	i;
 
-	cfg.cache_local_bytes = 4096;
+	nc.o.max_bytes = 4096;
 	for (i = 0; i < 200; i++) {
 		snprintf(key, sizeof(key), "one:%d", i);
 		put(ITEMS, key);
@@ -252,7 +260,7 @@ START_TEST(test_bounded_in_bytes)
 	}
 	ck_assert_uint_gt(nc.bytes, 0);
 	/* No room at all: no copies, though the connection vouches on. */
-	cfg.cache_local_bytes = 0;
+	o.max_bytes = 0;
 	teardown();
 	start();
 	put(ITEMS, "one:1");
@@ -327,7 +335,7 @@ START_TEST(test_negative_entries_live_shorter)
 	e.status = 404;
 	put(ITEMS, "one:9");
 	ck_assert_ptr_nonnull(nearcache_get(&nc, ITEMS, "one:9"));
-	cfg.cache_negative_ttl = 0;
+	nc.o.negative_ttl_s = 0;
 	usleep(2000);
 	got = nearcache_get(&nc, ITEMS, "one:9");
 	ck_assert_ptr_null(got);

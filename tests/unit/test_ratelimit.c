@@ -11,7 +11,6 @@
 #include "ratelimit.h"
 #include "shm.h"
 
-static struct config	cfg;
 static struct cache	cc;
 static struct ratelimit	rl;
 static struct arena	a;
@@ -20,13 +19,12 @@ static struct arena	a;
 static void
 setup(void)
 {
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.redis_addr = "/nonexistent/redis.sock";
-	cfg.redis_password = "";
-	cfg.redis_connect_timeout_ms = 10;
-	cfg.redis_command_timeout_ms = 10;
+	struct cache_opts	o = { .addr = "/nonexistent/redis.sock",
+	    .password = "", .connect_timeout_ms = 10,
+	    .command_timeout_ms = 10 };
+
 	log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
-	cache_init(&cc, &cfg);
+	cache_init(&cc, &o);
 	ratelimit_init(&rl, &cc, NULL, 32);
 	arena_init(&a, 4096, 2);
 }

@@ -1,0 +1,72 @@
+/*
+ * opts: the options of each lib module, read from the configuration.
+ * lib/ knows nothing of struct config but its parser: this is where the
+ * program hands each module the few values it needs.
+ */
+#include "app.h"
+
+void
+app_guards(const struct config *c, struct shm_region *shm,
+    struct guard g[GUARD_NDEPS])
+{
+	int	i;
+
+	for (i = 0; i < GUARD_NDEPS; i++) {
+		g[i].shm = shm;
+		g[i].dep = i;
+		g[i].p.window_s = c->breaker_window_s;
+		g[i].p.min_calls = c->breaker_min_calls;
+		g[i].p.error_pct = c->breaker_error_pct;
+		g[i].p.half_open_calls = c->breaker_half_open_calls;
+		g[i].p.timeouts = c->breaker_timeouts;
+		/* A store is tried again soon: recovery within a second. */
+		g[i].p.open_ms = i == GUARD_WECHAT ? c->breaker_open_ms :
+		    c->breaker_store_open_ms;
+	}
+}
+
+void
+app_db_opts(const struct config *c, struct guard *g, struct db_opts *o)
+{
+	o->conninfo = c->pg_conninfo;
+	o->connect_timeout_ms = c->pg_connect_timeout * 1000;
+	o->statement_timeout_ms = c->pg_statement_timeout_ms;
+	o->guard = g;
+}
+
+void
+app_cache_opts(const struct config *c, struct guard *g, struct cache_opts *o)
+{
+	o->addr = c->redis_addr;
+	o->password = c->redis_password;
+	o->connect_timeout_ms = c->redis_connect_timeout_ms;
+	o->command_timeout_ms = c->redis_command_timeout_ms;
+	o->guard = g;
+}
+
+void
+app_wechat_opts(const struct config *c, struct guard *g,
+    struct wechat_opts *o)
+{
+	o->appid = c->wechat_appid;
+	o->secret = c->wechat_secret;
+	o->api_base = c->wechat_api_base;
+	o->token_api = c->wechat_token_api;
+	o->connect_timeout_ms = c->wechat_connect_timeout_ms;
+	o->timeout_ms = c->wechat_timeout_ms;
+	o->guard = g;
+}
+
+void
+app_token_opts(const struct config *c, struct token_opts *o)
+{
+	o->kid = c->jwt_kid;
+	o->secret = c->jwt_secret;
+	o->prev_kid = c->jwt_prev_kid;
+	o->prev_secret = c->jwt_prev_secret;
+	o->issuer = c->jwt_issuer;
+	o->audience = c->jwt_audience;
+	o->client_id = c->wechat_appid;
+	o->leeway = c->jwt_leeway;
+	o->max_ttl = c->access_token_ttl;
+}
