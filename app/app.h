@@ -33,6 +33,7 @@
 #define ROUTE_ADMIN	0x02	/* ... of a user whose role is admin */
 #define ROUTE_LOOPBACK	0x04	/* clients on this host only */
 #define ROUTE_CACHED	0x10	/* rate limit checked with the cache read */
+#define ROUTE_IDEMPOTENT 0x20	/* takes Idempotency-Key (app/idempotency.c) */
 
 /* Rate classes named by the route table. */
 enum rate_class {
@@ -77,13 +78,15 @@ struct app {
 	struct arena	 arena;
 	unsigned long	 served;
 	unsigned long	 degraded_reads;	/* served without Redis */
-	unsigned long	 lost_invalidations;	/* bumps Redis missed */
 	struct caller	 who;		/* of the request in flight */
 	enum api_code	 auth_code;	/* why auth_identify refused it */
 	const char	*auth_why;
 	struct verdict	*verdicts;	/* app/auth.c */
 	struct seen_token *seen;
 	int		 auth_blind;	/* the last check could not be made */
+	int		 fcgi_fd;	/* the request's connection to nginx */
+	int		 txn_depth;	/* in a transaction of app_idempotent */
+	unsigned	 held;		/* collections to invalidate at commit */
 };
 
 /* Redis keys of the session. */
@@ -132,6 +135,10 @@ enum stmt_id {
 	STMT_USER_BY_OPENID,
 	STMT_RT_LIVE_FAMILIES,
 	STMT_AUTH_STATE,
+	STMT_IDEM_CLAIM,
+	STMT_IDEM_GET,
+	STMT_IDEM_STORE,
+	STMT_IDEM_PURGE,
 	STMT_COUNT
 };
 
@@ -217,6 +224,15 @@ void	app_wx_error(struct app *, struct resp *, enum wechat_status,
 /* Tell a browser to forget the refresh token cookie. */
 void	session_clear_cookie(struct resp *);
 
+/*
+ * nginx gave up on the request in flight -- its read timeout passed while
+ * the request waited for a responder, or the client went away -- and
+ * closed the connection (app/wxapp-fcgi.c).  What costs something that
+ * cannot be taken back (a WeChat call, a single-use code) is not done
+ * then.
+ */
+int	app_client_gone(const struct app *);
+
 /* Handlers. */
 void	h_ping(struct app *, struct req *, struct resp *);
 void	h_ping_post(struct app *, struct req *, struct resp *);
@@ -258,8 +274,19 @@ void	app_cached(struct app *, struct req *, struct resp *,
  */
 void	app_private(struct app *, struct req *, struct resp *, build_fn,
 	    const void *arg);
-/* After a committed write: invalidate the collection's cached answers. */
+/*
+ * After a committed write: invalidate the collection's cached answers.
+ * Inside app_idempotent's transaction, at its commit (app_invalidate_held):
+ * a reader must not cache what the write is about to replace.
+ */
 void	app_invalidate(struct app *, enum app_coll);
+void	app_invalidate_held(struct app *);
+/*
+ * Run the route's handler, with the Idempotency-Key of the request if it
+ * has one: the first answer of a key is stored with the write it answers,
+ * and replayed for a retry (app/idempotency.c).
+ */
+void	app_idempotent(struct app *, struct req *, struct resp *);
 /*
  * The same outside the responder (app/data.c): Redis told, then the
  * host's responders (changes may be NULL); -1 when Redis missed it.

@@ -33,6 +33,8 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 	printf("responders:         %d busy, %d idle (max busy %u)\n", busy,
 	    idle, sb->max_busy);
 	printf("slow requests:      %llu\n", (unsigned long long)sb->slow);
+	printf("stale writes:       %llu\n",
+	    (unsigned long long)sb->stale_writes);
 	for (i = 0; i < GUARD_NDEPS; i++)
 		printf("%-8s circuit:   %s (opened %llu times, %llu calls "
 		    "rejected)\n", guard_name(i),

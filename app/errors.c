@@ -9,6 +9,12 @@ void
 app_db_error(struct app *app, struct resp *rs, enum db_status st,
     const char *what)
 {
+	if (st == DB_UNAVAILABLE && app->db.in_doubt) {
+		resp_error(rs, API_DB_IN_DOUBT, "the database did not answer in "
+		    "time: the change may have been made");
+		resp_header(rs, "Retry-After", "1");
+		return;
+	}
 	if (st == DB_UNAVAILABLE) {
 		resp_error(rs, API_DB_UNAVAILABLE, "database unavailable");
 		resp_header(rs, "Retry-After", "1");

@@ -35,6 +35,21 @@ wx_code_field(struct req *rq, struct resp *rs, const char *field,
 	return 0;
 }
 
+/*
+ * -1 with an answer (nobody reads it) when nginx gave up on the request:
+ * its WeChat code is left unspent for the client's retry.
+ */
+static int
+abandoned(struct app *app, struct resp *rs, const char *what)
+{
+	if (!app_client_gone(app))
+		return 0;
+	log_warn("%s: nginx gave up on the request while it waited: dropped "
+	    "before calling WeChat", what);
+	resp_error(rs, API_UNAVAILABLE, "the request was abandoned");
+	return -1;
+}
+
 /* POST /api/v1/user/login {"code"}: code2Session, upsert, new session. */
 void
 h_login(struct app *app, struct req *rq, struct resp *rs)
@@ -47,7 +62,8 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 	const char		*refresh, *row_id, *errstr;
 	long long		 uid;
 
-	if (wx_code_field(rq, rs, "code", &code) == -1)
+	if (wx_code_field(rq, rs, "code", &code) == -1 ||
+	    abandoned(app, rs, "login") == -1)
 		return;
 	if ((wst = wechat_code2session(&app->wx, rq->a, code, &ws)) !=
 	    WECHAT_OK) {
@@ -184,7 +200,8 @@ h_phone(struct app *app, struct req *rq, struct resp *rs)
 	const char		*code, *phone, *params[2];
 	struct buf		*b;
 
-	if (wx_code_field(rq, rs, "code", &code) == -1)
+	if (wx_code_field(rq, rs, "code", &code) == -1 ||
+	    abandoned(app, rs, "phone") == -1)
 		return;
 	if ((wst = wechat_phone_number(&app->wx, rq->a, code, &phone)) !=
 	    WECHAT_OK) {

@@ -209,14 +209,30 @@ app_private(struct app *app, struct req *rq, struct resp *rs, build_fn build,
 void
 app_invalidate(struct app *app, enum app_coll coll)
 {
+	if (app->txn_depth > 0) {
+		app->held |= 1u << coll;
+		return;
+	}
 	/*
 	 * Every responder of this host drops its copies before we answer.
 	 * When Redis missed the write, its entries stay stale until the
 	 * reconnect bumps every collection (httpcache_recover).
 	 */
 	if (data_invalidate(&app->cache, app->shm->changes, coll) == -1) {
-		app->lost_invalidations++;
+		scoreboard_stale_write(&app->shm->sb);
 		log_warn("cache: %s changed while redis is unavailable; "
 		    "invalidated on reconnect", app_collections[coll]);
 	}
+}
+
+void
+app_invalidate_held(struct app *app)
+{
+	unsigned	held = app->held;
+	int		coll;
+
+	app->held = 0;
+	for (coll = 0; coll < COLL_COUNT; coll++)
+		if (held & (1u << coll))
+			app_invalidate(app, coll);
 }

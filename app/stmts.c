@@ -153,6 +153,27 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    "SELECT role = 'admin', token_gen, EXISTS (SELECT 1 FROM"
 	    " refresh_tokens WHERE family = $2 AND revoked_at IS NOT NULL)"
 	    " FROM users WHERE id = $1", 2 },
+	/*
+	 * A key claimed, or an expired record of it taken over: one row.
+	 * No row: its live record stands (after waiting for a transaction
+	 * that holds it).
+	 */
+	[STMT_IDEM_CLAIM] = { "idem_claim",
+	    "INSERT INTO idempotency (scope, key, request) VALUES ($1, $2, $3)"
+	    " ON CONFLICT (scope, key) DO UPDATE SET request = EXCLUDED.request,"
+	    " status = NULL, headers = NULL, body = NULL, created_at = now()"
+	    " WHERE idempotency.created_at < now() - interval '24 hours'"
+	    " RETURNING 1", 3 },
+	[STMT_IDEM_GET] = { "idem_get",
+	    "SELECT request, status, headers, body FROM idempotency"
+	    " WHERE scope = $1 AND key = $2", 2 },
+	[STMT_IDEM_STORE] = { "idem_store",
+	    "UPDATE idempotency SET status = $3, headers = $4, body = $5"
+	    " WHERE scope = $1 AND key = $2", 5 },
+	[STMT_IDEM_PURGE] = { "idem_purge",
+	    "DELETE FROM idempotency WHERE ctid = ANY (ARRAY(SELECT ctid"
+	    " FROM idempotency WHERE created_at < now() - interval '24 hours'"
+	    " LIMIT 16))", 0 },
 	[STMT_CATEGORIES] = { "categories",
 	    "SELECT DISTINCT category FROM items WHERE " PUBLISHED
 	    " ORDER BY 1", 0 },

@@ -3,6 +3,7 @@
  * FCGX_Accept_r loop; run by spawn-fcgi (listening socket on fd 0) under a
  * supervisor, or standalone with --listen for development.
  */
+#define _GNU_SOURCE	/* POLLRDHUP */
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -248,6 +249,38 @@ connection_waiting(int fd)
 	return poll(&pfd, 1, 0) == 1;
 }
 
+/*
+ * Wait for a connection on the listening socket fd.  Meanwhile, when the
+ * breaker of PostgreSQL or Redis admits a trial, probe the store: a store
+ * that came back is used again without a request having to be the trial,
+ * and wait out the store if it still hangs.  0 when a connection may be
+ * waiting; -1 when a signal came (the caller looks at its flags).
+ */
+static int
+await_request(struct app *app, int fd)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+	int64_t		pg, rd, in;
+	int		n;
+
+	for (;;) {
+		if ((pg = guard_trial_in(&app->guards[GUARD_POSTGRES])) == 0)
+			(void)db_ping(&app->db);
+		if ((rd = guard_trial_in(&app->guards[GUARD_REDIS])) == 0)
+			(void)cache_ping(&app->cache);
+		if (pg == 0 || rd == 0)
+			continue;
+		if (pg < 0 && rd < 0)
+			return 0;
+		in = pg < 0 ? rd : rd < 0 ? pg : pg < rd ? pg : rd;
+		if ((n = poll(&pfd, 1, (int)(in > 1000000 ? 1000 :
+		    (in + 999) / 1000))) == 1)
+			return 0;
+		if (n == -1)
+			return -1;
+	}
+}
+
 static int
 fcgi_read(void *ctx, char *p, int n)
 {
@@ -267,6 +300,15 @@ rss_kb(void)
 		resident = 0;
 	fclose(f);
 	return resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+int
+app_client_gone(const struct app *app)
+{
+	struct pollfd	pfd = { app->fcgi_fd, POLLRDHUP, 0 };
+
+	return poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 /*
@@ -300,6 +342,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	int			slow, authed;
 
 	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
+	app->fcgi_fd = fr->ipcFd;
 	req_init(&rq, &app->arena, fr->envp);
 	log_set_request(rq.id);
 	resp_init(&rs, &app->arena);
@@ -317,8 +360,12 @@ app_handle(struct app *app, FCGX_Request *fr)
 				auth_refuse(app, &rs);
 			else if (req_parse_query(&rq, &rs) == 0 &&
 			    req_read_body(&rq, &rs, app->cfg.max_body_bytes,
-			    fcgi_read, fr->in) == 0)
-				rq.route->fn(app, &rq, &rs);
+			    fcgi_read, fr->in) == 0) {
+				if (rq.route->flags & ROUTE_IDEMPOTENT)
+					app_idempotent(app, &rq, &rs);
+				else
+					rq.route->fn(app, &rq, &rs);
+			}
 		}
 	}
 	/* A cached read that ended before its cache read (a 400) is limited too. */
@@ -555,6 +602,8 @@ main(int argc, char *argv[])
 		/* About to wait for a request: nothing stays in the buffer. */
 		if (log_pending() && !connection_waiting(fd))
 			log_flush();
+		if (await_request(&app, fd) == -1)
+			continue;
 		/*
 		 * libfcgi drops a connection it accepted when a signal comes
 		 * while it waits (select) for the request to be readable; our

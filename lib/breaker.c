@@ -73,6 +73,24 @@ breaker_allow(struct breaker *br, const struct breaker_params *p,
 	return 1;
 }
 
+int64_t
+breaker_trial_in(const struct breaker *br, const struct breaker_params *p,
+    int64_t now_us)
+{
+	int64_t	until = br->since_us + p->open_ms * 1000;
+
+	switch (br->state) {
+	case BREAKER_OPEN:
+		return now_us < until ? until - now_us : 0;
+	case BREAKER_HALF_OPEN:
+		if (now_us >= until || br->trials < (uint32_t)p->half_open_calls)
+			return 0;
+		return until - now_us;
+	default:
+		return -1;
+	}
+}
+
 int
 breaker_record(struct breaker *br, const struct breaker_params *p,
     int64_t now_us, enum breaker_outcome outcome)

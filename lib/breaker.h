@@ -64,6 +64,12 @@ void	breaker_reset(struct breaker *, int64_t now_us);
 /* May a call go out now?  1 yes; 0 no, with *retry_us until it may. */
 int	breaker_allow(struct breaker *, const struct breaker_params *,
 	    int64_t now_us, int64_t *retry_us);
+/*
+ * When a trial call may go out: -1 when closed (no trial needed), else
+ * microseconds from now (0: now).  Changes nothing.
+ */
+int64_t	breaker_trial_in(const struct breaker *, const struct breaker_params *,
+	    int64_t now_us);
 /* Record a call's outcome; returns the state after it. */
 int	breaker_record(struct breaker *, const struct breaker_params *,
 	    int64_t now_us, enum breaker_outcome);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "db.h"
 #include "log.h"
@@ -308,6 +309,20 @@ db_ready(struct db *db)
 }
 
 /*
+ * Whether losing the connection after sending sql leaves its outcome
+ * unknown: a COMMIT, or a change made outside a transaction.
+ */
+static int
+db_may_commit(const struct db *db, const char *sql)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '(')
+		sql++;
+	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		return strcmp(sql, "COMMIT") == 0;
+	return strncasecmp(sql, "SELECT", 6) != 0;
+}
+
+/*
  * Send a statement (stmt, or the SQL of a transaction command) and wait
  * for its result, through the guard.
  */
@@ -318,10 +333,10 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 	const char	*what = stmt != NULL ? stmt->name : sql;
 	enum db_status	 rc;
 	int64_t		 t0, retry;
-	int		 retried = 0, sent;
+	int		 retried = 0, sent, may_commit;
 
 	*res = NULL;
-	db->timed_out = 0;
+	db->timed_out = db->in_doubt = 0;
 	if (!guard_allow(db->o.guard, &retry)) {
 		snprintf(db->errmsg, sizeof(db->errmsg), "circuit open");
 		return DB_UNAVAILABLE;
@@ -332,6 +347,7 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 	}
 again:
 	t0 = util_mono_us();
+	may_commit = db_may_commit(db, stmt != NULL ? stmt->sql : sql);
 	sent = stmt != NULL ? PQsendQueryPrepared(db->conn, stmt->name,
 	    stmt->nparams, params, NULL, NULL, 0) : PQsendQuery(db->conn, sql);
 	if (!sent) {
@@ -343,6 +359,8 @@ again:
 	}
 	rc = db_result(db, what, db_deadline(db), res);
 	db->busy_us += util_mono_us() - t0;
+	/* Sent, and the connection lost without an answer. */
+	db->in_doubt = may_commit && rc == DB_UNAVAILABLE && db->conn == NULL;
 	/* 26000: the statement is gone (DISCARD ALL, a pooler): prepare again. */
 	if (rc == DB_ERROR && stmt != NULL &&
 	    strcmp(db->sqlstate, "26000") == 0 && !retried) {
@@ -376,6 +394,12 @@ db_simple(struct db *db, const char *sql)
 	if ((rc = db_call(db, NULL, sql, NULL, &res)) == DB_OK)
 		PQclear(res);
 	return rc;
+}
+
+enum db_status
+db_ping(struct db *db)
+{
+	return db_simple(db, "SELECT 1");
 }
 
 enum db_status

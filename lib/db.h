@@ -14,6 +14,12 @@
  * the connection (PQcancel would wait on the frozen server too), and the
  * next call connects again.  Every call goes through the PostgreSQL
  * guard (lib/guard): while its breaker is open, calls fail at once.
+ *
+ * A connection lost that way after a change was sent leaves its outcome
+ * unknown: the server may run it and commit once it wakes.  db->in_doubt
+ * says so -- after a COMMIT, or a statement outside a transaction whose
+ * SQL does not begin with SELECT (taken to change nothing).  A statement
+ * lost inside a transaction is not in doubt: the server rolls it back.
  */
 #ifndef WX_DB_H
 #define WX_DB_H
@@ -54,6 +60,7 @@ struct db {
 	char			 errmsg[256];	/* of the last failure */
 	int64_t			 busy_us;	/* time spent in PostgreSQL */
 	int			 timed_out;	/* the last failure was one */
+	int			 in_doubt;	/* ... and it may have committed */
 };
 
 /* The margin of our deadline over the server's statement_timeout. */
@@ -67,6 +74,8 @@ void	db_close(struct db *);
 /* Run statement `id` of the table; on DB_OK *res is the caller's to PQclear. */
 enum db_status db_exec(struct db *, size_t id, const char *const *params,
 	    PGresult **res);
+/* SELECT 1, through the guard: a probe of the server. */
+enum db_status db_ping(struct db *);
 /* Transaction control around multi-statement writes. */
 enum db_status db_begin(struct db *);
 enum db_status db_commit(struct db *);

@@ -64,3 +64,16 @@ guard_done(struct guard *g, enum breaker_outcome how)
 	shm_unlock(g->shm);
 	changed(g, before, after);
 }
+
+int64_t
+guard_trial_in(struct guard *g)
+{
+	int64_t	in;
+
+	if (g == NULL || g->shm == NULL)
+		return -1;
+	shm_lock(g->shm);
+	in = breaker_trial_in(&g->shm->breakers[g->dep], &g->p, util_mono_us());
+	shm_unlock(g->shm);
+	return in;
+}

@@ -35,5 +35,10 @@ const char *guard_name(enum guard_dep);
 int	guard_allow(struct guard *, int64_t *retry_us);
 /* Record how the call went. */
 void	guard_done(struct guard *, enum breaker_outcome);
+/*
+ * Microseconds until the breaker admits a trial call (0: now), or -1 when
+ * it is closed: when an idle responder should probe the dependency.
+ */
+int64_t	guard_trial_in(struct guard *);
 
 #endif

@@ -107,6 +107,12 @@ scoreboard_end(struct scoreboard *sb, int slot, int64_t now_us, int slow,
 }
 
 void
+scoreboard_stale_write(struct scoreboard *sb)
+{
+	__atomic_add_fetch(&sb->stale_writes, 1, __ATOMIC_RELAXED);
+}
+
+void
 scoreboard_count(const struct scoreboard *sb, int *busy, int *idle)
 {
 	int	i;
@@ -132,11 +138,13 @@ scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
 	scoreboard_count(sb, &busy, &idle);
 	buf_printf(b, "{\"start_time\":%lld,\"uptime_s\":%lld,"
 	    "\"accepted\":%llu,\"busy\":%d,\"idle\":%d,\"total\":%d,"
-	    "\"max_busy\":%u,\"slow_requests\":%llu,\"responders\":[",
+	    "\"max_busy\":%u,\"slow_requests\":%llu,\"stale_writes\":%llu,"
+	    "\"responders\":[",
 	    (long long)(sb->start_wall_us / 1000000),
 	    (long long)((now_wall_us - sb->start_wall_us) / 1000000),
 	    (unsigned long long)sb->accepted, busy, idle, busy + idle,
-	    sb->max_busy, (unsigned long long)sb->slow);
+	    sb->max_busy, (unsigned long long)sb->slow,
+	    (unsigned long long)sb->stale_writes);
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
 		if (!scoreboard_live(s))

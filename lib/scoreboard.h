@@ -4,7 +4,8 @@
  * the way PHP-FPM's status page does: per responder its pid, state,
  * requests served, the current method, path and elapsed time, the last
  * request's duration and its RSS; per pool the start time, accepted
- * requests, busy/idle counts, the most busy ever seen and slow requests.
+ * requests, busy/idle counts, the most busy ever seen, slow requests and
+ * stale writes (committed while Redis missed their invalidation).
  */
 #ifndef WX_SCOREBOARD_H
 #define WX_SCOREBOARD_H
@@ -38,6 +39,7 @@ struct scoreboard {
 	int64_t		start_wall_us;
 	uint64_t	accepted;
 	uint64_t	slow;
+	uint64_t	stale_writes;
 	uint32_t	max_busy;
 	uint32_t	used;		/* slots above it were never taken */
 	struct sb_slot	slots[SB_SLOTS];
@@ -52,6 +54,8 @@ void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
 	    const char *path, int64_t now_us);
 void	scoreboard_end(struct scoreboard *, int slot, int64_t now_us,
 	    int slow, uint64_t rss_kb, uint64_t local_hits);
+/* Count a write whose invalidation Redis missed (any process, no lock). */
+void	scoreboard_stale_write(struct scoreboard *);
 /* The slot holds a process that is still alive. */
 int	scoreboard_live(const struct sb_slot *);
 /* Live responders, busy and idle. */

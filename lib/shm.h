@@ -18,7 +18,7 @@
 #include "scoreboard.h"
 
 #define SHM_MAGIC	0x77786170u	/* "wxap" */
-#define SHM_VERSION	3u
+#define SHM_VERSION	4u
 #define SHM_COLLECTIONS	4	/* >= the collections the program caches */
 #define SHM_BREAKERS	4	/* >= the dependencies lib/guard knows */
 

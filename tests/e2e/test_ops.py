@@ -268,7 +268,7 @@ class RollingRestart(e2e.TestCase):
 # --------------------------------------------------------------------------
 
 POOL_KEYS = {"start_time", "uptime_s", "accepted", "busy", "idle", "total",
-             "max_busy", "slow_requests", "responders"}
+             "max_busy", "slow_requests", "stale_writes", "responders"}
 SLOT_KEYS = {"pid", "state", "requests", "started", "last_request_us", "rss_kb",
              "local_hits"}
 BUSY_KEYS = SLOT_KEYS | {"method", "path", "elapsed_us"}

@@ -115,6 +115,27 @@ START_TEST(lost_trial_does_not_wedge)
 }
 END_TEST
 
+START_TEST(trial_in_says_when_to_probe)
+{
+	struct breaker	br;
+	int64_t		retry, t = 100 * S;
+
+	breaker_reset(&br, t);
+	ck_assert_int_eq(breaker_trial_in(&br, &p, t), -1);
+	breaker_record(&br, &p, t, BREAKER_TIMED_OUT);
+	breaker_record(&br, &p, t, BREAKER_TIMED_OUT);
+	ck_assert_int_eq(breaker_trial_in(&br, &p, t + S), 4 * S);
+	ck_assert_int_eq(breaker_trial_in(&br, &p, t + 6 * S), 0);
+	/* It changed nothing: the trial is still there to take. */
+	ck_assert_int_eq(br.state, BREAKER_OPEN);
+	ck_assert(breaker_allow(&br, &p, t + 6 * S, &retry));
+	/* Taken: the next is due when the budget is renewed. */
+	ck_assert_int_eq(breaker_trial_in(&br, &p, t + 7 * S), 4 * S);
+	ck_assert_int_eq(breaker_record(&br, &p, t + 7 * S, 1), BREAKER_CLOSED);
+	ck_assert_int_eq(breaker_trial_in(&br, &p, t + 7 * S), -1);
+}
+END_TEST
+
 START_TEST(scoreboard_slots)
 {
 	struct scoreboard	*sb = calloc(1, sizeof(*sb));
@@ -161,6 +182,7 @@ main(void)
 	tcase_add_test(tc, old_failures_leave_the_window);
 	tcase_add_test(tc, timeouts_in_a_row_open_it);
 	tcase_add_test(tc, lost_trial_does_not_wedge);
+	tcase_add_test(tc, trial_in_says_when_to_probe);
 	tcase_add_test(tc, scoreboard_slots);
 	suite_add_tcase(s, tc);
 	return check_run(s);
