@@ -24,6 +24,32 @@
 #include "wechat.h"
 
 /*
+ * The program's envelope codes, beside the library's (lib/response.h):
+ * HTTP status * 100 + a detail the client can act on.
+ */
+enum app_code {
+	API_WX_CODE_INVALID	= 40010,	/* wx.login code unknown: wx.login again */
+	API_WX_CODE_USED	= 40011,	/* wx.login code used already */
+	API_DECRYPT_INPUT	= 40020,	/* bad base64 or key/iv length */
+	API_DECRYPT_FAILED	= 40021,	/* bad padding: stale session_key? */
+	API_DECRYPT_APPID	= 40022,	/* watermark.appid is not ours */
+	API_DECRYPT_SIGNATURE	= 40023,	/* rawData signature mismatch */
+	API_DECRYPT_STALE	= 40024,	/* older than decrypt_max_age */
+	API_TOKEN_EXPIRED	= 40101,	/* refresh now */
+	API_TOKEN_INVALID	= 40102,	/* log in again */
+	API_REFRESH_INVALID	= 40103,	/* unknown/expired/revoked: log in */
+	API_REFRESH_REUSED	= 40104,	/* reuse detected: family revoked */
+	API_SESSION_KEY_GONE	= 40105,	/* no session_key: wx.login again */
+	API_WX_RISKY		= 40301,	/* WeChat blocked a high-risk user */
+	API_IDEMPOTENCY_REUSED	= 40901,	/* the key was another request's */
+	API_WX_RATE_LIMITED	= 42901,	/* WeChat's quota for this user */
+	API_DB_UNAVAILABLE	= 50301,
+	API_CACHE_UNAVAILABLE	= 50302,
+	API_WX_UNAVAILABLE	= 50303,
+	API_DB_IN_DOUBT		= 50304		/* a write may have committed */
+};
+
+/*
  * Who may call a route: the route table's flags.  Every route has one of
  * the first four; ownership (a user's own account, an item's owner) is
  * checked by the handler, which answers 403 naming the rule.
@@ -32,7 +58,6 @@
 #define ROUTE_USER	0x01	/* a valid access token */
 #define ROUTE_ADMIN	0x02	/* ... of a user whose role is admin */
 #define ROUTE_LOOPBACK	0x04	/* clients on this host only */
-#define ROUTE_CACHED	0x10	/* rate limit checked with the cache read */
 #define ROUTE_IDEMPOTENT 0x20	/* takes Idempotency-Key (app/idempotency.c) */
 
 /* Rate classes named by the route table. */
@@ -79,7 +104,7 @@ struct app {
 	unsigned long	 served;
 	unsigned long	 degraded_reads;	/* served without Redis */
 	struct caller	 who;		/* of the request in flight */
-	enum api_code	 auth_code;	/* why auth_identify refused it */
+	int		 auth_code;	/* why auth_identify refused it */
 	const char	*auth_why;
 	struct verdict	*verdicts;	/* app/auth.c */
 	struct seen_token *seen;
@@ -160,9 +185,35 @@ enum profile_col {
 };
 extern const struct db_stmt app_stmts[STMT_COUNT];
 
+struct read_plan;
+typedef void	(*handler_fn)(struct app *, struct req *, struct resp *);
+/* Fill a read plan from the request; -1 with a 4xx set. */
+typedef int	(*plan_fn)(struct app *, struct req *, struct resp *,
+		    struct read_plan *);
+
+/*
+ * A route of the program: the router's method and pattern, then either a
+ * handler or, for a read, the plan of its answer (app/readthrough.c), who
+ * may call it and its rate class.
+ */
+struct app_route {
+	struct route	 r;
+	handler_fn	 fn;
+	plan_fn		 plan;
+	unsigned	 flags;		/* ROUTE_* */
+	enum rate_class	 rate;
+};
+
 /* The route table (app/routes.c). */
-extern const struct route app_routes[];
+extern const struct app_route app_routes[];
 extern const size_t app_nroutes;
+
+/* The route router_match found for rq in app_routes. */
+static inline const struct app_route *
+app_route_of(const struct req *rq)
+{
+	return (const struct app_route *)(const void *)rq->route;
+}
 
 /* The options of lib modules, from the configuration (app/opts.c). */
 void	app_guards(const struct config *, struct shm_region *,
@@ -191,14 +242,28 @@ void	auth_refuse(struct app *, struct resp *);
  * and the others when Redis is back).
  */
 int	auth_changed(struct cache *, uint64_t *changes, long long user_id);
-/* The rate classes from the configuration (app/limits.c). */
+/* The rate limit of the request in flight (app/limits.c). */
+struct app_limit {
+	int			 on;	/* a limit applies to the route */
+	int			 sent;	/* its call went out with another */
+	struct rl_pending	 p;
+};
+/* The rate classes from the configuration. */
 void	limits_init(struct app *);
-/* Spend a request of the route's class; -1 with a 429 set when limited. */
-int	limits_check(struct app *, struct req *, struct resp *);
-/* limits_check in two steps, to share a round trip: 0 when no limit applies. */
-int	limits_prepare(struct app *, struct req *, struct rl_pending *);
-int	limits_apply(struct app *, struct req *, struct resp *,
-	    struct rl_pending *);
+/* What the route's limit will cost the caller, not yet spent. */
+void	limits_prepare(struct app *, const struct req *, struct app_limit *);
+/*
+ * The call to Redis that the limit needs, for the caller to send along
+ * with its own (then it is marked sent); NULL when there is none.
+ */
+struct cache_call *limits_ride(struct app_limit *);
+/*
+ * The decision, made once per request: -1 with a 429 set (over any
+ * answer so far) when the caller is limited.  Every answer of a limited
+ * route carries RateLimit-Limit and RateLimit-Remaining.
+ */
+int	limits_decide(struct app *, struct req *, struct resp *,
+	    struct app_limit *);
 
 /* Sessions (app/session.c). */
 /* Issue a refresh token in *family (NULL: a new one, stored there). */
@@ -233,7 +298,15 @@ void	session_clear_cookie(struct resp *);
  */
 int	app_client_gone(const struct app *);
 
-/* Handlers. */
+/* Handlers, and the plans of reads. */
+int	p_users_list(struct app *, struct req *, struct resp *,
+	    struct read_plan *);
+int	p_user_get(struct app *, struct req *, struct resp *,
+	    struct read_plan *);
+int	p_items_list(struct app *, struct req *, struct resp *,
+	    struct read_plan *);
+int	p_item_get(struct app *, struct req *, struct resp *,
+	    struct read_plan *);
 void	h_ping(struct app *, struct req *, struct resp *);
 void	h_ping_post(struct app *, struct req *, struct resp *);
 void	h_healthz(struct app *, struct req *, struct resp *);
@@ -245,13 +318,9 @@ void	h_me(struct app *, struct req *, struct resp *);
 void	h_me_delete(struct app *, struct req *, struct resp *);
 void	h_decrypt(struct app *, struct req *, struct resp *);
 void	h_phone(struct app *, struct req *, struct resp *);
-void	h_items_list(struct app *, struct req *, struct resp *);
-void	h_item_get(struct app *, struct req *, struct resp *);
 void	h_item_create(struct app *, struct req *, struct resp *);
 void	h_item_patch(struct app *, struct req *, struct resp *);
 void	h_item_delete(struct app *, struct req *, struct resp *);
-void	h_users_list(struct app *, struct req *, struct resp *);
-void	h_user_get(struct app *, struct req *, struct resp *);
 void	h_user_create(struct app *, struct req *, struct resp *);
 void	h_user_patch(struct app *, struct req *, struct resp *);
 void	h_user_delete(struct app *, struct req *, struct resp *);
@@ -260,13 +329,36 @@ void	h_user_delete(struct app *, struct req *, struct resp *);
 typedef enum db_status	(*build_fn)(struct db *, struct arena *, const void *,
 			    struct hc_entry *);
 /*
- * Answer from the cache, or build (one builder per key), store, answer.
- * A list (is_list) is modified when its collection is, not only when one
- * of its rows is: its Last-Modified includes the collection's change time.
+ * How a read is answered: from a shared, cached answer under key, or,
+ * with key NULL, from one built for the caller alone (app_private).  A
+ * list (is_list) is modified when its collection is, not only when one of
+ * its rows is: its Last-Modified includes the collection's change time.
  */
-void	app_cached(struct app *, struct req *, struct resp *,
-	    enum app_coll, const char *key, build_fn, const void *arg,
-	    int is_list);
+struct read_plan {
+	/* Set by the route's plan. */
+	enum app_coll		 coll;
+	const char		*key;
+	int			 is_list;
+	build_fn		 build;
+	const void		*arg;
+	const void		*mine;	/* a shared 404: build with this, privately */
+	/* Set by app_fetch. */
+	const struct hc_entry	*copy;	/* the responder's own, valid */
+	enum hc_result		 found;
+	struct hc_entry		 e;
+	const char		*vkey;
+	long long		 changed;
+	uint64_t		 mark;
+	int			 near;
+};
+/*
+ * Look for the shared answer of rp, from this responder's copies or in
+ * one round trip to Redis that also carries the limit's call.
+ */
+void	app_fetch(struct app *, struct req *, struct read_plan *,
+	    struct app_limit *);
+/* Answer rp: what app_fetch found, or build it (one builder per key). */
+void	app_read(struct app *, struct req *, struct resp *, struct read_plan *);
 /*
  * Answer from an entry built now for this caller alone (a private view):
  * conditional GET as for cached answers, Cache-Control private, and never
@@ -286,7 +378,8 @@ void	app_invalidate_held(struct app *);
  * has one: the first answer of a key is stored with the write it answers,
  * and replayed for a retry (app/idempotency.c).
  */
-void	app_idempotent(struct app *, struct req *, struct resp *);
+void	app_idempotent(struct app *, const struct app_route *, struct req *,
+	    struct resp *);
 /*
  * The same outside the responder (app/data.c): Redis told, then the
  * host's responders (changes may be NULL); -1 when Redis missed it.

@@ -108,7 +108,7 @@ verify(struct app *app, const char *tok, long long now,
 
 /* Keep why the request is refused, for auth_refuse. */
 static int
-refuse(struct app *app, enum api_code code, const char *why)
+refuse(struct app *app, int code, const char *why)
 {
 	app->auth_code = code;
 	app->auth_why = why;
@@ -205,7 +205,7 @@ session_live(struct app *app, struct req *rq, const struct token_claims *cl)
 	if ((v = verdict(app, cl)) == NULL) {
 		open = app->cfg.auth_fail_open == AUTH_OPEN_ALL ||
 		    (app->cfg.auth_fail_open == AUTH_OPEN_READ &&
-		    rq->route->rate_class == RATE_READ);
+		    app_route_of(rq)->rate == RATE_READ);
 		if (!app->auth_blind)
 			log_warn("auth: session state unavailable: requests "
 			    "that auth_fail_open allows are accepted on the "
@@ -232,7 +232,7 @@ auth_identify(struct app *app, struct req *rq)
 {
 	struct token_claims	 cl;
 	const char		*h = rq->authorization;
-	unsigned		 flags = rq->route->flags;
+	unsigned		 flags = app_route_of(rq)->flags;
 
 	memset(&app->who, 0, sizeof(app->who));
 	if (flags & ROUTE_LOOPBACK)

@@ -67,19 +67,19 @@ list_filters(struct app *app, struct req *rq, struct resp *rs,
 }
 
 /* GET /api/v1/data/list[?category=][&owner=me][&status=] */
-void
-h_items_list(struct app *app, struct req *rq, struct resp *rs)
+int
+p_items_list(struct app *app, struct req *rq, struct resp *rs,
+    struct read_plan *rp)
 {
-	struct list_query	q;
+	struct list_query	*q = arena_alloc(rq->a, sizeof(*q));
 
-	if (data_parse_list(rq, rs, 1, &q) == -1 ||
-	    list_filters(app, rq, rs, &q) == -1)
-		return;
-	if (q.private)
-		app_private(app, rq, rs, data_build_items, &q);
-	else
-		app_cached(app, rq, rs, COLL_ITEMS, data_list_key(rq->a, &q),
-		    data_build_items, &q, 1);
+	if (data_parse_list(rq, rs, 1, q) == -1 ||
+	    list_filters(app, rq, rs, q) == -1)
+		return -1;
+	*rp = (struct read_plan){ .coll = COLL_ITEMS, .is_list = 1,
+	    .build = data_build_items, .arg = q,
+	    .key = q->private ? NULL : data_list_key(rq->a, q) };
+	return 0;
 }
 
 /*
@@ -87,21 +87,23 @@ h_items_list(struct app *app, struct req *rq, struct resp *rs)
  * such item and the caller may be the owner of one that is not
  * published, or an admin: then a private answer.
  */
-void
-h_item_get(struct app *app, struct req *rq, struct resp *rs)
+int
+p_item_get(struct app *app, struct req *rq, struct resp *rs,
+    struct read_plan *rp)
 {
-	struct one_query	q = { 0 };
+	struct one_query	*q = arena_alloc(rq->a, 2 * sizeof(*q));
 
-	if (data_parse_id(rq, rs, &q.id) == -1)
-		return;
-	app_cached(app, rq, rs, COLL_ITEMS, data_one_key(rq->a, &q),
-	    data_build_item, &q, 0);
-	if (rs->status != 404 || app->who.user_id == 0)
-		return;
-	q.private = 1;
-	q.viewer = app->who.user_id;
-	q.admin = app->who.admin;
-	app_private(app, rq, rs, data_build_item, &q);
+	memset(q, 0, 2 * sizeof(*q));
+	if (data_parse_id(rq, rs, &q[0].id) == -1)
+		return -1;
+	*rp = (struct read_plan){ .coll = COLL_ITEMS, .build = data_build_item,
+	    .arg = &q[0], .key = data_one_key(rq->a, &q[0]) };
+	if (app->who.user_id != 0) {
+		q[1] = (struct one_query){ .id = q[0].id, .private = 1,
+		    .viewer = app->who.user_id, .admin = app->who.admin };
+		rp->mine = &q[1];
+	}
+	return 0;
 }
 
 /*

@@ -16,48 +16,49 @@
 
 static const char *const user_fields[] = { "name", "email", NULL };
 
-/* GET /api/v1/users */
-void
-h_users_list(struct app *app, struct req *rq, struct resp *rs)
+/* GET /api/v1/users: shared, but an admin's shows every field. */
+int
+p_users_list(struct app *app, struct req *rq, struct resp *rs,
+    struct read_plan *rp)
 {
-	struct list_query	q;
+	struct list_query	*q = arena_alloc(rq->a, sizeof(*q));
 
-	if (data_parse_list(rq, rs, 0, &q) == -1)
-		return;
-	if (app->who.admin) {
-		q.private = 1;
-		app_private(app, rq, rs, data_build_users, &q);
-		return;
-	}
-	app_cached(app, rq, rs, COLL_USERS,
-	    data_list_key(rq->a, &q), data_build_users, &q, 1);
+	if (data_parse_list(rq, rs, 0, q) == -1)
+		return -1;
+	q->private = app->who.admin;
+	*rp = (struct read_plan){ .coll = COLL_USERS, .is_list = 1,
+	    .build = data_build_users, .arg = q,
+	    .key = q->private ? NULL : data_list_key(rq->a, q) };
+	return 0;
 }
 
-/* GET /api/v1/users/{id}[?include=profile] */
-void
-h_user_get(struct app *app, struct req *rq, struct resp *rs)
+/*
+ * GET /api/v1/users/{id}[?include=profile]: shared, but the user itself
+ * and admins see every field.
+ */
+int
+p_user_get(struct app *app, struct req *rq, struct resp *rs,
+    struct read_plan *rp)
 {
-	struct one_query	 q = { 0 };
+	struct one_query	*q = arena_alloc(rq->a, sizeof(*q));
 	const char		*inc = req_query(rq, "include");
 
-	if (data_parse_id(rq, rs, &q.id) == -1)
-		return;
+	memset(q, 0, sizeof(*q));
+	if (data_parse_id(rq, rs, &q->id) == -1)
+		return -1;
 	if (inc != NULL) {
 		if (strcmp(inc, "profile") != 0) {
 			resp_error(rs, API_VALIDATION, "query parameter "
 			    "`include` must be `profile`");
-			return;
+			return -1;
 		}
-		q.profile = 1;
+		q->profile = 1;
 	}
-	if (app->who.admin || (app->who.user_id != 0 &&
-	    app->who.user_id == q.id)) {
-		q.private = 1;
-		app_private(app, rq, rs, data_build_user, &q);
-		return;
-	}
-	app_cached(app, rq, rs, COLL_USERS,
-	    data_one_key(rq->a, &q), data_build_user, &q, 0);
+	q->private = app->who.admin || (app->who.user_id != 0 &&
+	    app->who.user_id == q->id);
+	*rp = (struct read_plan){ .coll = COLL_USERS, .build = data_build_user,
+	    .arg = q, .key = q->private ? NULL : data_one_key(rq->a, q) };
+	return 0;
 }
 
 /* name and email of body into v[0], v[1]; required when create is set. */

@@ -110,7 +110,8 @@ answer_taken(struct app *app, struct resp *rs, const char *const *params,
 }
 
 void
-app_idempotent(struct app *app, struct req *rq, struct resp *rs)
+app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
+    struct resp *rs)
 {
 	const char	*key, *params[5], *hash;
 	PGresult	*res = NULL;
@@ -121,7 +122,7 @@ app_idempotent(struct app *app, struct req *rq, struct resp *rs)
 	if (key_of(rq, rs, &key) == -1)
 		return;
 	if (key == NULL) {
-		rq->route->fn(app, rq, rs);
+		r->fn(app, rq, rs);
 		return;
 	}
 	params[0] = app->who.user_id != 0 ? arena_printf(rq->a, "u:%lld",
@@ -147,7 +148,7 @@ app_idempotent(struct app *app, struct req *rq, struct resp *rs)
 	/* The write, its invalidations held until the commit. */
 	app->txn_depth++;
 	mark = rs->headers.len;
-	rq->route->fn(app, rq, rs);
+	r->fn(app, rq, rs);
 	app->txn_depth--;
 	if (rs->status < 200 || rs->status > 299)
 		goto fail;

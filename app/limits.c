@@ -31,12 +31,12 @@ limits_init(struct app *app)
 
 /* "u:<user id>" for an identified caller, else "a:<address>". */
 static const char *
-identity(struct app *app, struct req *rq)
+identity(struct app *app, const struct req *rq, enum rate_class rc)
 {
 	struct buf	b;
 
 	buf_init(&b, rq->a, 48);
-	if (app->who.user_id != 0 && rq->route->rate_class != RATE_LOGIN) {
+	if (app->who.user_id != 0 && rc != RATE_LOGIN) {
 		buf_adds(&b, "u:");
 		buf_addll(&b, app->who.user_id);
 	} else {
@@ -46,43 +46,52 @@ identity(struct app *app, struct req *rq)
 	return buf_cstr(&b);
 }
 
-int
-limits_prepare(struct app *app, struct req *rq, struct rl_pending *p)
+void
+limits_prepare(struct app *app, const struct req *rq, struct app_limit *l)
 {
-	if (!app->cfg.ratelimit || rq->route->rate_class == RATE_NONE)
-		return 0;
-	(void)ratelimit_prepare(&app->rl, rq->a,
-	    &app->rates[rq->route->rate_class], identity(app, rq), p);
-	return 1;
+	enum rate_class	rc = app_route_of(rq)->rate;
+
+	l->sent = 0;
+	l->on = app->cfg.ratelimit && rc != RATE_NONE;
+	if (l->on)
+		(void)ratelimit_prepare(&app->rl, rq->a, &app->rates[rc],
+		    identity(app, rq, rc), &l->p);
+}
+
+struct cache_call *
+limits_ride(struct app_limit *l)
+{
+	if (!l->on || l->p.leased || l->sent)
+		return NULL;
+	l->sent = 1;
+	return &l->p.call;
 }
 
 int
-limits_apply(struct app *app, struct req *rq, struct resp *rs,
-    struct rl_pending *p)
+limits_decide(struct app *app, struct req *rq, struct resp *rs,
+    struct app_limit *l)
 {
-	struct rl_result	r;
+	struct rl_result	 r;
+	struct cache_call	*call;
 
-	ratelimit_finish(&app->rl, p, &r);
+	if (!l->on)
+		return 0;
+	if ((call = limits_ride(l)) != NULL)
+		cache_eval_calls(&app->cache, call, 1);
+	ratelimit_finish(&app->rl, &l->p, &r);
+	if (r.allowed) {
+		resp_header_ll(rs, "RateLimit-Limit", r.limit);
+		resp_header_ll(rs, "RateLimit-Remaining", r.remaining);
+		return 0;
+	}
+	/* Whatever was answered so far (a 400, a 401) gives way. */
+	resp_init(rs, rq->a);
 	resp_header_ll(rs, "RateLimit-Limit", r.limit);
 	resp_header_ll(rs, "RateLimit-Remaining", r.remaining);
-	if (r.allowed)
-		return 0;
 	resp_header_ll(rs, "RateLimit-Reset", r.reset_s);
 	resp_header_ll(rs, "Retry-After",
 	    r.retry_after_s > 0 ? r.retry_after_s : 1);
 	resp_error(rs, API_RATE_LIMITED, "too many requests: %s limit "
-	    "reached; retry later", app->rates[rq->route->rate_class].name);
+	    "reached; retry later", app->rates[app_route_of(rq)->rate].name);
 	return -1;
-}
-
-int
-limits_check(struct app *app, struct req *rq, struct resp *rs)
-{
-	struct rl_pending	p;
-
-	if (!limits_prepare(app, rq, &p))
-		return 0;
-	if (!p.leased)
-		cache_eval_calls(&app->cache, &p.call, 1);
-	return limits_apply(app, rq, rs, &p);
 }

@@ -1,11 +1,14 @@
 /*
- * readthrough: the cached read path.  A hit is answered from the
- * responder's own copy of the entry (nearcache) when it has a valid one,
- * else from the entry Redis holds (body bytes, ETag, Last-Modified), with
- * no PostgreSQL query and no serialization.  On a miss one responder rebuilds under a lock
- * while the others wait for its entry (stampede protection); with Redis
- * down every read goes to PostgreSQL (degraded, counted).  Writes go
- * through app_write, which invalidates what they change.
+ * readthrough: the cached read path.  A read route's plan names the
+ * shared answer it wants; app_fetch looks for it before the rate limit is
+ * decided (so the limit's call to Redis rides along), app_read answers.
+ * A hit is answered from the responder's own copy of the entry
+ * (nearcache) when it has a valid one, else from the entry Redis holds
+ * (body bytes, ETag, Last-Modified), with no PostgreSQL query and no
+ * serialization.  On a miss one responder rebuilds under a lock while the
+ * others wait for its entry (stampede protection); with Redis down every
+ * read goes to PostgreSQL (degraded, counted).  Writes go through
+ * app_write, which invalidates what they change.
  */
 #include <string.h>
 #include <unistd.h>
@@ -33,103 +36,113 @@ rebuild(struct app *app, struct resp *rs, build_fn build, const void *arg,
 }
 
 void
-app_cached(struct app *app, struct req *rq, struct resp *rs,
-    enum app_coll coll, const char *key, build_fn build, const void *arg,
-    int is_list)
+app_fetch(struct app *app, struct req *rq, struct read_plan *rp,
+    struct app_limit *lim)
 {
-	struct hc_entry		 e = { 0 };
 	struct hc_pending	 hc;
-	struct rl_pending	 rl;
 	struct cache_call	 calls[2];
-	enum hc_result		 found;
-	const struct hc_entry	*copy;
-	const char		*vkey;
-	int64_t			 deadline;
-	uint64_t		 mark = 0;
-	long long		 changed;
-	int			 locked, limit, near;
+	struct cache_call	*ride;
+	size_t			 n = 1;
 
-	near = nearcache_sync(&app->near, &app->cache);
-	if (near) {
-		if ((copy = nearcache_get(&app->near, coll, key)) != NULL) {
-			if (rq->limit_pending) {
-				rq->limit_pending = 0;
-				if (limits_check(app, rq, rs) == -1)
-					return;
-			}
-			httpcache_answer(rq, rs, copy,
-			    app->cfg.http_cache_control);
+	rp->copy = NULL;
+	rp->near = nearcache_sync(&app->near, &app->cache);
+	if (rp->near) {
+		if ((rp->copy = nearcache_get(&app->near, rp->coll,
+		    rp->key)) != NULL)
 			return;
-		}
 		/* Before the fetch: a write from now on outdates the copy. */
-		mark = nearcache_mark(&app->near, coll);
+		rp->mark = nearcache_mark(&app->near, rp->coll);
 	}
-
 	/*
-	 * The route's rate limit and the cache read share one round trip to
-	 * Redis: on a hit that is all the request costs.
+	 * The rate limit's call rides along with the cache read: on a hit,
+	 * one round trip to Redis is all the request costs.
 	 */
-	httpcache_prepare(rq->a, app_collections[coll], key, &hc);
-	limit = rq->limit_pending && limits_prepare(app, rq, &rl);
-	rq->limit_pending = 0;
+	httpcache_prepare(rq->a, app_collections[rp->coll], rp->key, &hc);
 	calls[0] = hc.call;
-	if (limit && !rl.leased)
-		calls[1] = rl.call;
-	cache_eval_calls(&app->cache, calls, limit && !rl.leased ? 2 : 1);
+	if ((ride = limits_ride(lim)) != NULL)
+		calls[n++] = *ride;
+	cache_eval_calls(&app->cache, calls, n);
 	hc.call = calls[0];
-	found = httpcache_finish(&hc, rq->a, &e, &vkey, &changed);
-	if (limit) {
-		if (!rl.leased)
-			rl.call = calls[1];
-		if (limits_apply(app, rq, rs, &rl) == -1)
-			return;
+	if (ride != NULL)
+		*ride = calls[1];
+	rp->found = httpcache_finish(&hc, rq->a, &rp->e, &rp->vkey,
+	    &rp->changed);
+}
+
+/* A shared read that app_fetch did not find: build it, once per key. */
+static int
+fill(struct app *app, struct req *rq, struct resp *rs, struct read_plan *rp)
+{
+	struct hc_entry	*e = &rp->e;
+	int64_t		 deadline;
+	int		 locked;
+
+	locked = httpcache_lock(&app->cache, rq->a, rp->vkey);
+	if (locked == 0) {
+		/* Another responder is rebuilding: wait for its entry. */
+		deadline = util_mono_us() + app->cfg.cache_lock_wait_ms * 1000;
+		while (util_mono_us() < deadline) {
+			usleep(WAIT_STEP_US);
+			if (httpcache_get_exact(&app->cache, rq->a, rp->vkey,
+			    e) == HC_HIT) {
+				if (rp->near)
+					nearcache_put(&app->near, rp->coll,
+					    rp->key, rp->mark, e);
+				return 0;
+			}
+		}
+		log_warn("cache: waited %lld ms for %s; reading myself",
+		    app->cfg.cache_lock_wait_ms, rp->vkey);
 	}
-	switch (found) {
+	if (rebuild(app, rs, rp->build, rp->arg, rq->a, e) == -1) {
+		if (locked == 1)
+			httpcache_unlock(&app->cache, rq->a, rp->vkey);
+		return -1;
+	}
+	if (rp->is_list && rp->changed > e->last_modified)
+		e->last_modified = rp->changed;
+	if (httpcache_put(&app->cache, rq->a, rp->vkey, e, e->status == 200 ?
+	    app->cfg.cache_ttl : app->cfg.cache_negative_ttl) == CACHE_OK &&
+	    rp->near)
+		nearcache_put(&app->near, rp->coll, rp->key, rp->mark, e);
+	if (locked == 1)
+		httpcache_unlock(&app->cache, rq->a, rp->vkey);
+	return 0;
+}
+
+void
+app_read(struct app *app, struct req *rq, struct resp *rs,
+    struct read_plan *rp)
+{
+	if (rp->key == NULL) {
+		app_private(app, rq, rs, rp->build, rp->arg);
+		return;
+	}
+	if (rp->copy != NULL) {
+		httpcache_answer(rq, rs, rp->copy, app->cfg.http_cache_control);
+		goto shown;
+	}
+	switch (rp->found) {
 	case HC_HIT:
-		if (near)
-			nearcache_put(&app->near, coll, key, mark, &e);
+		if (rp->near)
+			nearcache_put(&app->near, rp->coll, rp->key, rp->mark,
+			    &rp->e);
 		break;
 	case HC_UNAVAILABLE:
 		app->degraded_reads++;
-		if (rebuild(app, rs, build, arg, rq->a, &e) == -1)
+		if (rebuild(app, rs, rp->build, rp->arg, rq->a, &rp->e) == -1)
 			return;
 		break;
 	case HC_MISS:
-		locked = httpcache_lock(&app->cache, rq->a, vkey);
-		if (locked == 0) {
-			/* Another responder is rebuilding: wait for its entry. */
-			deadline = util_mono_us() +
-			    app->cfg.cache_lock_wait_ms * 1000;
-			while (util_mono_us() < deadline) {
-				usleep(WAIT_STEP_US);
-				if (httpcache_get_exact(&app->cache, rq->a, vkey,
-				    &e) == HC_HIT) {
-					if (near)
-						nearcache_put(&app->near, coll,
-						    key, mark, &e);
-					goto answer;
-				}
-			}
-			log_warn("cache: waited %lld ms for %s; reading myself",
-			    app->cfg.cache_lock_wait_ms, vkey);
-		}
-		if (rebuild(app, rs, build, arg, rq->a, &e) == -1) {
-			if (locked == 1)
-				httpcache_unlock(&app->cache, rq->a, vkey);
+		if (fill(app, rq, rs, rp) == -1)
 			return;
-		}
-		if (is_list && changed > e.last_modified)
-			e.last_modified = changed;
-		if (httpcache_put(&app->cache, rq->a, vkey, &e,
-		    e.status == 200 ? app->cfg.cache_ttl :
-		    app->cfg.cache_negative_ttl) == CACHE_OK && near)
-			nearcache_put(&app->near, coll, key, mark, &e);
-		if (locked == 1)
-			httpcache_unlock(&app->cache, rq->a, vkey);
 		break;
 	}
-answer:
-	httpcache_answer(rq, rs, &e, app->cfg.http_cache_control);
+	httpcache_answer(rq, rs, &rp->e, app->cfg.http_cache_control);
+shown:
+	/* What does not show to everyone may show to its owner. */
+	if (rs->status == 404 && rp->mine != NULL)
+		app_private(app, rq, rs, rp->build, rp->mine);
 }
 
 PGresult *
@@ -196,11 +209,6 @@ app_private(struct app *app, struct req *rq, struct resp *rs, build_fn build,
 {
 	struct hc_entry	e = { 0 };
 
-	if (rq->limit_pending) {
-		rq->limit_pending = 0;
-		if (limits_check(app, rq, rs) == -1)
-			return;
-	}
 	if (rebuild(app, rs, build, arg, rq->a, &e) == -1)
 		return;
 	httpcache_answer(rq, rs, &e, "private, no-cache");

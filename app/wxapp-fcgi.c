@@ -312,18 +312,45 @@ app_client_gone(const struct app *app)
 }
 
 /*
- * Rate limit now, or, for a cached read, together with its cache read in
- * one round trip to Redis (app_cached), or after the handler if it
- * answered before reading the cache.
+ * Serve a request routed to r: identify the caller, find a read's shared
+ * answer (one round trip that carries the rate limit's call too), decide
+ * the rate limit -- here and only here, for every request, refused
+ * callers by their address so that a flood of bad tokens is limited too --
+ * then refuse, or read the body and answer.
  */
-static int
-limit_now_or_later(struct app *app, struct req *rq, struct resp *rs)
+static void
+serve(struct app *app, const struct app_route *r, struct req *rq,
+    struct resp *rs, FCGX_Request *fr)
 {
-	if (rq->route->flags & ROUTE_CACHED) {
-		rq->limit_pending = 1;
-		return 0;
+	struct app_limit	lim;
+	struct read_plan	rp;
+	int			authed, planned = 0;
+
+	authed = auth_identify(app, rq);
+	limits_prepare(app, rq, &lim);
+	if (authed == 0 && req_parse_query(rq, rs) == 0 && r->plan != NULL &&
+	    r->plan(app, rq, rs, &rp) == 0) {
+		planned = 1;
+		if (rp.key != NULL)
+			app_fetch(app, rq, &rp, &lim);
 	}
-	return limits_check(app, rq, rs);
+	if (limits_decide(app, rq, rs, &lim) == -1)
+		return;
+	if (authed == -1) {
+		auth_refuse(app, rs);
+		return;
+	}
+	if (resp_is_set(rs))
+		return;
+	if (planned)
+		app_read(app, rq, rs, &rp);
+	else if (req_read_body(rq, rs, app->cfg.max_body_bytes, fcgi_read,
+	    fr->in) == -1)
+		return;
+	else if (r->flags & ROUTE_IDEMPOTENT)
+		app_idempotent(app, r, rq, rs);
+	else
+		r->fn(app, rq, rs);
 }
 
 /*
@@ -339,7 +366,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	struct buf		out;
 	struct log_access	al;
 	int64_t			start = util_mono_us(), total;
-	int			slow, authed;
+	int			slow;
 
 	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
 	app->fcgi_fd = fr->ipcFd;
@@ -353,24 +380,9 @@ app_handle(struct app *app, FCGX_Request *fr)
 		    app->cfg.request_terminate_timeout * 1000000;
 		__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
 	}
-	if (router_match(app_routes, app_nroutes, &rq, &rs) == ROUTE_FOUND) {
-		authed = auth_identify(app, &rq);
-		if (limit_now_or_later(app, &rq, &rs) == 0) {
-			if (authed == -1)
-				auth_refuse(app, &rs);
-			else if (req_parse_query(&rq, &rs) == 0 &&
-			    req_read_body(&rq, &rs, app->cfg.max_body_bytes,
-			    fcgi_read, fr->in) == 0) {
-				if (rq.route->flags & ROUTE_IDEMPOTENT)
-					app_idempotent(app, &rq, &rs);
-				else
-					rq.route->fn(app, &rq, &rs);
-			}
-		}
-	}
-	/* A cached read that ended before its cache read (a 400) is limited too. */
-	if (rq.limit_pending)
-		(void)limits_check(app, &rq, &rs);
+	if (router_match(app_routes, app_nroutes, sizeof(app_routes[0]), &rq,
+	    &rs) == ROUTE_FOUND)
+		serve(app, app_route_of(&rq), &rq, &rs, fr);
 	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
 	if (!resp_is_set(&rs)) {
 		log_error("%s %s: handler gave no answer", rq.method, rq.path);
@@ -392,6 +404,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	al.method = rq.method;
 	al.path = rq.path;
 	al.remote_addr = rq.remote_addr;
+	al.trace_id = rq.trace_id;
 	al.status = rs.status;
 	al.duration_us = total;
 	al.bytes = out.len;

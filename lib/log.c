@@ -331,5 +331,9 @@ log_access(const struct log_access *a)
 	buf_addll(&b, (long long)a->bytes);
 	buf_adds(&b, ",\"remote_addr\":");
 	buf_json_str(&b, a->remote_addr, strlen(a->remote_addr));
+	if (a->trace_id != NULL && a->trace_id[0] != '\0') {
+		buf_adds(&b, ",\"trace_id\":");
+		buf_json_str(&b, a->trace_id, strlen(a->trace_id));
+	}
 	log_end(&b, 1);
 }

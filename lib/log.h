@@ -30,6 +30,7 @@ struct log_access {
 	const char	*method;
 	const char	*path;
 	const char	*remote_addr;
+	const char	*trace_id;	/* W3C trace-id, or "" */
 	int		 status;
 	int64_t		 duration_us;
 	size_t		 bytes;

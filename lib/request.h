@@ -50,7 +50,6 @@ struct req {
 	struct req_kv		*cookiev;
 	int			 ncookie;	/* -1 until parsed */
 	struct json_object	*json;		/* put by req_finish */
-	int			 limit_pending;	/* rate limit not checked yet */
 };
 
 /* Reads up to n bytes of the body into p; returns bytes read, 0 at end. */

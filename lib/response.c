@@ -15,7 +15,6 @@ resp_init(struct resp *rs, struct arena *a)
 	rs->content_type = "application/json; charset=utf-8";
 	buf_init(&rs->headers, a, 256);
 	buf_init(&rs->body, a, 1024);
-	rs->envelope_open = 0;
 }
 
 /* End the header whose value starts at start: one line, whatever it holds. */
@@ -72,7 +71,6 @@ resp_begin(struct resp *rs, int status)
 	rs->status = status;
 	rs->code = API_OK;
 	rs->body.len = 0;
-	rs->envelope_open = 1;
 	buf_adds(&rs->body, "{\"code\":0,\"data\":");
 	return &rs->body;
 }
@@ -83,7 +81,6 @@ resp_end(struct resp *rs, const char *message)
 	buf_adds(&rs->body, ",\"message\":");
 	buf_json_str(&rs->body, message, strlen(message));
 	buf_addc(&rs->body, '}');
-	rs->envelope_open = 0;
 }
 
 void
@@ -95,21 +92,20 @@ resp_json(struct resp *rs, int status, const char *data, const char *msg)
 }
 
 void
-resp_error_data(struct resp *rs, enum api_code code, const char *data,
+resp_error_data(struct resp *rs, int code, const char *data,
     const char *message)
 {
 	rs->status = resp_status_of(code);
 	rs->code = code;
 	rs->body.len = 0;
-	rs->envelope_open = 0;
-	buf_printf(&rs->body, "{\"code\":%d,\"data\":%s,\"message\":", (int)code,
+	buf_printf(&rs->body, "{\"code\":%d,\"data\":%s,\"message\":", code,
 	    data != NULL ? data : "null");
 	buf_json_str(&rs->body, message, strlen(message));
 	buf_addc(&rs->body, '}');
 }
 
 void
-resp_error(struct resp *rs, enum api_code code, const char *fmt, ...)
+resp_error(struct resp *rs, int code, const char *fmt, ...)
 {
 	struct buf	msg;
 	va_list		ap;
@@ -126,7 +122,6 @@ resp_raw(struct resp *rs, int status, const char *body, size_t len)
 {
 	rs->status = status;
 	rs->code = status < 400 ? API_OK : status * 100;
-	rs->envelope_open = 0;
 	rs->body.len = 0;
 	buf_add(&rs->body, body, len);
 }

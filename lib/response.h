@@ -1,7 +1,7 @@
 /*
  * response: the API envelope and the bytes of a FastCGI answer.  Owns the
- * table of envelope codes (defined here once), the mapping from code to
- * HTTP status, and the serialization of status line, headers and body into
+ * envelope codes of the library (a program defines its own beside them),
+ * the mapping from code to HTTP status, and the serialization of status line, headers and body into
  * one buffer with a correct Content-Length.
  *
  * Every answer is {"code": <int>, "data": <value|null>, "message": "<text>"}.
@@ -13,40 +13,25 @@
 
 #include "arena.h"
 
+/*
+ * The codes this library answers with.  A program adds its own details of
+ * the same form (status * 100 + detail) and passes them as int.
+ */
 enum api_code {
 	API_OK			= 0,
 	API_BAD_REQUEST		= 40000,
 	API_MALFORMED_JSON	= 40001,
 	API_VALIDATION		= 40002,
-	API_WX_CODE_INVALID	= 40010,	/* wx.login code unknown: wx.login again */
-	API_WX_CODE_USED	= 40011,	/* wx.login code used already */
-	API_DECRYPT_INPUT	= 40020,	/* bad base64 or key/iv length */
-	API_DECRYPT_FAILED	= 40021,	/* bad padding: stale session_key? */
-	API_DECRYPT_APPID	= 40022,	/* watermark.appid is not ours */
-	API_DECRYPT_SIGNATURE	= 40023,	/* rawData signature mismatch */
-	API_DECRYPT_STALE	= 40024,	/* older than decrypt_max_age */
 	API_UNAUTHORIZED	= 40100,
-	API_TOKEN_EXPIRED	= 40101,	/* refresh now */
-	API_TOKEN_INVALID	= 40102,	/* log in again */
-	API_REFRESH_INVALID	= 40103,	/* unknown/expired/revoked: log in */
-	API_REFRESH_REUSED	= 40104,	/* reuse detected: family revoked */
-	API_SESSION_KEY_GONE	= 40105,	/* no session_key: wx.login again */
 	API_FORBIDDEN		= 40300,
-	API_WX_RISKY		= 40301,	/* WeChat blocked a high-risk user */
 	API_NOT_FOUND		= 40400,
 	API_METHOD_NOT_ALLOWED	= 40500,
 	API_CONFLICT		= 40900,
-	API_IDEMPOTENCY_REUSED	= 40901,	/* the key was another request's */
 	API_TOO_LARGE		= 41300,
 	API_UNSUPPORTED_MEDIA	= 41500,
 	API_RATE_LIMITED	= 42900,
-	API_WX_RATE_LIMITED	= 42901,	/* WeChat's quota for this user */
 	API_INTERNAL		= 50000,
-	API_UNAVAILABLE		= 50300,
-	API_DB_UNAVAILABLE	= 50301,
-	API_CACHE_UNAVAILABLE	= 50302,
-	API_WX_UNAVAILABLE	= 50303,
-	API_DB_IN_DOUBT		= 50304	/* a write may have committed */
+	API_UNAVAILABLE		= 50300
 };
 
 struct resp {
@@ -56,7 +41,6 @@ struct resp {
 	const char	*content_type;
 	struct buf	 headers;	/* extra "Name: value\r\n" lines */
 	struct buf	 body;
-	int		 envelope_open;	/* between _begin and _end */
 };
 
 void	resp_init(struct resp *, struct arena *);
@@ -73,10 +57,10 @@ void	resp_end(struct resp *, const char *message);
 /* A whole envelope with data already serialized as JSON (NULL = null). */
 void	resp_json(struct resp *, int status, const char *data, const char *msg);
 /* An error envelope; the status follows from the code. */
-void	resp_error(struct resp *, enum api_code, const char *fmt, ...)
+void	resp_error(struct resp *, int code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 /* An error envelope carrying data (a JSON value) as well. */
-void	resp_error_data(struct resp *, enum api_code, const char *data,
+void	resp_error_data(struct resp *, int code, const char *data,
 	    const char *message);
 /* An answer whose body (an envelope) is already serialized. */
 void	resp_raw(struct resp *, int status, const char *body, size_t len);

@@ -80,14 +80,23 @@ route_considered(const struct route *r, struct req *rq, int literal_only)
 	return route_path_match(r->pattern, rq->path, rq, 0);
 }
 
+/* Element i of the table. */
+static const struct route *
+route_at(const void *table, size_t size, size_t i)
+{
+	return (const struct route *)(const void *)((const char *)table +
+	    i * size);
+}
+
 enum route_result
-router_match(const struct route *table, size_t n, struct req *rq,
+router_match(const void *table, size_t n, size_t size, struct req *rq,
     struct resp *rs)
 {
-	const char	*method = rq->method;
-	struct buf	 allow;
-	size_t		 i;
-	int		 known = 0, literal = 0;
+	const struct route	*r;
+	const char		*method = rq->method;
+	struct buf		 allow;
+	size_t			 i;
+	int			 known = 0, literal = 0;
 
 	rq->head = strcmp(method, "HEAD") == 0;
 	if (rq->head)
@@ -97,22 +106,24 @@ router_match(const struct route *table, size_t n, struct req *rq,
 	 * are found in this one pass of strcmp.
 	 */
 	for (i = 0; i < n; i++) {
-		if (strcmp(table[i].pattern, rq->path) != 0 ||
-		    strchr(table[i].pattern, '{') != NULL)
+		r = route_at(table, size, i);
+		if (strcmp(r->pattern, rq->path) != 0 ||
+		    strchr(r->pattern, '{') != NULL)
 			continue;
 		literal = 1;
-		if (strcmp(table[i].method, method) == 0) {
-			rq->route = &table[i];
+		if (strcmp(r->method, method) == 0) {
+			rq->route = r;
 			return ROUTE_FOUND;
 		}
 	}
 	for (i = 0; i < n; i++) {
-		if (!route_considered(&table[i], rq, literal))
+		r = route_at(table, size, i);
+		if (!route_considered(r, rq, literal))
 			continue;
 		known = 1;
-		if (strcmp(table[i].method, method) == 0) {
-			route_path_match(table[i].pattern, rq->path, rq, 1);
-			rq->route = &table[i];
+		if (strcmp(r->method, method) == 0) {
+			route_path_match(r->pattern, rq->path, rq, 1);
+			rq->route = r;
 			return ROUTE_FOUND;
 		}
 	}
@@ -122,10 +133,11 @@ router_match(const struct route *table, size_t n, struct req *rq,
 	}
 	buf_init(&allow, rq->a, 64);
 	for (i = 0; i < n; i++) {
-		if (!route_considered(&table[i], rq, literal))
+		r = route_at(table, size, i);
+		if (!route_considered(r, rq, literal))
 			continue;
-		allow_add(&allow, table[i].method);
-		if (strcmp(table[i].method, "GET") == 0)
+		allow_add(&allow, r->method);
+		if (strcmp(r->method, "GET") == 0)
 			allow_add(&allow, "HEAD");
 	}
 	resp_error(rs, API_METHOD_NOT_ALLOWED, "method %s is not allowed here",

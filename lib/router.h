@@ -1,6 +1,6 @@
 /*
- * router: the table of routes (method + path pattern -> handler + flags)
- * and dispatch through it.  A pattern is literal segments and {name}
+ * router: matching a request against a table of routes (method + path
+ * pattern).  A pattern is literal segments and {name}
  * segments, each matching one non-empty path segment.  Owns the 404 for an
  * unknown path, the 405 with Allow for a known path and another method,
  * and serving HEAD with the GET handler.
@@ -13,16 +13,14 @@
 #include "request.h"
 #include "response.h"
 
-struct app;
-
-typedef void	(*route_fn)(struct app *, struct req *, struct resp *);
-
+/*
+ * A route: a method and a path pattern.  A program keeps its routes in a
+ * table of its own elements, each beginning with a struct route, and puts
+ * beside it what the route means to it (handler, who may call it, ...).
+ */
 struct route {
 	const char	*method;
 	const char	*pattern;
-	route_fn	 fn;
-	unsigned	 flags;		/* the program's: the router ignores them */
-	int		 rate_class;	/* which rate limit applies */
 };
 
 enum route_result {
@@ -32,11 +30,13 @@ enum route_result {
 };
 
 /*
- * Find the route for rq's method and path; fills rq->route and the path
+ * Find the route for rq's method and path in table, n elements of size
+ * bytes each, every one beginning with a struct route; fills rq->route
+ * (pointing into table: cast it back to the element) and the path
  * params.  On ROUTE_BAD_METHOD the allowed methods are set as an error on
  * rs (405 with Allow); on ROUTE_NOT_FOUND a 404 is set.
  */
-enum route_result router_match(const struct route *, size_t, struct req *,
-	    struct resp *);
+enum route_result router_match(const void *table, size_t n, size_t size,
+	    struct req *, struct resp *);
 
 #endif

@@ -311,6 +311,26 @@ class AccessLog(e2e.TestCase):
         self.assertIsInstance(obj["time"], str, obj)
         self.assertEqual(len(lines), 1, "the access line should be one line: %r" % lines)
 
+    def test_access_line_trace_id(self):
+        rid = "e2e-trace-" + secrets.token_hex(8)
+        trace = secrets.token_hex(16)
+        off = self._size()
+        r = e2e.get("/ping", headers={
+            "X-Request-Id": rid,
+            "traceparent": "00-%s-%s-01" % (trace, secrets.token_hex(8))})
+        self.assert_envelope(r, 200, 0, data=PONG)
+        obj, lines = self._find(rid, off)
+        self.assertIsNotNone(obj, "no access line for %r" % rid)
+        self.assertEqual(obj.get("trace_id"), trace, obj)
+        # A malformed traceparent is ignored.
+        rid = "e2e-trace-" + secrets.token_hex(8)
+        off = self._size()
+        e2e.get("/ping", headers={"X-Request-Id": rid,
+                                  "traceparent": "00-xyz-01"})
+        obj, _ = self._find(rid, off)
+        self.assertIsNotNone(obj, "no access line for %r" % rid)
+        self.assertNotIn("trace_id", obj)
+
     def test_access_line_error_status(self):
         rid = "e2e-log404-" + secrets.token_hex(8)
         off = self._size()

@@ -50,8 +50,10 @@ contents(void)
 static void
 access_line(const char *id)
 {
-	struct log_access	a = { id, "GET", "/ping", "127.0.0.1", 200, 5,
-				    42 };
+	struct log_access	a = { .request_id = id, .method = "GET",
+				    .path = "/ping", .remote_addr = "127.0.0.1",
+				    .trace_id = "", .status = 200,
+				    .duration_us = 5, .bytes = 42 };
 
 	log_access(&a);
 }

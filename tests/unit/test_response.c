@@ -43,7 +43,8 @@ START_TEST(error_envelope_and_status)
 	ck_assert_int_eq(rs.status, 404);
 	ck_assert_str_eq(buf_cstr(&rs.body),
 	    "{\"code\":40400,\"data\":null,\"message\":\"no such resource: /x\\\"y\"}");
-	resp_error_data(&rs, API_CACHE_UNAVAILABLE, "{\"redis\":\"down\"}", "m");
+	/* A program's own code of the same form. */
+	resp_error_data(&rs, 50302, "{\"redis\":\"down\"}", "m");
 	ck_assert_int_eq(rs.status, 503);
 	ck_assert_str_eq(buf_cstr(&rs.body),
 	    "{\"code\":50302,\"data\":{\"redis\":\"down\"},\"message\":\"m\"}");

@@ -5,18 +5,20 @@
 
 #include "router.h"
 
-static void	h_a(struct app *x, struct req *q, struct resp *r) { (void)x; (void)q; (void)r; }
-static void	h_b(struct app *x, struct req *q, struct resp *r) { (void)x; (void)q; (void)r; }
-static void	h_c(struct app *x, struct req *q, struct resp *r) { (void)x; (void)q; (void)r; }
+/* A program's route: the library's, and what it means to the program. */
+struct my_route {
+	struct route	 r;
+	int		 handler;
+};
 
-static const struct route table[] = {
-	{ "GET",	"/ping",			h_a, 0, 0 },
-	{ "POST",	"/ping",			h_b, 0, 0 },
-	{ "GET",	"/api/v1/users/{id}",		h_c, 0, 0 },
-	{ "DELETE",	"/api/v1/users/{id}",		h_b, 0, 0 },
-	{ "GET",	"/api/v1/users/{id}/posts/{post}", h_a, 0, 0 },
-	{ "GET",	"/api/v1/data/list",		h_c, 0, 0 },
-	{ "PATCH",	"/api/v1/data/{id}",		h_b, 0, 0 },
+static const struct my_route table[] = {
+	{ { "GET",	"/ping" },				1 },
+	{ { "POST",	"/ping" },				2 },
+	{ { "GET",	"/api/v1/users/{id}" },			3 },
+	{ { "DELETE",	"/api/v1/users/{id}" },			2 },
+	{ { "GET",	"/api/v1/users/{id}/posts/{post}" },	1 },
+	{ { "GET",	"/api/v1/data/list" },			3 },
+	{ { "PATCH",	"/api/v1/data/{id}" },			2 },
 };
 #define N	(sizeof(table) / sizeof(table[0]))
 
@@ -34,7 +36,7 @@ route(const char *method, const char *path)
 	env[2] = NULL;
 	req_init(&rq, &a, env);
 	resp_init(&rs, &a);
-	return router_match(table, N, &rq, &rs);
+	return router_match(table, N, sizeof(table[0]), &rq, &rs);
 }
 
 static void
@@ -47,6 +49,13 @@ static void
 teardown(void)
 {
 	arena_free(&a);
+}
+
+/* The handler of the route found. */
+static int
+handler(void)
+{
+	return ((const struct my_route *)(const void *)rq.route)->handler;
 }
 
 /* The value of header name in rs, or NULL. */
@@ -64,16 +73,16 @@ header(const char *name)
 START_TEST(literal_routes)
 {
 	ck_assert_int_eq(route("GET", "/ping"), ROUTE_FOUND);
-	ck_assert_ptr_eq(rq.route->fn, h_a);
+	ck_assert_int_eq(handler(), 1);
 	ck_assert_int_eq(route("POST", "/ping"), ROUTE_FOUND);
-	ck_assert_ptr_eq(rq.route->fn, h_b);
+	ck_assert_int_eq(handler(), 2);
 }
 END_TEST
 
 START_TEST(params_are_captured)
 {
 	ck_assert_int_eq(route("GET", "/api/v1/users/42"), ROUTE_FOUND);
-	ck_assert_ptr_eq(rq.route->fn, h_c);
+	ck_assert_int_eq(handler(), 3);
 	ck_assert_str_eq(req_path_param(&rq, "id"), "42");
 	ck_assert_int_eq(route("GET", "/api/v1/users/7/posts/9"), ROUTE_FOUND);
 	ck_assert_str_eq(req_path_param(&rq, "id"), "7");
@@ -109,7 +118,7 @@ END_TEST
 START_TEST(literal_beats_param)
 {
 	ck_assert_int_eq(route("GET", "/api/v1/data/list"), ROUTE_FOUND);
-	ck_assert_ptr_eq(rq.route->fn, h_c);
+	ck_assert_int_eq(handler(), 3);
 	ck_assert_int_eq(route("PATCH", "/api/v1/data/list"), ROUTE_BAD_METHOD);
 	ck_assert_str_eq(header("Allow"), "GET, HEAD");
 	ck_assert_int_eq(route("PATCH", "/api/v1/data/7"), ROUTE_FOUND);
@@ -120,7 +129,7 @@ END_TEST
 START_TEST(head_uses_get)
 {
 	ck_assert_int_eq(route("HEAD", "/ping"), ROUTE_FOUND);
-	ck_assert_ptr_eq(rq.route->fn, h_a);
+	ck_assert_int_eq(handler(), 1);
 	ck_assert_int_eq(rq.head, 1);
 }
 END_TEST
