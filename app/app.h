@@ -19,6 +19,7 @@
 #include "request.h"
 #include "response.h"
 #include "router.h"
+#include "pool.h"
 #include "shm.h"
 #include "token.h"
 #include "wechat.h"
@@ -97,8 +98,9 @@ struct app {
 	struct cache	 cache;
 	struct nearcache near;		/* copies of hot cached answers */
 	struct wechat	 wx;
-	struct shm_region *shm;		/* breakers and scoreboard of the host */
-	struct guard	 guards[GUARD_NDEPS];	/* around each dependency */
+	struct shm	 shm;		/* the pool's shared memory ... */
+	struct pool	*pool;		/* ... and what it holds */
+	struct guard	 guards[DEP_COUNT];	/* around each dependency */
 	int		 slot;		/* ours on the scoreboard */
 	struct arena	 arena;
 	unsigned long	 served;
@@ -216,8 +218,8 @@ app_route_of(const struct req *rq)
 }
 
 /* The options of lib modules, from the configuration (app/opts.c). */
-void	app_guards(const struct config *, struct shm_region *,
-	    struct guard g[GUARD_NDEPS]);
+void	app_guards(const struct config *, struct shm *, struct pool *,
+	    struct guard g[DEP_COUNT]);
 void	app_db_opts(const struct config *, struct guard *, struct db_opts *);
 void	app_cache_opts(const struct config *, struct guard *,
 	    struct cache_opts *);

@@ -2,20 +2,17 @@
  * wxappctl status [--json]: the pool's scoreboard from shared memory, as
  * PHP-FPM's status page shows it; --json prints what GET /status answers.
  */
-#include <sys/mman.h>
-
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "ctl.h"
-#include "guard.h"
-#include "shm.h"
+#include "pool.h"
 #include "util.h"
 
 /* The human form: pool totals, then one line per responder. */
 static void
-status_text(const struct ctl *ctl, const struct shm_region *r)
+status_text(const struct ctl *ctl, const struct pool *r)
 {
 	const struct scoreboard	*sb = &r->sb;
 	const struct sb_slot	*s;
@@ -35,9 +32,9 @@ status_text(const struct ctl *ctl, const struct shm_region *r)
 	printf("slow requests:      %llu\n", (unsigned long long)sb->slow);
 	printf("stale writes:       %llu\n",
 	    (unsigned long long)sb->stale_writes);
-	for (i = 0; i < GUARD_NDEPS; i++)
+	for (i = 0; i < DEP_COUNT; i++)
 		printf("%-8s circuit:   %s (opened %llu times, %llu calls "
-		    "rejected)\n", guard_name(i),
+		    "rejected)\n", pool_dep_name(i),
 		    breaker_state_name(r->breakers[i].state),
 		    (unsigned long long)r->breakers[i].opened,
 		    (unsigned long long)r->breakers[i].rejected);
@@ -69,7 +66,8 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const struct shm_region	*r;
+	struct shm		 shm;
+	const struct pool	*r;
 	struct arena		 a;
 	struct buf		 b;
 	int			 ch, json = 0;
@@ -85,19 +83,20 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 		ctl_err("usage: status [--json]");
 		return CTL_USAGE;
 	}
-	if ((r = shm_peek(ctl->cfg.shm_name)) == NULL) {
+	if (shm_peek(&shm, ctl->cfg.shm_name, &pool_layout) == -1) {
 		ctl_err("status: no pool has run with shm_name %s on this host",
 		    ctl->cfg.shm_name);
 		return CTL_FAIL;
 	}
+	r = shm.data;
 	if (json) {
 		arena_init(&a, 64 * 1024, 1);
 		buf_init(&b, &a, 4096);
-		shm_status_json(r, &b);
+		pool_status_json(r, &b);
 		printf("%s\n", buf_cstr(&b));
 		arena_free(&a);
 	} else
 		status_text(ctl, r);
-	munmap((void *)(uintptr_t)r, sizeof(*r));
+	shm_detach(&shm);
 	return CTL_OK;
 }

@@ -44,7 +44,7 @@ void
 h_status(struct app *app, struct req *rq, struct resp *rs)
 {
 	(void)rq;
-	shm_status_json(app->shm, resp_begin(rs, 200));
+	pool_status_json(app->pool, resp_begin(rs, 200));
 	resp_end(rs, "ok");
 	resp_header(rs, "Cache-Control", "no-store");
 }

@@ -132,7 +132,7 @@ h_logout(struct app *app, struct req *rq, struct resp *rs)
 		return;
 	}
 	if (all != NULL && strcmp(all, "1") == 0) {
-		rc = account_revoke(&app->db, &app->cache, app->shm->changes,
+		rc = account_revoke(&app->db, &app->cache, app->pool->changes,
 		    app->who.user_id, &tokens);
 		account_answer(app, rs, rc, app->who.user_id,
 		    "logged out everywhere");
@@ -144,7 +144,7 @@ h_logout(struct app *app, struct req *rq, struct resp *rs)
 			return;
 		}
 		PQclear(res);
-		(void)auth_changed(&app->cache, app->shm->changes,
+		(void)auth_changed(&app->cache, app->pool->changes,
 		    app->who.user_id);
 		resp_json(rs, 200, NULL, "logged out");
 	}
@@ -184,7 +184,7 @@ h_me_delete(struct app *app, struct req *rq, struct resp *rs)
 {
 	(void)rq;
 	account_answer(app, rs, account_delete(&app->db, &app->cache,
-	    app->shm->changes, app->who.user_id), app->who.user_id,
+	    app->pool->changes, app->who.user_id), app->who.user_id,
 	    "deleted");
 	if (rs->status == 204)
 		session_clear_cookie(rs);

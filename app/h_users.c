@@ -169,5 +169,5 @@ h_user_delete(struct app *app, struct req *rq, struct resp *rs)
 	    user_may_change(app, rq, rs, id) == -1)
 		return;
 	account_answer(app, rs, account_delete(&app->db, &app->cache,
-	    app->shm->changes, id), id, "deleted");
+	    app->pool->changes, id), id, "deleted");
 }

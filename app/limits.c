@@ -17,7 +17,8 @@ limits_init(struct app *app)
 {
 	const struct config	*c = &app->cfg;
 
-	ratelimit_init(&app->rl, &app->cache, app->shm, c->ratelimit_lease);
+	ratelimit_init(&app->rl, &app->cache, &app->shm, app->pool->leases,
+	    c->ratelimit_lease);
 	app->rates[RATE_LOGIN] = (struct rl_class){ "login",
 	    c->ratelimit_login_rate, c->ratelimit_login_period,
 	    c->ratelimit_login_burst };

@@ -6,21 +6,22 @@
 #include "app.h"
 
 void
-app_guards(const struct config *c, struct shm_region *shm,
-    struct guard g[GUARD_NDEPS])
+app_guards(const struct config *c, struct shm *shm, struct pool *pool,
+    struct guard g[DEP_COUNT])
 {
 	int	i;
 
-	for (i = 0; i < GUARD_NDEPS; i++) {
+	for (i = 0; i < DEP_COUNT; i++) {
+		g[i].name = pool_dep_name(i);
 		g[i].shm = shm;
-		g[i].dep = i;
+		g[i].br = &pool->breakers[i];
 		g[i].p.window_s = c->breaker_window_s;
 		g[i].p.min_calls = c->breaker_min_calls;
 		g[i].p.error_pct = c->breaker_error_pct;
 		g[i].p.half_open_calls = c->breaker_half_open_calls;
 		g[i].p.timeouts = c->breaker_timeouts;
 		/* A store is tried again soon: recovery within a second. */
-		g[i].p.open_ms = i == GUARD_WECHAT ? c->breaker_open_ms :
+		g[i].p.open_ms = i == DEP_WECHAT ? c->breaker_open_ms :
 		    c->breaker_store_open_ms;
 	}
 }

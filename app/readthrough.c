@@ -226,8 +226,8 @@ app_invalidate(struct app *app, enum app_coll coll)
 	 * When Redis missed the write, its entries stay stale until the
 	 * reconnect bumps every collection (httpcache_recover).
 	 */
-	if (data_invalidate(&app->cache, app->shm->changes, coll) == -1) {
-		scoreboard_stale_write(&app->shm->sb);
+	if (data_invalidate(&app->cache, app->pool->changes, coll) == -1) {
+		scoreboard_stale_write(&app->pool->sb);
 		log_warn("cache: %s changed while redis is unavailable; "
 		    "invalidated on reconnect", app_collections[coll]);
 	}

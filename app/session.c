@@ -241,7 +241,7 @@ session_reuse(struct app *app, struct resp *rs, const char *family,
 	}
 	PQclear(res);
 	if (util_strtonum(user_id, 1, LLONG_MAX, &uid, &errstr) == 0)
-		(void)auth_changed(&app->cache, app->shm->changes, uid);
+		(void)auth_changed(&app->cache, app->pool->changes, uid);
 	log_warn("refresh: reuse of a used refresh token by user %s: "
 	    "family revoked", user_id);
 	resp_error(rs, API_REFRESH_REUSED,

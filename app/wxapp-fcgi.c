@@ -25,7 +25,7 @@
 #include "shm.h"
 #include "util.h"
 
-_Static_assert(COLL_COUNT <= SHM_COLLECTIONS &&
+_Static_assert(COLL_COUNT <= POOL_COLLECTIONS &&
     COLL_COUNT <= NEARCACHE_COLLECTIONS,
     "the shared memory counts writes of every collection");
 
@@ -264,9 +264,9 @@ await_request(struct app *app, int fd)
 	int		n;
 
 	for (;;) {
-		if ((pg = guard_trial_in(&app->guards[GUARD_POSTGRES])) == 0)
+		if ((pg = guard_trial_in(&app->guards[DEP_POSTGRES])) == 0)
 			(void)db_ping(&app->db);
-		if ((rd = guard_trial_in(&app->guards[GUARD_REDIS])) == 0)
+		if ((rd = guard_trial_in(&app->guards[DEP_REDIS])) == 0)
 			(void)cache_ping(&app->cache);
 		if (pg == 0 || rd == 0)
 			continue;
@@ -373,7 +373,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	req_init(&rq, &app->arena, fr->envp);
 	log_set_request(rq.id);
 	resp_init(&rs, &app->arena);
-	scoreboard_begin(&app->shm->sb, app->slot, rq.method, rq.path, start);
+	scoreboard_begin(&app->pool->sb, app->slot, rq.method, rq.path, start);
 	if (app->cfg.request_terminate_timeout > 0) {
 		watchdog_prepare(fr, &rq);
 		watchdog.deadline_us = start +
@@ -409,7 +409,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 	al.duration_us = total;
 	al.bytes = out.len;
 	log_access(&al);
-	scoreboard_end(&app->shm->sb, app->slot, util_mono_us(), slow,
+	scoreboard_end(&app->pool->sb, app->slot, util_mono_us(), slow,
 	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
 	req_finish(&rq);
 	log_set_request(NULL);
@@ -538,30 +538,32 @@ main(int argc, char *argv[])
 	 * keeps no copies of cached answers (it would not see the writes of
 	 * the other responders of the host).
 	 */
-	if ((app.shm = shm_attach(app.cfg.shm_name)) != NULL)
-		changes = app.shm->changes;
-	else {
+	if (shm_attach(&app.shm, app.cfg.shm_name, &pool_layout) == 0) {
+		app.pool = app.shm.data;
+		changes = app.pool->changes;
+	} else {
 		log_warn("cannot attach shared memory %s (%s): circuit breaker "
 		    "and scoreboard are per responder, answers are not copied "
 		    "into the responder", app.cfg.shm_name, strerror(errno));
-		if ((app.shm = shm_private()) == NULL) {
+		if (shm_private(&app.shm, &pool_layout) == -1) {
 			log_error("out of memory");
 			return 1;
 		}
+		app.pool = app.shm.data;
 	}
-	shm_lock(app.shm);
-	app.slot = scoreboard_join(&app.shm->sb, getpid(), util_wall_us());
-	shm_unlock(app.shm);
+	shm_lock(&app.shm);
+	app.slot = scoreboard_join(&app.pool->sb, getpid(), util_wall_us());
+	shm_unlock(&app.shm);
 	if (app.slot == -1) {
 		log_error("the scoreboard is full (%d responders)", SB_SLOTS);
 		return 1;
 	}
 	arena_init(&app.arena, ARENA_BLOCK, ARENA_KEEP);
 	req_id_seed();
-	app_guards(&app.cfg, app.shm, app.guards);
-	app_db_opts(&app.cfg, &app.guards[GUARD_POSTGRES], &dbo);
+	app_guards(&app.cfg, &app.shm, app.pool, app.guards);
+	app_db_opts(&app.cfg, &app.guards[DEP_POSTGRES], &dbo);
 	db_init(&app.db, &dbo, app_stmts, STMT_COUNT);
-	app_cache_opts(&app.cfg, &app.guards[GUARD_REDIS], &cco);
+	app_cache_opts(&app.cfg, &app.guards[DEP_REDIS], &cco);
 	cache_init(&app.cache, &cco);
 	app.cache.on_recover = httpcache_recover;
 	app.cache.recover_arg = app_collections;
@@ -580,7 +582,7 @@ main(int argc, char *argv[])
 		log_error("out of memory");
 		return 1;
 	}
-	app_wechat_opts(&app.cfg, &app.guards[GUARD_WECHAT], &wxo);
+	app_wechat_opts(&app.cfg, &app.guards[DEP_WECHAT], &wxo);
 	if (wechat_init(&app.wx, &wxo, &app.cache) == -1) {
 		log_error("cannot initialize libcurl");
 		return 1;
@@ -645,9 +647,10 @@ main(int argc, char *argv[])
 	if (stop_signal)
 		log_info("signal %d: exiting after %lu requests",
 		    (int)stop_signal, app.served);
-	shm_lock(app.shm);
-	scoreboard_leave(&app.shm->sb, app.slot);
-	shm_unlock(app.shm);
+	shm_lock(&app.shm);
+	scoreboard_leave(&app.pool->sb, app.slot);
+	shm_unlock(&app.shm);
+	shm_detach(&app.shm);
 	FCGX_Free(&fr, 1);
 	db_close(&app.db);
 	cache_close(&app.cache);

@@ -1,49 +1,31 @@
 /*
- * guard: breakers in shared memory, under its lock.
+ * guard: a breaker in shared memory, under its lock.
  */
 #include "guard.h"
 #include "log.h"
-#include "shm.h"
 #include "util.h"
-
-_Static_assert(GUARD_NDEPS <= SHM_BREAKERS,
-    "the shared memory holds a breaker for every dependency");
-
-const char *
-guard_name(enum guard_dep dep)
-{
-	static const char *const names[GUARD_NDEPS] = {
-		[GUARD_POSTGRES] = "postgres",
-		[GUARD_REDIS] = "redis",
-		[GUARD_WECHAT] = "wechat"
-	};
-
-	return (unsigned)dep < GUARD_NDEPS ? names[dep] : "?";
-}
 
 /* Log a change of state, outside the lock. */
 static void
 changed(const struct guard *g, int before, int after)
 {
 	if (before != after)
-		log_warn("%s: circuit %s -> %s", guard_name(g->dep),
+		log_warn("%s: circuit %s -> %s", g->name,
 		    breaker_state_name(before), breaker_state_name(after));
 }
 
 int
 guard_allow(struct guard *g, int64_t *retry_us)
 {
-	struct breaker	*br;
-	int		 ok, before, after;
+	int	ok, before, after;
 
 	*retry_us = 0;
-	if (g == NULL || g->shm == NULL)
+	if (g == NULL || g->br == NULL)
 		return 1;
-	br = &g->shm->breakers[g->dep];
 	shm_lock(g->shm);
-	before = br->state;
-	ok = breaker_allow(br, &g->p, util_mono_us(), retry_us);
-	after = br->state;
+	before = g->br->state;
+	ok = breaker_allow(g->br, &g->p, util_mono_us(), retry_us);
+	after = g->br->state;
 	shm_unlock(g->shm);
 	changed(g, before, after);
 	return ok;
@@ -52,15 +34,13 @@ guard_allow(struct guard *g, int64_t *retry_us)
 void
 guard_done(struct guard *g, enum breaker_outcome how)
 {
-	struct breaker	*br;
-	int		 before, after;
+	int	before, after;
 
-	if (g == NULL || g->shm == NULL)
+	if (g == NULL || g->br == NULL)
 		return;
-	br = &g->shm->breakers[g->dep];
 	shm_lock(g->shm);
-	before = br->state;
-	after = breaker_record(br, &g->p, util_mono_us(), how);
+	before = g->br->state;
+	after = breaker_record(g->br, &g->p, util_mono_us(), how);
 	shm_unlock(g->shm);
 	changed(g, before, after);
 }
@@ -70,10 +50,10 @@ guard_trial_in(struct guard *g)
 {
 	int64_t	in;
 
-	if (g == NULL || g->shm == NULL)
+	if (g == NULL || g->br == NULL)
 		return -1;
 	shm_lock(g->shm);
-	in = breaker_trial_in(&g->shm->breakers[g->dep], &g->p, util_mono_us());
+	in = breaker_trial_in(g->br, &g->p, util_mono_us());
 	shm_unlock(g->shm);
 	return in;
 }

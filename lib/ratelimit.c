@@ -6,7 +6,6 @@
 
 #include "log.h"
 #include "ratelimit.h"
-#include "shm.h"
 #include "util.h"
 
 /*
@@ -34,14 +33,17 @@ static const char gcra_lua[] =
     "return {n, avail - n, 0, tat - now}";
 
 void
-ratelimit_init(struct ratelimit *rl, struct cache *cc, struct shm_region *shm,
-    long long lease)
+ratelimit_init(struct ratelimit *rl, struct cache *cc, struct shm *shm,
+    struct rl_lease *leases, long long lease)
 {
 	memset(rl, 0, sizeof(*rl));
 	rl->cache = cc;
-	rl->shm = lease > 1 ? shm : NULL;
+	if (lease > 1 && shm != NULL && leases != NULL) {
+		rl->shm = shm;
+		rl->leases = leases;
+	}
 	(void)snprintf(rl->lease, sizeof(rl->lease), "%lld",
-	    rl->shm != NULL ? lease : 1);
+	    rl->leases != NULL ? lease : 1);
 }
 
 /* Seconds, rounded up, of a duration in microseconds. */
@@ -99,9 +101,9 @@ lease_take(struct ratelimit *rl, uint64_t hash, struct rl_result *r)
 	struct rl_lease	*l;
 	int		 ok;
 
-	if (rl->shm == NULL)
+	if (rl->leases == NULL)
 		return 0;
-	l = &rl->shm->leases[hash % RATELIMIT_LEASE_SLOTS];
+	l = &rl->leases[hash % RATELIMIT_LEASE_SLOTS];
 	shm_lock(rl->shm);
 	ok = l->hash == hash && l->tokens > 0 &&
 	    l->expires_us > util_mono_us();
@@ -125,9 +127,9 @@ lease_keep(struct ratelimit *rl, uint64_t hash, long long n,
 	struct rl_lease	*l;
 	int64_t		 now = util_mono_us();
 
-	if (rl->shm == NULL || n <= 0)
+	if (rl->leases == NULL || n <= 0)
 		return;
-	l = &rl->shm->leases[hash % RATELIMIT_LEASE_SLOTS];
+	l = &rl->leases[hash % RATELIMIT_LEASE_SLOTS];
 	shm_lock(rl->shm);
 	/* Another bucket's live lease keeps its slot: ours is forgone. */
 	if (l->hash == hash || l->expires_us <= now || l->tokens <= 0) {

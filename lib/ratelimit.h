@@ -25,12 +25,11 @@
 
 #include "arena.h"
 #include "cache.h"
+#include "shm.h"
 
 #define RATELIMIT_LOCAL_SLOTS	1024
 #define RATELIMIT_LEASE_SLOTS	4096
 #define RATELIMIT_LEASE_US	100000
-
-struct shm_region;
 
 struct rl_class {
 	const char	*name;
@@ -73,16 +72,20 @@ struct rl_lease {
 
 struct ratelimit {
 	struct cache		*cache;
-	struct shm_region	*shm;		/* its leases; NULL: none */
+	struct shm		*shm;		/* whose lock covers leases */
+	struct rl_lease		*leases;	/* RATELIMIT_LEASE_SLOTS; NULL: none */
 	char			 lease[24];	/* most requests per call */
 	unsigned long		 fallbacks;	/* decisions made without Redis */
 	unsigned long		 leased;	/* decisions made by a lease */
 	struct rl_slot		 local[RATELIMIT_LOCAL_SLOTS];
 };
 
-/* lease: the most requests one call takes (1: no leases); shm: NULL too. */
-void	ratelimit_init(struct ratelimit *, struct cache *, struct shm_region *,
-	    long long lease);
+/*
+ * lease: the most requests one call takes (1: no leases); leases, an
+ * array of RATELIMIT_LEASE_SLOTS in shm's data (both NULL: none).
+ */
+void	ratelimit_init(struct ratelimit *, struct cache *, struct shm *,
+	    struct rl_lease *leases, long long lease);
 /*
  * Build the check of identity in class c: 1 when p->call must run
  * (cache_eval_calls), 0 when a lease of this host decided it.

@@ -1,55 +1,47 @@
 /*
- * shm: the shared memory of the responders of one host (one pool
- * configuration): a named POSIX shared memory segment holding a robust
- * process-shared mutex, the circuit breakers of the dependencies, the
- * scoreboard, the
- * write counters of the cached collections and the rate-limit leases.
- * Owns creating it exactly once, attaching to it, and the lock (which
- * survives a holder that dies: EOWNERDEAD is repaired).
+ * shm: memory that the processes of a pool share -- a named POSIX shared
+ * memory object with one robust process-shared lock.  A mechanism, not a
+ * layout: the program says what the segment holds (struct shm_layout: its
+ * size, a version it bumps whenever the layout changes, and how a fresh
+ * segment is initialized).  Owns creating the segment exactly once,
+ * attaching to it, replacing one of another layout, and the lock, which
+ * survives a holder that dies (EOWNERDEAD is repaired).
  */
 #ifndef WX_SHM_H
 #define WX_SHM_H
 
-#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "breaker.h"
-#include "ratelimit.h"
-#include "scoreboard.h"
+struct shm_layout {
+	size_t		 size;		/* of the program's data */
+	uint32_t	 version;	/* of its layout */
+	void		(*init)(void *data);	/* a fresh, zeroed segment */
+};
 
-#define SHM_MAGIC	0x77786170u	/* "wxap" */
-#define SHM_VERSION	4u
-#define SHM_COLLECTIONS	4	/* >= the collections the program caches */
-#define SHM_BREAKERS	4	/* >= the dependencies lib/guard knows */
+struct shm_hdr;
 
-struct shm_region {
-	uint32_t		magic;
-	uint32_t		version;
-	pthread_mutex_t		lock;
-	struct breaker		breakers[SHM_BREAKERS];	/* lib/guard */
-	struct scoreboard	sb;
-	/*
-	 * Writes per cached collection on this host, bumped without the lock
-	 * (atomics) after a write has invalidated Redis: see nearcache.
-	 */
-	uint64_t		changes[SHM_COLLECTIONS];
-	/* Rate-limit requests already paid for in Redis (under the lock). */
-	struct rl_lease		leases[RATELIMIT_LEASE_SLOTS];
+struct shm {
+	struct shm_hdr	*hdr;		/* the header, then the data */
+	void		*data;
+	size_t		 len;		/* of the whole mapping */
+	int		 shared;	/* 0: a region of this process only */
 };
 
 /*
- * Create or attach to the segment `name` ("/wxapp"); NULL with errno.  A
- * segment of another layout (left by an older version, still used by its
- * responders during a rolling restart) is unlinked and made anew.
+ * Create or attach to the segment `name` ("/wxapp"); 0, or -1 with errno.
+ * A segment of another layout (left by an older version, still used by
+ * its processes during a rolling restart) is unlinked and made anew; the
+ * old processes keep their mapping of the old one.
  */
-struct shm_region *shm_attach(const char *name);
+int	shm_attach(struct shm *, const char *name, const struct shm_layout *);
 /* A region in this process only, when the shared one cannot be had. */
-struct shm_region *shm_private(void);
-/* Attach read-only for reporting; NULL when absent. */
-const struct shm_region *shm_peek(const char *name);
-/* The pool's status as JSON: the scoreboard and the breakers. */
-void	shm_status_json(const struct shm_region *, struct buf *);
-void	shm_lock(struct shm_region *);
-void	shm_unlock(struct shm_region *);
+int	shm_private(struct shm *, const struct shm_layout *);
+/* Attach read-only, for reporting; -1 when absent or of another layout. */
+int	shm_peek(struct shm *, const char *name, const struct shm_layout *);
+/* Unmap (the segment stays for the others). */
+void	shm_detach(struct shm *);
+void	shm_lock(struct shm *);
+void	shm_unlock(struct shm *);
 
 #endif

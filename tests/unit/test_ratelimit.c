@@ -9,7 +9,6 @@
 
 #include "log.h"
 #include "ratelimit.h"
-#include "shm.h"
 
 static struct cache	cc;
 static struct ratelimit	rl;
@@ -25,7 +24,7 @@ setup(void)
 
 	log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
 	cache_init(&cc, &o);
-	ratelimit_init(&rl, &cc, NULL, 32);
+	ratelimit_init(&rl, &cc, NULL, NULL, 32);
 	arena_init(&a, 4096, 2);
 }
 
@@ -104,11 +103,15 @@ START_TEST(leases)
 	struct rl_class		 c = { "read", 20, 1, 40 };
 	struct rl_pending	 p;
 	struct rl_result	 r;
-	struct shm_region	*shm = shm_private();
-	int			 i;
+	static const struct shm_layout	 lay = {
+		.size = RATELIMIT_LEASE_SLOTS * sizeof(struct rl_lease),
+		.version = 1
+	};
+	struct shm			 shm;
+	int				 i;
 
-	ck_assert_ptr_nonnull(shm);
-	ratelimit_init(&rl, &cc, shm, 32);
+	ck_assert_int_eq(shm_private(&shm, &lay), 0);
+	ratelimit_init(&rl, &cc, &shm, shm.data, 32);
 	/* The script took 8 (of 40): this request and 7 for later. */
 	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 1);
 	ck_assert_str_eq(p.call.argv[6], "32");
@@ -145,7 +148,7 @@ START_TEST(leases)
 	ratelimit_finish(&rl, &p, &r);
 	ck_assert(!r.allowed);
 	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:3", &p), 1);
-	free(shm);
+	shm_detach(&shm);
 }
 END_TEST
 
@@ -155,7 +158,7 @@ START_TEST(no_leases_without_shared_memory)
 	struct rl_pending	 p;
 	struct rl_result	 r;
 
-	ratelimit_init(&rl, &cc, NULL, 32);
+	ratelimit_init(&rl, &cc, NULL, NULL, 32);
 	ck_assert_int_eq(ratelimit_prepare(&rl, &a, &c, "u:1", &p), 1);
 	ck_assert_str_eq(p.call.argv[6], "1");
 	p.call.st = CACHE_OK;

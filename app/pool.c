@@ -1,0 +1,55 @@
+/*
+ * pool: the layout of the host's shared memory, and its status.
+ */
+#include "pool.h"
+#include "util.h"
+
+/* A fresh segment: breakers closed, the scoreboard's clock started. */
+static void
+pool_init(void *data)
+{
+	struct pool	*p = data;
+	int		 i;
+
+	for (i = 0; i < DEP_COUNT; i++)
+		breaker_reset(&p->breakers[i], util_mono_us());
+	p->sb.start_wall_us = util_wall_us();
+}
+
+const struct shm_layout pool_layout = {
+	.size = sizeof(struct pool),
+	.version = 5,
+	.init = pool_init
+};
+
+const char *
+pool_dep_name(enum pool_dep dep)
+{
+	static const char *const names[DEP_COUNT] = {
+		[DEP_POSTGRES] = "postgres",
+		[DEP_REDIS] = "redis",
+		[DEP_WECHAT] = "wechat"
+	};
+
+	return (unsigned)dep < DEP_COUNT ? names[dep] : "?";
+}
+
+void
+pool_status_json(const struct pool *p, struct buf *b)
+{
+	const struct breaker	*br;
+	int			 i;
+
+	buf_adds(b, "{\"pool\":");
+	scoreboard_json(&p->sb, b, util_mono_us(), util_wall_us());
+	buf_adds(b, ",\"breakers\":{");
+	for (i = 0; i < DEP_COUNT; i++) {
+		br = &p->breakers[i];
+		buf_printf(b, "%s\"%s\":{\"state\":\"%s\",\"opened\":%llu,"
+		    "\"rejected\":%llu}", i > 0 ? "," : "", pool_dep_name(i),
+		    breaker_state_name(br->state),
+		    (unsigned long long)br->opened,
+		    (unsigned long long)br->rejected);
+	}
+	buf_adds(b, "}}");
+}
