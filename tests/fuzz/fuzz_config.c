@@ -1,5 +1,5 @@
 /*
- * fuzz_config: the configuration file parser (lib/config), through a
+ * fuzz_config: the configuration file parser (lib/conf), through a
  * memory file so that no disk is involved.
  */
 #define _GNU_SOURCE	/* memfd_create */

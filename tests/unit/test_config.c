@@ -1,10 +1,16 @@
-/* Unit tests for lib/config: parsing, errors with file:line, env overrides. */
+/*
+ * Unit tests for lib/conf, with a table of its own and through app's
+ * config (the keys of wxapp.conf): parsing, errors with file:line,
+ * environment overrides, secrets, obsolete keys.
+ */
 #include "check_run.h"
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "config.h"
 #include "log.h"
 
@@ -163,6 +169,56 @@ START_TEST(path_precedence)
 }
 END_TEST
 
+/* A program of its own, to show lib/conf needs no wxapp. */
+struct mine {
+	char		*name;
+	long long	 port;
+	int		 color;
+	int		 verbose;
+};
+static const char *const colors[] = { "red", "green", NULL };
+static const struct conf_key mine_keys[] = {
+	{ .name = "name", .type = CONF_STR, .off = offsetof(struct mine, name),
+	  .def = "anon" },
+	{ .name = "port", .type = CONF_INT, .off = offsetof(struct mine, port),
+	  .def = "80", .min = 1, .max = 65535 },
+	{ .name = "color", .type = CONF_ENUM,
+	  .off = offsetof(struct mine, color), .def = "red", .names = colors },
+	{ .name = "verbose", .type = CONF_BOOL,
+	  .off = offsetof(struct mine, verbose), .def = "off" },
+	{ .name = "old_knob", .type = CONF_OBSOLETE },
+};
+static const struct conf_schema mine_schema = {
+	.keys = mine_keys, .nkeys = sizeof(mine_keys) / sizeof(mine_keys[0]),
+	.size = sizeof(struct mine), .env_prefix = "MINE_"
+};
+
+START_TEST(a_table_of_another_program)
+{
+	struct mine	 m;
+	const char	*obsolete;
+
+	write_conf("name = x\ncolor = green\nold_knob = 3\n");
+	setenv("MINE_PORT", "8080", 1);
+	ck_assert_int_eq(conf_load(&mine_schema, &m, path, &obsolete, err,
+	    sizeof(err)), 0);
+	unsetenv("MINE_PORT");
+	ck_assert_str_eq(m.name, "x");
+	ck_assert_int_eq(m.port, 8080);
+	ck_assert_int_eq(m.color, 1);
+	ck_assert_int_eq(m.verbose, 0);
+	ck_assert_str_eq(obsolete, "old_knob");
+	conf_free(&mine_schema, &m);
+	ck_assert_ptr_null(m.name);
+	unlink(path);
+	write_conf("color = blue\n");
+	ck_assert_int_eq(conf_load(&mine_schema, &m, path, &obsolete, err,
+	    sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: color: value must be one of "
+	    "red, green"));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -179,6 +235,7 @@ main(void)
 	tcase_add_test(tc, secrets_are_never_printed);
 	tcase_add_test(tc, missing_file_is_an_error);
 	tcase_add_test(tc, path_precedence);
+	tcase_add_test(tc, a_table_of_another_program);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

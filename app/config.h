@@ -1,7 +1,7 @@
 /*
- * config: the one configuration of a wxapp process.  Owns the table of
- * keys (type, default, range, secrecy), the `key = value` file parser, the
- * WXAPP_<KEY> environment overrides and their error messages.
+ * config: the one configuration of a wxapp process: struct config, the
+ * table of its keys (type, default, range, secrecy) for lib/conf, which
+ * reads the file and the WXAPP_<KEY> environment overrides.
  */
 #ifndef WX_CONFIG_H
 #define WX_CONFIG_H
