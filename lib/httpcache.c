@@ -13,6 +13,7 @@
 
 #include "crypto.h"
 #include "httpcache.h"
+#include "keys.h"
 #include "log.h"
 #include "util.h"
 
@@ -82,13 +83,13 @@ void
 httpcache_prepare(struct arena *a, const char *collection, const char *key,
     struct hc_pending *p)
 {
-	p->prefix = arena_printf(a, "wx:hc:%s:", collection);
+	p->prefix = arena_printf(a, KEYS_ANSWER "%s:", collection);
 	p->key = key;
 	p->call.script = get_lua;
 	p->call.argc = 7;
 	p->call.argv[2] = "2";
-	p->call.argv[3] = arena_printf(a, "wx:ver:%s", collection);
-	p->call.argv[4] = arena_printf(a, "wx:mtime:%s", collection);
+	p->call.argv[3] = arena_printf(a, KEYS_VERSION "%s", collection);
+	p->call.argv[4] = arena_printf(a, KEYS_MTIME "%s", collection);
 	p->call.argv[5] = p->prefix;
 	p->call.argv[6] = key;
 	p->call.argvlen[2] = 1;
@@ -194,8 +195,8 @@ httpcache_bump(struct cache *cc, const char *collection)
 	enum cache_status	 st;
 	int			 n1, n2;
 
-	n1 = snprintf(ver, sizeof(ver), "wx:ver:%s", collection);
-	n2 = snprintf(mtime, sizeof(mtime), "wx:mtime:%s", collection);
+	n1 = snprintf(ver, sizeof(ver), KEYS_VERSION "%s", collection);
+	n2 = snprintf(mtime, sizeof(mtime), KEYS_MTIME "%s", collection);
 	if (n1 < 0 || (size_t)n1 >= sizeof(ver) || n2 < 0 ||
 	    (size_t)n2 >= sizeof(mtime))
 		return CACHE_ERROR;

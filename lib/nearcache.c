@@ -10,6 +10,7 @@
  */
 #include <sys/socket.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,11 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "log.h"
 #include "nearcache.h"
 #include "util.h"
 
-#define VER_PREFIX	"wx:ver:"
 #define RETRY_US	1000000	/* after a failed set-up of the connection */
 
 struct nc_item {
@@ -93,11 +94,22 @@ drop(struct nearcache *nc, int coll)
 			item_drop(nc, i);
 }
 
+/* Forget what the reader of the invalidation connection holds. */
+static void
+reader_free(struct nearcache *nc)
+{
+	if (nc->reader != NULL)
+		redisReaderFree(nc->reader);
+	nc->reader = NULL;
+	nc->unparsed = 0;
+}
+
 void
 nearcache_free(struct nearcache *nc)
 {
 	drop(nc, -1);
 	cache_close(&nc->conn);
+	reader_free(nc);
 	nc->tracking = 0;
 }
 
@@ -133,6 +145,7 @@ lose(struct nearcache *nc, const char *why, int64_t retry_us)
 	log_warn("nearcache: invalidation connection %s; copies dropped", why);
 	drop(nc, -1);
 	cache_close(&nc->conn);
+	reader_free(nc);
 	nc->retry_us = util_mono_us() + retry_us;
 	nc->tracking = 0;
 }
@@ -164,69 +177,12 @@ setup_cmd(struct nearcache *nc, int type, int argc, const char **argv,
 	return ok ? 0 : -1;
 }
 
-/*
- * Connect the invalidation connection: tracking in broadcast mode for the
- * version keys, redirected to itself, then subscribed (after which it
- * only receives).  0 or -1 (logged).
- */
-static int
-track(struct nearcache *nc)
-{
-	const char	*id_argv[] = { "CLIENT", "ID" };
-	const char	*sub_argv[] = { "SUBSCRIBE", "__redis__:invalidate" };
-	const char	*tr_argv[] = { "CLIENT", "TRACKING", "on", "REDIRECT",
-			    NULL, "BCAST", "PREFIX", VER_PREFIX, "PREFIX",
-			    nc->o.subject_prefix };
-	char		 id[24];
-	long long	 n;
-	int		 rc, w, fd, fl;
-
-	if (cache_ready(&nc->conn) == -1)
-		return -1;
-	if ((rc = setup_cmd(nc, REDIS_REPLY_INTEGER, 2, id_argv, &n)) != 0)
-		goto fail;
-	w = snprintf(id, sizeof(id), "%lld", n);
-	if (w < 0 || (size_t)w >= sizeof(id))
-		goto fail;
-	tr_argv[4] = id;
-	if ((rc = setup_cmd(nc, REDIS_REPLY_STATUS, 10, tr_argv, NULL)) != 0 ||
-	    (rc = setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL)) != 0)
-		goto fail;
-	/* The kernel signals when Redis sends something (see nearcache.h). */
-	fd = nc->conn.c->fd;
-	if (fcntl(fd, F_SETOWN, getpid()) == -1 ||
-	    (fl = fcntl(fd, F_GETFL)) == -1 ||
-	    fcntl(fd, F_SETFL, fl | O_ASYNC) == -1) {
-		rc = -1;
-		goto fail;
-	}
-	readable = 1;
-	/* Copies from before the subscription cannot be vouched for. */
-	drop(nc, -1);
-	nc->tracking = 1;
-	log_info("nearcache: tracking writes to %s* and %s* on redis",
-	    VER_PREFIX, nc->o.subject_prefix);
-	return 0;
-fail:
-	if (rc == 1) {
-		/* Refused (Redis before 6, or a renamed command): for good. */
-		log_error("nearcache: redis refused client-side caching (%s); "
-		    "answers are not copied into the responder",
-		    nc->conn.errmsg);
-		nc->changes = NULL;
-		cache_close(&nc->conn);
-		return -1;
-	}
-	lose(nc, "could not be set up", RETRY_US);
-	return -1;
-}
-
 /* Apply one message from __redis__:invalidate; -1 when not understood. */
 static int
 apply(struct nearcache *nc, const redisReply *m)
 {
 	const redisReply	*keys, *k;
-	size_t			 i, plen = sizeof(VER_PREFIX) - 1;
+	size_t			 i, plen = sizeof(KEYS_VERSION) - 1;
 	size_t			 slen = strlen(nc->o.subject_prefix);
 	int			 coll;
 
@@ -251,30 +207,142 @@ apply(struct nearcache *nc, const redisReply *m)
 			    k->len - slen)]++;
 			continue;
 		}
-		coll = k->len > plen && memcmp(k->str, VER_PREFIX, plen) == 0 ?
+		coll = k->len > plen && memcmp(k->str, KEYS_VERSION, plen) == 0 ?
 		    nearcache_collection(nc, k->str + plen) : -1;
 		drop(nc, coll);
 	}
 	return 0;
 }
 
+/*
+ * Connect the invalidation connection: tracking in broadcast mode for the
+ * version keys, redirected to itself, then subscribed (after which it
+ * only receives).  0 or -1 (logged).
+ */
+static int
+track(struct nearcache *nc)
+{
+	const char	*id_argv[] = { "CLIENT", "ID" };
+	const char	*sub_argv[] = { "SUBSCRIBE", "__redis__:invalidate" };
+	const char	*tr_argv[] = { "CLIENT", "TRACKING", "on", "REDIRECT",
+			    NULL, "BCAST", "PREFIX", KEYS_VERSION, "PREFIX",
+			    nc->o.subject_prefix };
+	redisReply	*m;
+	char		 id[24];
+	long long	 n;
+	int		 rc, w, fd, fl;
+
+	if (cache_ready(&nc->conn) == -1)
+		return -1;
+	if ((rc = setup_cmd(nc, REDIS_REPLY_INTEGER, 2, id_argv, &n)) != 0)
+		goto fail;
+	w = snprintf(id, sizeof(id), "%lld", n);
+	if (w < 0 || (size_t)w >= sizeof(id))
+		goto fail;
+	tr_argv[4] = id;
+	if ((rc = setup_cmd(nc, REDIS_REPLY_STATUS, 10, tr_argv, NULL)) != 0 ||
+	    (rc = setup_cmd(nc, REDIS_REPLY_ARRAY, 2, sub_argv, NULL)) != 0)
+		goto fail;
+	/* The kernel signals when Redis sends something (see nearcache.h). */
+	fd = nc->conn.c->fd;
+	if (fcntl(fd, F_SETOWN, getpid()) == -1 ||
+	    (fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_ASYNC) == -1 ||
+	    (nc->reader = redisReaderCreate()) == NULL) {
+		rc = -1;
+		goto fail;
+	}
+	/*
+	 * From now on the connection is read here, with a reader of our own.
+	 * Messages that came with the subscription's reply are applied; half
+	 * of one left behind shows as a protocol error on ours, and the
+	 * connection is made again.
+	 */
+	while (redisGetReplyFromReader(nc->conn.c, (void **)&m) == REDIS_OK &&
+	    m != NULL) {
+		rc = apply(nc, m);
+		freeReplyObject(m);
+		if (rc == -1)
+			goto fail;
+	}
+	readable = 1;
+	/* Copies from before the subscription cannot be vouched for. */
+	drop(nc, -1);
+	nc->tracking = 1;
+	log_info("nearcache: tracking writes to %s* and %s* on redis",
+	    KEYS_VERSION, nc->o.subject_prefix);
+	return 0;
+fail:
+	if (rc == 1) {
+		/* Refused (Redis before 6, or a renamed command): for good. */
+		log_error("nearcache: redis refused client-side caching (%s); "
+		    "answers are not copied into the responder",
+		    nc->conn.errmsg);
+		nc->changes = NULL;
+		cache_close(&nc->conn);
+		return -1;
+	}
+	lose(nc, "could not be set up", RETRY_US);
+	return -1;
+}
+
+/* Decimal digits of n, with its sign. */
+static size_t
+digits(long long n)
+{
+	size_t	d = n < 0 ? 2 : 1;
+
+	while (n <= -10 || n >= 10) {
+		n /= 10;
+		d++;
+	}
+	return d;
+}
+
+/*
+ * The bytes of r in RESP2, which Redis writes in one way only: what the
+ * reader consumed to make it.
+ */
+static size_t
+resp_len(const redisReply *r)
+{
+	size_t	n, i;
+
+	switch (r->type) {
+	case REDIS_REPLY_STRING:
+		return 1 + digits((long long)r->len) + 2 + r->len + 2;
+	case REDIS_REPLY_ARRAY:
+		n = 1 + digits((long long)r->elements) + 2;
+		for (i = 0; i < r->elements; i++)
+			n += resp_len(r->element[i]);
+		return n;
+	case REDIS_REPLY_INTEGER:
+		return 1 + digits(r->integer) + 2;
+	case REDIS_REPLY_NIL:
+		return 5;	/* $-1 or *-1 */
+	default:		/* status, error */
+		return 1 + r->len + 2;
+	}
+}
+
 /* Read and apply whatever Redis has sent; -1 when the connection is lost. */
 static int
 drain(struct nearcache *nc)
 {
-	redisReader	*rd = nc->conn.c->reader;
 	redisReply	*m;
 	char		 buf[4096];
-	size_t		 total = 0;
+	size_t		 total = 0, len;
 	ssize_t		 n;
 	int		 rc;
 
 	for (;;) {
 		n = recv(nc->conn.c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n > 0) {
-			if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK)
+			if (redisReaderFeed(nc->reader, buf, (size_t)n) !=
+			    REDIS_OK)
 				break;
 			total += (size_t)n;
+			nc->unparsed += (size_t)n;
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
@@ -284,8 +352,10 @@ drain(struct nearcache *nc)
 		lose(nc, n == 0 ? "closed by redis" : "failed", 0);
 		return -1;
 	}
-	while ((rc = redisReaderGetReply(rd, (void **)&m)) == REDIS_OK &&
-	    m != NULL) {
+	while ((rc = redisReaderGetReply(nc->reader, (void **)&m)) ==
+	    REDIS_OK && m != NULL) {
+		len = resp_len(m);
+		nc->unparsed = len <= nc->unparsed ? nc->unparsed - len : 0;
 		rc = apply(nc, m);
 		freeReplyObject(m);
 		if (rc == -1) {
@@ -305,11 +375,28 @@ drain(struct nearcache *nc)
 	return 0;
 }
 
+/*
+ * The rule the copies rest on: SIGIO is not blocked while a request is
+ * served.  A process may hold it back only while it waits for a request
+ * (as wxapp-fcgi does around FCGX_Accept_r); the signal is then handled
+ * when unblocked, before the request.  Blocked here, a write reported by
+ * Redis would go unnoticed.
+ */
+static int
+sigio_deliverable(void)
+{
+	sigset_t	set;
+
+	return sigprocmask(SIG_BLOCK, NULL, &set) == 0 &&
+	    !sigismember(&set, SIGIO);
+}
+
 int
 nearcache_sync(struct nearcache *nc, const struct cache *main)
 {
 	if (nc->changes == NULL)
 		return 0;
+	assert(sigio_deliverable());
 	if (!nc->tracking) {
 		/* Redis down: leave the reconnecting (and logging) to main. */
 		if (main->c == NULL || main->c->err != 0 ||
@@ -323,7 +410,7 @@ nearcache_sync(struct nearcache *nc, const struct cache *main)
 			return 0;
 	}
 	/* Half a message: it may be the one that matters. */
-	return nc->conn.c->reader->pos == nc->conn.c->reader->len;
+	return nc->unparsed == 0;
 }
 
 uint64_t

@@ -72,6 +72,8 @@ struct nearcache {
 	struct nearcache_opts	 o;
 	const uint64_t		*changes;	/* o.changes; NULL: off */
 	struct cache		 conn;		/* the invalidation connection */
+	struct redisReader	*reader;	/* ... and what reads it */
+	size_t			 unparsed;	/* bytes of a message read half */
 	int64_t			 retry_us;	/* no set-up before (monotonic) */
 	int			 tracking;	/* conn is subscribed */
 	struct nc_item		*slots[NEARCACHE_SLOTS];
@@ -93,7 +95,11 @@ struct nc_stamp {
 	int		coll;
 };
 
-/* Set up; installs the process's SIGIO handler (SA_RESTART). */
+/*
+ * Set up; installs the process's SIGIO handler (SA_RESTART).  The process
+ * may block SIGIO only while no request is in flight (nearcache_sync
+ * asserts it).
+ */
 void	nearcache_init(struct nearcache *, const struct nearcache_opts *);
 void	nearcache_free(struct nearcache *);
 /*

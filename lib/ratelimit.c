@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "keys.h"
 #include "ratelimit.h"
 #include "util.h"
 
@@ -153,7 +154,7 @@ ratelimit_prepare(struct ratelimit *rl, struct arena *a,
 	p->tau = p->T * c->burst;
 	p->limit = c->burst;
 	buf_init(&key, a, 64);
-	buf_adds(&key, "wx:rl:");
+	buf_adds(&key, KEYS_BUCKET);
 	buf_adds(&key, c->name);
 	buf_addc(&key, ':');
 	buf_adds(&key, identity);

@@ -15,11 +15,10 @@
 #include "jsonparse.h"
 #include "log.h"
 #include "util.h"
+#include "keys.h"
 #include "wechat.h"
 
 #define WECHAT_BODY_MAX		(64 * 1024)
-#define TOKEN_KEY		"wx:access_token"
-#define TOKEN_LOCK		"wx:access_token:lock"
 #define TOKEN_LOCK_MS		"10000"
 #define TOKEN_WAIT_STEP_US	50000
 /* Refresh this long before WeChat's expiry, as WeChat's SDKs do. */
@@ -286,13 +285,13 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 	enum wechat_status	 st;
 	int			 got;
 
-	if (cache_get(wx->cache, a, TOKEN_KEY, token, &len) == CACHE_OK &&
+	if (cache_get(wx->cache, a, KEYS_WX_TOKEN, token, &len) == CACHE_OK &&
 	    *token != NULL)
 		return WECHAT_OK;
 	if (crypto_random_b64url(16, owner) == -1)
 		return WECHAT_UNAVAILABLE;
 	deadline = util_mono_us() + wx->o.timeout_ms * 1000;
-	while ((got = cache_lock(wx->cache, TOKEN_LOCK, owner,
+	while ((got = cache_lock(wx->cache, KEYS_WX_TOKEN_LOCK, owner,
 	    TOKEN_LOCK_MS)) == 0) {
 		if (util_mono_us() > deadline) {
 			snprintf(wx->errmsg, sizeof(wx->errmsg),
@@ -300,7 +299,7 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 			return WECHAT_UNAVAILABLE;
 		}
 		usleep(TOKEN_WAIT_STEP_US);
-		if (cache_get(wx->cache, a, TOKEN_KEY, token, &len) ==
+		if (cache_get(wx->cache, a, KEYS_WX_TOKEN, token, &len) ==
 		    CACHE_OK && *token != NULL)
 			return WECHAT_OK;
 	}
@@ -309,21 +308,21 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 	 * stored its token between our first look and our lock; -1: Redis is
 	 * down, fetch unshared.
 	 */
-	if (got == 1 && cache_get(wx->cache, a, TOKEN_KEY, token, &len) ==
+	if (got == 1 && cache_get(wx->cache, a, KEYS_WX_TOKEN, token, &len) ==
 	    CACHE_OK && *token != NULL) {
-		cache_del_if(wx->cache, TOKEN_LOCK, owner);
+		cache_del_if(wx->cache, KEYS_WX_TOKEN_LOCK, owner);
 		return WECHAT_OK;
 	}
 	st = wechat_fetch_token(wx, a, token, &ttl);
 	if (got == 1) {
 		if (st == WECHAT_OK) {
 			ttl = ttl > 2 * TOKEN_EARLY_S ? ttl - TOKEN_EARLY_S : ttl / 2;
-			(void)cache_setex(wx->cache, TOKEN_KEY, *token,
+			(void)cache_setex(wx->cache, KEYS_WX_TOKEN, *token,
 			    strlen(*token), ttl);
 			log_info("wechat: access_token refreshed, cached %lld s",
 			    ttl);
 		}
-		cache_del_if(wx->cache, TOKEN_LOCK, owner);
+		cache_del_if(wx->cache, KEYS_WX_TOKEN_LOCK, owner);
 	}
 	return st;
 }
@@ -363,7 +362,7 @@ wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
 		log_warn("wechat: access_token rejected (errcode %ld); "
 		    "refreshing", wx->errcode);
 		/* Drop the cached token if it is still the bad one. */
-		cache_del_if(wx->cache, TOKEN_KEY, token);
+		cache_del_if(wx->cache, KEYS_WX_TOKEN, token);
 	}
 	if (st != WECHAT_OK)
 		return st;

@@ -47,6 +47,8 @@ start(void)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	nc.conn.c = redisConnectFd(sv[0]);
 	ck_assert_ptr_nonnull(nc.conn.c);
+	nc.reader = redisReaderCreate();
+	ck_assert_ptr_nonnull(nc.reader);
 	nc.tracking = 1;
 	async_io(sv[0], 1);
 	redis_end = sv[1];
@@ -209,6 +211,36 @@ START_TEST(test_half_a_message_is_not_trusted)
 }
 END_TEST
 
+/* Whole messages of every shape leave nothing half-read behind. */
+START_TEST(test_whole_messages_are_trusted)
+{
+	put(ITEMS, "one:7");
+	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+	    "*2\r\n$12\r\nwx:ver:users\r\n$10\r\nwx:rv:1234\r\n"
+	    "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+	    "$12\r\nwx:ver:users\r\n");
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 1);
+	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
+	/* FLUSHALL: a nil list of keys. */
+	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+	    "*-1\r\n");
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 1);
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+}
+END_TEST
+
+/* Synced with SIGIO blocked, a write could go unnoticed: refused. */
+START_TEST(test_sigio_blocked_is_a_bug)
+{
+	sigset_t	set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGIO);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	(void)nearcache_sync(&nc, &main_cc);
+}
+END_TEST
+
 START_TEST(test_lost_connection_drops_everything)
 {
 	put(ITEMS, "one:7");
@@ -355,6 +387,8 @@ suite(void)
 	tcase_add_test(tc, test_write_reported_by_redis);
 	tcase_add_test(tc, test_read_when_signalled);
 	tcase_add_test(tc, test_half_a_message_is_not_trusted);
+	tcase_add_test(tc, test_whole_messages_are_trusted);
+	tcase_add_test_raise_signal(tc, test_sigio_blocked_is_a_bug, SIGABRT);
 	tcase_add_test(tc, test_lost_connection_drops_everything);
 	tcase_add_test(tc, test_falling_behind_drops_everything);
 	tcase_add_test(tc, test_bounded_in_bytes);

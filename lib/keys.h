@@ -1,0 +1,24 @@
+/*
+ * keys: the names of the Redis keys that libwxapp writes, in one place,
+ * so that no two modules spell one and a program sees which names are
+ * taken.  A program keeps its own under other prefixes (wxapp's are in
+ * app/app.h).
+ */
+#ifndef WX_KEYS_H
+#define WX_KEYS_H
+
+/* httpcache: a cached answer, wx:hc:<collection>:<key>@<version>. */
+#define KEYS_ANSWER		"wx:hc:"
+/*
+ * httpcache, nearcache: a collection's version (bumped by every write,
+ * watched through client tracking) and its last change (ms).
+ */
+#define KEYS_VERSION		"wx:ver:"
+#define KEYS_MTIME		"wx:mtime:"
+/* ratelimit: a bucket, wx:rl:<class>:<identity>. */
+#define KEYS_BUCKET		"wx:rl:"
+/* wechat: the shared access_token, and the lock of its one refresher. */
+#define KEYS_WX_TOKEN		"wx:access_token"
+#define KEYS_WX_TOKEN_LOCK	"wx:access_token:lock"
+
+#endif
