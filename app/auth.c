@@ -177,7 +177,7 @@ verdict(struct app *app, const struct token_claims *cl)
 	params[1] = cl->fam;
 	if (db_exec(&app->db, STMT_AUTH_STATE, params, &res) != DB_OK)
 		return NULL;
-	if (PQntuples(res) == 1 && util_strtonum(PQgetvalue(res, 0, 1), 0,
+	if (PQntuples(res) == 1 && util_strtonum(PQgetvalue(res, 0, AS_GEN), 0,
 	    LLONG_MAX, &gen, &errstr) == -1) {
 		log_error("auth: token generation of user %s: %s", uid, errstr);
 		PQclear(res);
@@ -186,9 +186,10 @@ verdict(struct app *app, const struct token_claims *cl)
 	v->user_id = vouched ? cl->user_id : 0;
 	memcpy(v->fam, cl->fam, sizeof(v->fam));
 	v->exists = PQntuples(res) == 1;
-	v->admin = v->exists && *PQgetvalue(res, 0, 0) == 't';
+	v->admin = v->exists && *PQgetvalue(res, 0, AS_ADMIN) == 't';
 	v->gen = gen;
-	v->fam_revoked = v->exists && *PQgetvalue(res, 0, 2) == 't';
+	v->fam_revoked = v->exists &&
+	    *PQgetvalue(res, 0, AS_FAM_REVOKED) == 't';
 	v->stamp = stamp;
 	v->born_us = util_mono_us();
 	PQclear(res);

@@ -14,18 +14,24 @@
 #define CTL_FAIL	1
 #define CTL_USAGE	2
 
-struct ctl {
-	const char	*cfgpath;
-	struct config	 cfg;
-	struct db	 db;
-};
+struct ctl;
 
+/* A subcommand: wxappctl's usage text is made from the table of them. */
 struct ctl_cmd {
 	const char	*name;
 	const char	*usage;
 	int		(*fn)(struct ctl *, int, char **);
 };
 
+struct ctl {
+	const char		*cfgpath;
+	const struct ctl_cmd	*cmd;		/* the one running */
+	struct config		 cfg;
+	struct db		 db;
+};
+
+/* "wxappctl: usage: <the command's usage>" on stderr; CTL_USAGE. */
+int	ctl_usage(const struct ctl *);
 /* Print one error line to stderr: "wxappctl: <message>". */
 void	ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Set up a Redis connection (not connected yet; no breaker). */

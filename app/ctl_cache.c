@@ -23,14 +23,12 @@ ctl_cache(struct ctl *ctl, int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'c') {
-			ctl_err("usage: cache flush [--collection NAME]");
-			return CTL_USAGE;
+			return ctl_usage(ctl);
 		}
 		only = optarg;
 	}
 	if (optind != argc - 1 || strcmp(argv[optind], "flush") != 0) {
-		ctl_err("usage: cache flush [--collection NAME]");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	for (i = 0; only != NULL && app_collections[i] != NULL; i++)
 		found |= strcmp(only, app_collections[i]) == 0;

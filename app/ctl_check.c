@@ -54,8 +54,7 @@ ctl_check(struct ctl *ctl, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 1) {
-		ctl_err("usage: check");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (config_check_serving(&ctl->cfg, err, sizeof(err)) == -1) {
 		ctl_err("config: %s", err);

@@ -18,14 +18,12 @@ ctl_config(struct ctl *ctl, int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'k') {
-			ctl_err("usage: config [--keys]");
-			return CTL_USAGE;
+			return ctl_usage(ctl);
 		}
 		keys = 1;
 	}
 	if (optind != argc) {
-		ctl_err("usage: config [--keys]");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (keys)
 		config_list_keys(stdout);

@@ -19,14 +19,12 @@ ctl_migrate(struct ctl *ctl, int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 's') {
-			ctl_err("usage: migrate [--status]");
-			return CTL_USAGE;
+			return ctl_usage(ctl);
 		}
 		status = 1;
 	}
 	if (optind != argc) {
-		ctl_err("usage: migrate [--status]");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (ctl_db(ctl, 0) != CTL_OK)
 		return CTL_FAIL;

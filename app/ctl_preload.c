@@ -50,8 +50,7 @@ ctl_preload(struct ctl *ctl, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 1) {
-		ctl_err("usage: preload");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (ctl_db(ctl, 1) != CTL_OK)
 		return CTL_FAIL;

@@ -86,8 +86,8 @@ ctl_seed(struct ctl *ctl, int argc, char **argv)
 		}
 		if ((ch != 'u' && ch != 'i') ||
 		    util_strtonum(optarg, 0, 10000000, &v, &errstr) == -1) {
-			ctl_err("usage: seed [--users N] [--items N] [--force] "
-			    "(N from 0 to 10000000)");
+			ctl_err("usage: %s (N from 0 to 10000000)",
+			    ctl->cmd->usage);
 			return CTL_USAGE;
 		}
 		if (ch == 'u')
@@ -96,8 +96,7 @@ ctl_seed(struct ctl *ctl, int argc, char **argv)
 			items = optarg;
 	}
 	if (optind != argc) {
-		ctl_err("usage: seed [--users N] [--items N] [--force]");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (ctl_db(ctl, 0) != CTL_OK)
 		return CTL_FAIL;

@@ -74,14 +74,12 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'j') {
-			ctl_err("usage: status [--json]");
-			return CTL_USAGE;
+			return ctl_usage(ctl);
 		}
 		json = 1;
 	}
 	if (optind != argc) {
-		ctl_err("usage: status [--json]");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (shm_peek(&shm, ctl->cfg.shm_name, &pool_layout) == -1) {
 		ctl_err("status: no pool has run with shm_name %s on this host",

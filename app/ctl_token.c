@@ -35,16 +35,15 @@ ctl_token(struct ctl *ctl, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 't' || util_strtonum(optarg, 1, opts.max_ttl, &ttl,
 		    &errstr) == -1) {
-			ctl_err("usage: token issue ID [--ttl S] (S from 1 to "
-			    "access_token_ttl, %lld)", opts.max_ttl);
+			ctl_err("usage: %s (S from 1 to access_token_ttl, "
+			    "%lld)", ctl->cmd->usage, opts.max_ttl);
 			return CTL_USAGE;
 		}
 	}
 	/* Options are permuted ahead: "issue" and the id are what is left. */
 	if (optind != argc - 2 || strcmp(argv[optind], "issue") != 0 ||
 	    util_strtonum(argv[optind + 1], 1, LLONG_MAX, &id, &errstr) == -1) {
-		ctl_err("usage: token issue ID [--ttl S]");
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (config_check_serving(&ctl->cfg, err, sizeof(err)) == -1) {
 		ctl_err("token: %s", err);

@@ -16,9 +16,6 @@
 #include "log.h"
 #include "util.h"
 
-#define USAGE	"usage: user show ID|openid | user revoke ID | " \
-		"user grant ID admin|user | user delete ID"
-
 /* "user show": by id when the argument is a number, else by openid. */
 static int
 user_show(struct ctl *ctl, const char *who)
@@ -130,16 +127,14 @@ ctl_user(struct ctl *ctl, int argc, char **argv)
 
 	if (argc < 3 || (strcmp(argv[1], "grant") == 0 ? argc != 4 :
 	    argc != 3)) {
-		ctl_err(USAGE);
-		return CTL_USAGE;
+		return ctl_usage(ctl);
 	}
 	if (strcmp(argv[1], "show") != 0) {
 		if ((strcmp(argv[1], "revoke") != 0 &&
 		    strcmp(argv[1], "grant") != 0 &&
 		    strcmp(argv[1], "delete") != 0) ||
 		    util_strtonum(argv[2], 1, LLONG_MAX, &id, &errstr) == -1) {
-			ctl_err(USAGE);
-			return CTL_USAGE;
+			return ctl_usage(ctl);
 		}
 		if (strcmp(argv[1], "grant") == 0) {
 			role = argv[3];

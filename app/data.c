@@ -227,6 +227,8 @@ entry_not_found(struct arena *a, struct hc_entry *e, const char *what,
 	entry_done(e, 404, &b, 0);
 }
 
+_Static_assert((int)UC_ID == (int)IC_ID, "users and items have their id first");
+
 /*
  * A list page: rows of res serialized by fn, then page, page_size and
  * total (page-based) or next_after (keyset).
@@ -252,7 +254,7 @@ list_body(struct arena *a, struct hc_entry *e, PGresult *res,
 	if (q->after != 0) {
 		buf_printf(&b, "],\"page_size\":%lld,\"next_after\":", q->page_size);
 		if (n == q->page_size && n > 0)
-			buf_adds(&b, PQgetvalue(res, n - 1, 0));
+			buf_adds(&b, PQgetvalue(res, n - 1, UC_ID));
 		else
 			buf_adds(&b, "null");
 	} else

@@ -19,11 +19,6 @@
 
 #define KEY_MAX		255
 
-/* The columns of STMT_IDEM_GET. */
-enum idem_col {
-	IDEM_REQUEST, IDEM_STATUS, IDEM_HEADERS, IDEM_BODY
-};
-
 /* hex(SHA-256) of what makes the request what it is. */
 static const char *
 request_hash(struct req *rq)

@@ -31,12 +31,6 @@
 #define COOKIE_OLD_PATH	"/api/v1/user"
 #define SEAL_LABEL	"wxapp refresh successor"
 
-/* The columns of STMT_RT_LOOKUP. */
-enum rt_col {
-	RT_ID, RT_USER, RT_FAMILY, RT_EXPIRED, RT_REVOKED, RT_USED,
-	RT_IN_GRACE, RT_SUCCESSOR, RT_SUCCESSOR_SPENT
-};
-
 /* hex(SHA-256(token)) in the arena: what the database knows of a token. */
 const char *
 session_hash(struct arena *a, const char *token)
@@ -129,7 +123,7 @@ session_refresh_new(struct app *app, struct req *rq, struct resp *rs,
 		app_db_error(app, rs, st, "session: refresh token");
 		return -1;
 	}
-	*row_id = arena_strdup(rq->a, PQgetvalue(res, 0, 0));
+	*row_id = arena_strdup(rq->a, PQgetvalue(res, 0, RT_ID));
 	PQclear(res);
 	*token = tok;
 	return 0;

@@ -11,18 +11,20 @@
 #include "ctl.h"
 #include "log.h"
 
+#define C(n, u, f)	{ .name = n, .usage = u, .fn = f }
 static const struct ctl_cmd cmds[] = {
-	{ "migrate",	"migrate [--status]",	ctl_migrate },
-	{ "check",	"check",		ctl_check },
-	{ "seed",	"seed [--users N] [--items N] [--force]", ctl_seed },
-	{ "preload",	"preload",		ctl_preload },
-	{ "cache",	"cache flush [--collection NAME]", ctl_cache },
-	{ "status",	"status [--json]",	ctl_status },
-	{ "config",	"config [--keys]",	ctl_config },
-	{ "user",	"user show ID|openid | user revoke ID | "
-			"user grant ID admin|user | user delete ID", ctl_user },
-	{ "token",	"token issue ID [--ttl S]", ctl_token },
+	C("migrate",	"migrate [--status]",			ctl_migrate),
+	C("check",	"check",				ctl_check),
+	C("seed",	"seed [--users N] [--items N] [--force]", ctl_seed),
+	C("preload",	"preload",				ctl_preload),
+	C("cache",	"cache flush [--collection NAME]",	ctl_cache),
+	C("status",	"status [--json]",			ctl_status),
+	C("config",	"config [--keys]",			ctl_config),
+	C("user",	"user show ID|openid | user revoke ID | "
+			"user grant ID admin|user | user delete ID", ctl_user),
+	C("token",	"token issue ID [--ttl S]",		ctl_token),
 };
+#undef C
 
 void
 ctl_err(const char *fmt, ...)
@@ -34,6 +36,13 @@ ctl_err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int
+ctl_usage(const struct ctl *ctl)
+{
+	ctl_err("usage: %s", ctl->cmd->usage);
+	return CTL_USAGE;
 }
 
 void
@@ -112,6 +121,7 @@ main(int argc, char *argv[])
 		ctl_err("unknown command `%s`; see wxappctl -h", argv[0]);
 		return CTL_USAGE;
 	}
+	ctl.cmd = &cmds[i];
 	ctl.cfgpath = config_pick_path(ctl.cfgpath);
 	if (config_load(&ctl.cfg, ctl.cfgpath, err, sizeof(err)) == -1) {
 		ctl_err("%s", err);
@@ -127,7 +137,7 @@ main(int argc, char *argv[])
 		(void)log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
 	/* 0, not 1: glibc starts afresh (and permutes) for the subcommand. */
 	optind = 0;
-	rc = cmds[i].fn(&ctl, argc, argv);
+	rc = ctl.cmd->fn(&ctl, argc, argv);
 	db_close(&ctl.db);
 	config_free(&ctl.cfg);
 	return rc;

@@ -39,8 +39,12 @@ static struct {
 	int64_t		 flush_us;
 	/* Set while the buffer or fd changes: log_tick keeps off. */
 	volatile sig_atomic_t busy;
-} logst = { STDERR_FILENO, LOG_LEVEL_INFO, 1, "", NULL, { 0 }, 0, 0, -1,
-    "", NULL, 0, 0, 0, 0, 0 };
+} logst = {
+	.fd = STDERR_FILENO,
+	.level = LOG_LEVEL_INFO,
+	.access = 1,
+	.ts_sec = -1
+};
 
 /* Write n bytes of p, whatever write(2) takes at a time; async-signal-safe. */
 static void
