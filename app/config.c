@@ -19,10 +19,6 @@
 #define WX_DATADIR	"/usr/local/share"
 #endif
 
-static const char *const levels[] = {
-	[LOG_LEVEL_DEBUG] = "debug", [LOG_LEVEL_INFO] = "info",
-	[LOG_LEVEL_WARN] = "warn", [LOG_LEVEL_ERROR] = "error", NULL
-};
 static const char *const token_apis[] = { "stable_token", "token", NULL };
 static const char *const fail_opens[] = { "none", "read", "all", NULL };
 
@@ -33,7 +29,7 @@ static const char *const fail_opens[] = { "none", "read", "all", NULL };
 	.off = offsetof(struct config, n), .def = d, .names = list }
 #define OBSOLETE(n) { .name = #n, .type = CONF_OBSOLETE }
 static const struct conf_key keys[] = {
-	E(log_level, "info", levels),
+	E(log_level, "info", log_level_names),
 	K(log_file, CONF_STR, "", 0, 0, 0),
 	K(access_log, CONF_BOOL, "on", 0, 0, 0),
 	K(access_log_buffer, CONF_INT, "16384", 0, 1048576, 0),

@@ -21,6 +21,7 @@ struct ctl_cmd {
 	const char	*name;
 	const char	*usage;
 	int		(*fn)(struct ctl *, int, char **);
+	int		 noconfig;	/* runs without reading wxapp.conf */
 };
 
 struct ctl {
@@ -49,5 +50,6 @@ int	ctl_status(struct ctl *, int, char **);
 int	ctl_config(struct ctl *, int, char **);
 int	ctl_user(struct ctl *, int, char **);
 int	ctl_token(struct ctl *, int, char **);
+int	ctl_probe(struct ctl *, int, char **);
 
 #endif

@@ -176,24 +176,28 @@ data_user_full_json(struct buf *b, PGresult *res, int row)
 	    PQgetvalue(res, row, UC_CREATED), PQgetvalue(res, row, UC_UPDATED));
 }
 
+const char *const data_item_fields[IF_COUNT + 1] = {
+	[IF_TITLE] = "title",
+	[IF_SUMMARY] = "summary",
+	[IF_COVER] = "cover_url",
+	[IF_CATEGORY] = "category",
+	[IF_STATUS] = "status",
+	[IF_COUNT] = NULL
+};
+_Static_assert(IC_SUMMARY == IC_TITLE + IF_SUMMARY &&
+    IC_COVER == IC_TITLE + IF_COVER && IC_CATEGORY == IC_TITLE + IF_CATEGORY &&
+    IC_STATUS == IC_TITLE + IF_STATUS, "item fields are columns in order");
+
 void
 data_item_json(struct buf *b, PGresult *res, int row)
 {
-	static const struct {
-		const char	*name;
-		int		 col;
-	} text[] = {
-		{ "title", IC_TITLE }, { "summary", IC_SUMMARY },
-		{ "cover_url", IC_COVER }, { "category", IC_CATEGORY },
-		{ "status", IC_STATUS }
-	};
-	size_t	i;
+	int	i;
 
 	buf_adds(b, "{\"id\":");
 	buf_adds(b, PQgetvalue(res, row, IC_ID));
-	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
-		buf_printf(b, ",\"%s\":", text[i].name);
-		json_col(b, res, row, text[i].col);
+	for (i = 0; i < IF_COUNT; i++) {
+		buf_printf(b, ",\"%s\":", data_item_fields[i]);
+		json_col(b, res, row, IC_TITLE + i);
 	}
 	buf_adds(b, ",\"owner_id\":");
 	buf_adds(b, PQgetisnull(res, row, IC_OWNER) ? "null" :

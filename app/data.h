@@ -72,6 +72,16 @@ void	data_user_json(struct buf *, PGresult *, int row);
 void	data_user_full_json(struct buf *, PGresult *, int row);
 void	data_item_json(struct buf *, PGresult *, int row);
 
+/*
+ * The fields of an item a client writes, by name (NULL-ended): in the
+ * order of their columns in ITEM_COLS (from IC_TITLE) and of the
+ * parameters of the item statements.
+ */
+enum item_field {
+	IF_TITLE, IF_SUMMARY, IF_COVER, IF_CATEGORY, IF_STATUS, IF_COUNT
+};
+extern const char *const data_item_fields[IF_COUNT + 1];
+
 /* Validation of written fields; -1 with a 400 naming field and rule. */
 int	data_valid_text(struct arena *, struct resp *, const char *field,
 	    const char *in, long min, long max, int multiline,

@@ -14,9 +14,6 @@
 #include "app.h"
 #include "data.h"
 
-static const char *const item_fields[] = { "title", "summary", "cover_url",
-    "category", "status", NULL };
-
 /* ?owner=me and ?status= of a list: 0 (q says which list), or -1. */
 static int
 list_filters(struct app *app, struct req *rq, struct resp *rs,
@@ -107,51 +104,47 @@ p_item_get(struct app *app, struct req *rq, struct resp *rs,
 }
 
 /*
- * Validate the item fields of body into v[0..4] (title, summary,
- * cover_url, category, status); absent fields stay NULL.
+ * Validate the item fields of body into v[IF_*]; absent fields stay
+ * NULL.
  */
 static int
 item_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
-    const char *v[5])
+    const char *v[IF_COUNT])
 {
-	const char	*raw[5];
-	int		 i;
+	const char *const	*name = data_item_fields;
+	const char		*raw[IF_COUNT];
+	int			 i;
 
-	if (req_json_only(rs, body, item_fields) == -1)
+	if (req_json_only(rs, body, data_item_fields) == -1)
 		return -1;
-	for (i = 0; i < 5; i++)
-		if (req_json_opt_string(rs, body, item_fields[i], &raw[i]) == -1)
+	for (i = 0; i < IF_COUNT; i++)
+		if (req_json_opt_string(rs, body, name[i], &raw[i]) == -1)
 			return -1;
-	memset(v, 0, 5 * sizeof(*v));
-	if ((raw[0] != NULL && data_valid_text(rq->a, rs, "title", raw[0], 1,
-	    128, 0, &v[0]) == -1) ||
-	    (raw[1] != NULL && data_valid_text(rq->a, rs, "summary", raw[1], 0,
-	    1000, 1, &v[1]) == -1))
+	memset(v, 0, IF_COUNT * sizeof(*v));
+	if ((raw[IF_TITLE] != NULL && data_valid_text(rq->a, rs,
+	    name[IF_TITLE], raw[IF_TITLE], 1, 128, 0, &v[IF_TITLE]) == -1) ||
+	    (raw[IF_SUMMARY] != NULL && data_valid_text(rq->a, rs,
+	    name[IF_SUMMARY], raw[IF_SUMMARY], 0, 1000, 1,
+	    &v[IF_SUMMARY]) == -1))
 		return -1;
-	if (raw[2] != NULL) {
-		if (strlen(raw[2]) > 512 || (raw[2][0] != '\0' &&
-		    strncmp(raw[2], "https://", 8) != 0) ||
-		    strpbrk(raw[2], " \t\r\n\"<>") != NULL) {
-			resp_error(rs, API_VALIDATION, "field `cover_url` must be "
-			    "empty or an https:// URL of at most 512 characters");
-			return -1;
-		}
-		v[2] = raw[2];
+	if ((v[IF_COVER] = raw[IF_COVER]) != NULL &&
+	    (strlen(v[IF_COVER]) > 512 || (v[IF_COVER][0] != '\0' &&
+	    strncmp(v[IF_COVER], "https://", 8) != 0) ||
+	    strpbrk(v[IF_COVER], " \t\r\n\"<>") != NULL)) {
+		resp_error(rs, API_VALIDATION, "field `%s` must be empty or an "
+		    "https:// URL of at most 512 characters", name[IF_COVER]);
+		return -1;
 	}
-	if (raw[3] != NULL) {
-		if (data_valid_category(rs, "category", raw[3]) == -1)
-			return -1;
-		v[3] = raw[3];
-	}
-	if (raw[4] != NULL) {
-		if (strcmp(raw[4], "draft") != 0 &&
-		    strcmp(raw[4], "published") != 0 &&
-		    strcmp(raw[4], "archived") != 0) {
-			resp_error(rs, API_VALIDATION, "field `status` must be "
-			    "draft, published or archived");
-			return -1;
-		}
-		v[4] = raw[4];
+	if ((v[IF_CATEGORY] = raw[IF_CATEGORY]) != NULL &&
+	    data_valid_category(rs, name[IF_CATEGORY], v[IF_CATEGORY]) == -1)
+		return -1;
+	if ((v[IF_STATUS] = raw[IF_STATUS]) != NULL &&
+	    strcmp(v[IF_STATUS], "draft") != 0 &&
+	    strcmp(v[IF_STATUS], "published") != 0 &&
+	    strcmp(v[IF_STATUS], "archived") != 0) {
+		resp_error(rs, API_VALIDATION, "field `%s` must be draft, "
+		    "published or archived", name[IF_STATUS]);
+		return -1;
 	}
 	return 0;
 }
@@ -161,21 +154,20 @@ void
 h_item_create(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
-	const char		*v[5], *params[6];
+	const char		*params[IF_COUNT + 1];
 	PGresult		*res;
 
+	/* $1..$5 the fields, $6 the owner */
 	if (req_json_body(rq, rs, &body) == -1 ||
-	    item_fields_parse(rq, rs, body, v) == -1)
+	    item_fields_parse(rq, rs, body, params) == -1)
 		return;
-	if (v[0] == NULL || v[3] == NULL) {
+	if (params[IF_TITLE] == NULL || params[IF_CATEGORY] == NULL) {
 		resp_error(rs, API_VALIDATION, "field `%s` is missing",
-		    v[0] == NULL ? "title" : "category");
+		    data_item_fields[params[IF_TITLE] == NULL ? IF_TITLE :
+		    IF_CATEGORY]);
 		return;
 	}
-	/* $1 title, $2 summary, $3 cover_url, $4 category, $5 status, $6 owner */
-	params[0] = v[0], params[1] = v[1], params[2] = v[2];
-	params[3] = v[3], params[4] = v[4];
-	params[5] = arena_printf(rq->a, "%lld", app->who.user_id);
+	params[IF_COUNT] = arena_printf(rq->a, "%lld", app->who.user_id);
 	if ((res = app_write(app, rs, STMT_ITEM_CREATE, params, COLL_ITEMS,
 	    "item", 0, NULL)) == NULL)
 		return;
@@ -201,26 +193,28 @@ void
 h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
-	const char		*v[5], *params[7];
+	const char		*params[IF_COUNT + 2], *fields = "";
 	PGresult		*res;
 	long long		 id;
 	int			 i, any = 0;
 
+	/* $1 the id, $2..$6 the fields, $7 the owner guard */
 	if (data_parse_id(rq, rs, &id) == -1 ||
 	    req_json_body(rq, rs, &body) == -1 ||
-	    item_fields_parse(rq, rs, body, v) == -1)
+	    item_fields_parse(rq, rs, body, params + 1) == -1)
 		return;
 	params[0] = arena_printf(rq->a, "%lld", id);
-	for (i = 0; i < 5; i++) {
-		params[i + 1] = v[i];
-		any |= v[i] != NULL;
-	}
+	for (i = 0; i < IF_COUNT; i++)
+		any |= params[i + 1] != NULL;
 	if (!any) {
+		for (i = 0; i < IF_COUNT; i++)
+			fields = arena_printf(rq->a, "%s%s%s", fields,
+			    i > 0 ? ", " : "", data_item_fields[i]);
 		resp_error(rs, API_VALIDATION, "give at least one of the fields "
-		    "title, summary, cover_url, category, status");
+		    "%s", fields);
 		return;
 	}
-	params[6] = owner_guard(app, rq);
+	params[IF_COUNT + 1] = owner_guard(app, rq);
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {
 		if (rs->status == 404)

@@ -23,6 +23,8 @@ static const struct ctl_cmd cmds[] = {
 	C("user",	"user show ID|openid | user revoke ID | "
 			"user grant ID admin|user | user delete ID", ctl_user),
 	C("token",	"token issue ID [--ttl S]",		ctl_token),
+	{ .name = "probe", .usage = "probe SOCKET|HOST:PORT [--timeout S]",
+	  .fn = ctl_probe, .noconfig = 1 },
 };
 #undef C
 
@@ -122,6 +124,10 @@ main(int argc, char *argv[])
 		return CTL_USAGE;
 	}
 	ctl.cmd = &cmds[i];
+	if (ctl.cmd->noconfig) {
+		optind = 0;
+		return ctl.cmd->fn(&ctl, argc, argv);
+	}
 	ctl.cfgpath = config_pick_path(ctl.cfgpath);
 	if (config_load(&ctl.cfg, ctl.cfgpath, err, sizeof(err)) == -1) {
 		ctl_err("%s", err);

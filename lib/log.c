@@ -17,7 +17,13 @@
 #include "log.h"
 #include "util.h"
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+const char *const log_level_names[LOG_LEVEL_ERROR + 2] = {
+	[LOG_LEVEL_DEBUG] = "debug",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_WARN] = "warn",
+	[LOG_LEVEL_ERROR] = "error",
+	[LOG_LEVEL_ERROR + 1] = NULL
+};
 
 /* The log's per-process state. */
 static struct {
@@ -300,7 +306,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 
 	if ((int)level < logst.level)
 		return;
-	log_begin(&b, level_names[level]);
+	log_begin(&b, log_level_names[level]);
 	buf_init(&m, &logst.arena, 256);
 	va_start(ap, fmt);
 	buf_vprintf(&m, fmt, ap);

@@ -24,6 +24,8 @@ enum log_level {
 	LOG_LEVEL_WARN,
 	LOG_LEVEL_ERROR
 };
+/* Their names ("debug" ...), NULL-ended: what the log lines say. */
+extern const char *const log_level_names[LOG_LEVEL_ERROR + 2];
 
 struct log_access {
 	const char	*request_id;

@@ -815,6 +815,31 @@ class Ctl(e2e.TestCase):
                                  % (" ".join(args), len(lines), err))
                 self.assertTrue(lines[0].startswith("wxappctl: "), lines[0])
 
+    def test_probe(self):
+        sock = os.path.join(e2e.RUN_DIR, "sock", "wxapp-0.sock")
+        rc, out, err = ctl("probe", sock)
+        self.assertEqual((rc, out.strip()), (0, "status 200"), err)
+        # A socket nobody accepts from is not ready: no answer in time.
+        d = tempfile.mkdtemp(prefix="wxapp-probe-")
+        os.chmod(d, 0o755)
+        path = os.path.join(d, "backlog.sock")
+        lsn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            lsn.bind(path)
+            os.chmod(path, 0o777)
+            lsn.listen(8)
+            t0 = time.monotonic()
+            rc, out, err = ctl("probe", path, "--timeout", "1")
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("no answer in time", out)
+            self.assertLess(time.monotonic() - t0, 5)
+        finally:
+            lsn.close()
+            shutil.rmtree(d, ignore_errors=True)
+        rc, out, _ = ctl("probe", path)
+        self.assertEqual(rc, 1)
+        self.assertTrue(out.startswith("no answer:"), out)
+
     def test_user_show_unknown_exits_1(self):
         rc, out, err = ctl("user", "show", "999999999")
         self.assertEqual(rc, 1, "wxappctl user show 999999999: exit %d: %r %r"
