@@ -130,9 +130,8 @@ json_col(struct buf *b, PGresult *res, int row, int col)
 		    (size_t)PQgetlength(res, row, col));
 }
 
-/* An integer column of a row (an epoch, an id); 0 when NULL or unreadable. */
-static long long
-int_col(PGresult *res, int row, int col)
+long long
+data_int_col(PGresult *res, int row, int col)
 {
 	const char	*errstr;
 	long long	 v;
@@ -206,9 +205,8 @@ data_item_json(struct buf *b, PGresult *res, int row)
 	    PQgetvalue(res, row, IC_CREATED), PQgetvalue(res, row, IC_UPDATED));
 }
 
-/* Finish an entry from its body buffer: status, ETag. */
-static void
-entry_done(struct hc_entry *e, int status, struct buf *b,
+void
+data_entry_done(struct hc_entry *e, int status, struct buf *b,
     long long last_modified)
 {
 	e->status = status;
@@ -218,9 +216,8 @@ entry_done(struct hc_entry *e, int status, struct buf *b,
 	httpcache_set_etag(e);
 }
 
-/* A 404 envelope as an entry (negative caching). */
-static void
-entry_not_found(struct arena *a, struct hc_entry *e, const char *what,
+void
+data_entry_not_found(struct arena *a, struct hc_entry *e, const char *what,
     long long id)
 {
 	struct buf	b;
@@ -228,7 +225,7 @@ entry_not_found(struct arena *a, struct hc_entry *e, const char *what,
 	buf_init(&b, a, 96);
 	buf_printf(&b, "{\"code\":%d,\"data\":null,\"message\":\"%s %lld not "
 	    "found\"}", API_NOT_FOUND, what, id);
-	entry_done(e, 404, &b, 0);
+	data_entry_done(e, 404, &b, 0);
 }
 
 _Static_assert((int)UC_ID == (int)IC_ID, "users and items have their id first");
@@ -252,7 +249,7 @@ list_body(struct arena *a, struct hc_entry *e, PGresult *res,
 		if (i > 0)
 			buf_addc(&b, ',');
 		fn(&b, res, i);
-		if ((t = int_col(res, i, epoch_col_no)) > lm)
+		if ((t = data_int_col(res, i, epoch_col_no)) > lm)
 			lm = t;
 	}
 	if (q->after != 0) {
@@ -265,16 +262,11 @@ list_body(struct arena *a, struct hc_entry *e, PGresult *res,
 		buf_printf(&b, "],\"page\":%lld,\"page_size\":%lld,\"total\":%s",
 		    q->page, q->page_size, total);
 	buf_adds(&b, "},\"message\":\"ok\"}");
-	entry_done(e, 200, &b, lm);
+	data_entry_done(e, 200, &b, lm);
 }
 
-/*
- * Run a list: the page statement, and the count when page-based.  The
- * page statements take the page size, the offset (or the id after) and
- * then the filters; the count takes the filters alone.
- */
-static enum db_status
-build_list(struct db *db, struct arena *a, const struct list_query *q,
+enum db_status
+data_build_list(struct db *db, struct arena *a, const struct list_query *q,
     size_t page_st, size_t after_st, size_t count_st,
     const char *const *filters, void (*fn)(struct buf *, PGresult *, int),
     int epoch_no, struct hc_entry *e)
@@ -315,15 +307,15 @@ data_build_items(struct db *db, struct arena *a, const void *arg,
 		    NULL;
 		filters[1] = q->status;
 		filters[2] = q->category;
-		return build_list(db, a, q, STMT_ITEMS_ANY_PAGE,
+		return data_build_list(db, a, q, STMT_ITEMS_ANY_PAGE,
 		    STMT_ITEMS_ANY_AFTER, STMT_ITEMS_ANY_COUNT, filters,
 		    data_item_json, IC_MTIME, e);
 	}
 	if (q->category != NULL)
-		return build_list(db, a, q, STMT_ITEMS_PAGE_CAT,
+		return data_build_list(db, a, q, STMT_ITEMS_PAGE_CAT,
 		    STMT_ITEMS_AFTER_CAT, STMT_ITEMS_COUNT_CAT, filters,
 		    data_item_json, IC_MTIME, e);
-	return build_list(db, a, q, STMT_ITEMS_PAGE, STMT_ITEMS_AFTER,
+	return data_build_list(db, a, q, STMT_ITEMS_PAGE, STMT_ITEMS_AFTER,
 	    STMT_ITEMS_COUNT, filters, data_item_json, IC_MTIME, e);
 }
 
@@ -334,7 +326,7 @@ data_build_users(struct db *db, struct arena *a, const void *arg,
 	const struct list_query	*q = arg;
 	const char		*filters[3] = { NULL, NULL, NULL };
 
-	return build_list(db, a, q, STMT_USERS_PAGE, STMT_USERS_AFTER,
+	return data_build_list(db, a, q, STMT_USERS_PAGE, STMT_USERS_AFTER,
 	    STMT_USERS_COUNT, filters, q->private ? data_user_full_json :
 	    data_user_json, UC_MTIME, e);
 }
@@ -349,7 +341,7 @@ item_visible(PGresult *res, const struct one_query *q)
 	if (strcmp(PQgetvalue(res, 0, IC_STATUS), "published") == 0)
 		return 1;
 	return q->private && (q->admin ||
-	    (q->viewer != 0 && int_col(res, 0, IC_OWNER) == q->viewer));
+	    (q->viewer != 0 && data_int_col(res, 0, IC_OWNER) == q->viewer));
 }
 
 enum db_status
@@ -366,13 +358,13 @@ data_build_item(struct db *db, struct arena *a, const void *arg,
 	if ((st = db_exec(db, STMT_ITEM_GET, params, &res)) != DB_OK)
 		return st;
 	if (PQntuples(res) == 0 || !item_visible(res, q))
-		entry_not_found(a, e, "item", q->id);
+		data_entry_not_found(a, e, "item", q->id);
 	else {
 		buf_init(&b, a, 512);
 		buf_adds(&b, "{\"code\":0,\"data\":");
 		data_item_json(&b, res, 0);
 		buf_adds(&b, ",\"message\":\"ok\"}");
-		entry_done(e, 200, &b, int_col(res, 0, IC_MTIME));
+		data_entry_done(e, 200, &b, data_int_col(res, 0, IC_MTIME));
 	}
 	PQclear(res);
 	return DB_OK;
@@ -398,7 +390,7 @@ data_build_user(struct db *db, struct arena *a, const void *arg,
 		return st;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		entry_not_found(a, e, "user", q->id);
+		data_entry_not_found(a, e, "user", q->id);
 		return DB_OK;
 	}
 	if (q->profile &&
@@ -406,7 +398,7 @@ data_build_user(struct db *db, struct arena *a, const void *arg,
 		PQclear(res);
 		return st;
 	}
-	lm = int_col(res, 0, UC_MTIME);
+	lm = data_int_col(res, 0, UC_MTIME);
 	buf_init(&b, a, 768);
 	buf_adds(&b, "{\"code\":0,\"data\":");
 	if (q->private)
@@ -427,13 +419,13 @@ data_build_user(struct db *db, struct arena *a, const void *arg,
 			buf_adds(&b, ",\"bio\":");
 			json_col(&b, pres, 0, PC_BIO);
 			buf_addc(&b, '}');
-			if (int_col(pres, 0, PC_MTIME) > lm)
-				lm = int_col(pres, 0, PC_MTIME);
+			if (data_int_col(pres, 0, PC_MTIME) > lm)
+				lm = data_int_col(pres, 0, PC_MTIME);
 		}
 		buf_addc(&b, '}');
 	}
 	buf_adds(&b, ",\"message\":\"ok\"}");
-	entry_done(e, 200, &b, lm);
+	data_entry_done(e, 200, &b, lm);
 	PQclear(pres);
 	PQclear(res);
 	return DB_OK;

@@ -54,6 +54,25 @@ const char *data_list_key(struct arena *, const struct list_query *);
 const char *data_one_key(struct arena *, const struct one_query *);
 
 /* Builders: one whole envelope into e (status 200, or 404). */
+/*
+ * A list page: the page statement, and the count when page-based.  The
+ * page statements take the page size, the offset (or the id after) and
+ * then up to three filters; the count takes the filters alone.  Rows are
+ * serialized by fn; the newest of column epoch_no is Last-Modified.
+ */
+enum db_status data_build_list(struct db *, struct arena *,
+	    const struct list_query *, size_t page_st, size_t after_st,
+	    size_t count_st, const char *const *filters,
+	    void (*fn)(struct buf *, PGresult *, int), int epoch_no,
+	    struct hc_entry *);
+/* Finish an entry from its body buffer b: status, ETag. */
+void	data_entry_done(struct hc_entry *, int status, struct buf *b,
+	    long long last_modified);
+/* A 404 envelope naming what and id as an entry (negative caching). */
+void	data_entry_not_found(struct arena *, struct hc_entry *,
+	    const char *what, long long id);
+/* An integer column of a row (an epoch, an id); 0 when NULL or unreadable. */
+long long data_int_col(PGresult *, int row, int col);
 enum db_status data_build_items(struct db *, struct arena *, const void *,
 	    struct hc_entry *);
 enum db_status data_build_item(struct db *, struct arena *, const void *,
