@@ -83,6 +83,7 @@ account_delete(struct db *db, struct cache *cc, uint64_t *changes,
 	rc = tell(cc, changes, user_id);
 	(void)data_invalidate(cc, changes, COLL_USERS);
 	(void)data_invalidate(cc, changes, COLL_ITEMS);
+	(void)data_invalidate(cc, changes, COLL_FAVORITES);
 	log_info("account: user %lld deleted", user_id);
 	return rc;
 }

@@ -82,6 +82,7 @@ enum app_coll {
 	COLL_USERS,
 	COLL_ITEMS,
 	COLL_AUTH,		/* the session verdicts of app/auth.c */
+	COLL_FAVORITES,
 	COLL_COUNT
 };
 extern const char *const app_collections[COLL_COUNT + 1];
@@ -166,6 +167,12 @@ enum stmt_id {
 	STMT_IDEM_GET,
 	STMT_IDEM_STORE,
 	STMT_IDEM_PURGE,
+	STMT_FAV_ADD,
+	STMT_FAV_REMOVE,
+	STMT_FAV_PAGE,
+	STMT_FAV_AFTER,
+	STMT_FAV_COUNT_MINE,
+	STMT_FAV_OF_ITEM,
 	STMT_COUNT
 };
 
@@ -193,6 +200,10 @@ enum auth_col {
 /* The columns of STMT_IDEM_GET. */
 enum idem_col {
 	IDEM_REQUEST, IDEM_STATUS, IDEM_HEADERS, IDEM_BODY
+};
+/* The columns of STMT_FAV_OF_ITEM. */
+enum fav_col {
+	FC_ITEM, FC_COUNT, FC_MTIME
 };
 /* The columns of STMT_PROFILE_GET. */
 enum profile_col {
@@ -339,6 +350,12 @@ void	h_item_delete(struct app *, struct req *, struct resp *);
 void	h_user_create(struct app *, struct req *, struct resp *);
 void	h_user_patch(struct app *, struct req *, struct resp *);
 void	h_user_delete(struct app *, struct req *, struct resp *);
+void	h_favorite_put(struct app *, struct req *, struct resp *);
+void	h_favorite_delete(struct app *, struct req *, struct resp *);
+int	p_favorites_mine(struct app *, struct req *, struct resp *,
+	    struct read_plan *);
+int	p_favorites_of_item(struct app *, struct req *, struct resp *,
+	    struct read_plan *);
 
 /* Read-through (app/readthrough.c). */
 typedef enum db_status	(*build_fn)(struct db *, struct arena *, const void *,

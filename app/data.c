@@ -14,6 +14,7 @@ const char *const app_collections[COLL_COUNT + 1] = {
 	[COLL_USERS] = "users",
 	[COLL_ITEMS] = "items",
 	[COLL_AUTH] = "auth",
+	[COLL_FAVORITES] = "favorites",
 	[COLL_COUNT] = NULL
 };
 

@@ -222,6 +222,8 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 			    IC_STATUS, OWNER_RULE);
 		return;
 	}
+	/* Its status may hide it: its favorites count with it. */
+	app_invalidate(app, COLL_FAVORITES);
 	app_answer_row(rs, 200, res, data_item_json);
 	PQclear(res);
 }
@@ -245,6 +247,7 @@ h_item_delete(struct app *app, struct req *rq, struct resp *rs)
 			    IC_STATUS, OWNER_RULE);
 		return;
 	}
+	app_invalidate(app, COLL_FAVORITES);	/* its favorites went too */
 	resp_json(rs, 204, NULL, "deleted");
 	PQclear(res);
 }

@@ -34,5 +34,9 @@ const struct app_route app_routes[] = {
 	P("GET",    "/api/v1/data/{id}",     p_item_get,     ROUTE_PUBLIC,   RATE_READ),
 	H("PATCH",  "/api/v1/data/{id}",     h_item_patch,   ROUTE_USER | ROUTE_IDEMPOTENT, RATE_WRITE),
 	H("DELETE", "/api/v1/data/{id}",     h_item_delete,  ROUTE_USER | ROUTE_IDEMPOTENT, RATE_WRITE),
+	H("PUT",    "/api/v1/data/{id}/favorite", h_favorite_put, ROUTE_USER, RATE_WRITE),
+	H("DELETE", "/api/v1/data/{id}/favorite", h_favorite_delete, ROUTE_USER, RATE_WRITE),
+	P("GET",    "/api/v1/data/{id}/favorites", p_favorites_of_item, ROUTE_PUBLIC, RATE_READ),
+	P("GET",    "/api/v1/user/favorites", p_favorites_mine, ROUTE_USER,  RATE_READ),
 };
 const size_t app_nroutes = sizeof(app_routes) / sizeof(app_routes[0]);

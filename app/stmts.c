@@ -30,6 +30,10 @@
 	"($" #o "::bigint IS NULL OR owner_id = $" #o ") AND" \
 	" ($" #s "::text IS NULL OR status = $" #s ") AND" \
 	" ($" #c "::text IS NULL OR category = $" #c ")"
+/* Items that user $n favorited and can see. */
+#define FAVORED_BY(n) \
+	"id IN (SELECT item_id FROM favorites WHERE user_id = $" #n ") AND (" \
+	PUBLISHED " OR owner_id = $" #n ")"
 /* $n is the caller when it may change only what it owns, NULL for an admin. */
 #define OWNED_BY(n)	"($" #n "::bigint IS NULL OR owner_id = $" #n ")"
 
@@ -180,6 +184,35 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    .sql = "DELETE FROM idempotency WHERE ctid = ANY (ARRAY(SELECT ctid"
 	    " FROM idempotency WHERE created_at < now() - interval '24 hours'"
 	    " LIMIT 16))", .nparams = 0 },
+	/*
+	 * Favorites: of an item the user can see (published, or its own);
+	 * no row when it cannot.
+	 */
+	[STMT_FAV_ADD] = { .name = "fav_add",
+	    .sql = "INSERT INTO favorites (user_id, item_id) SELECT $1, id"
+	    " FROM items WHERE id = $2 AND (" PUBLISHED " OR owner_id = $1)"
+	    " ON CONFLICT (user_id, item_id) DO UPDATE"
+	    " SET created_at = favorites.created_at RETURNING item_id",
+	    .nparams = 2 },
+	[STMT_FAV_REMOVE] = { .name = "fav_remove",
+	    .sql = "DELETE FROM favorites WHERE user_id = $1 AND item_id = $2",
+	    .nparams = 2 },
+	/* A user's favorite items it can still see, as data_build_list runs. */
+	[STMT_FAV_PAGE] = { .name = "fav_page",
+	    .sql = "SELECT " ITEM_COLS " FROM items WHERE " FAVORED_BY(3)
+	    " ORDER BY id DESC LIMIT $1 OFFSET $2", .nparams = 3 },
+	[STMT_FAV_AFTER] = { .name = "fav_after",
+	    .sql = "SELECT " ITEM_COLS " FROM items WHERE id < $2 AND "
+	    FAVORED_BY(3) " ORDER BY id DESC LIMIT $1", .nparams = 3 },
+	[STMT_FAV_COUNT_MINE] = { .name = "fav_count_mine",
+	    .sql = "SELECT count(*) FROM items WHERE " FAVORED_BY(1),
+	    .nparams = 1 },
+	/* enum fav_col: a published item's count; no row for others. */
+	[STMT_FAV_OF_ITEM] = { .name = "fav_of_item",
+	    .sql = "SELECT id, (SELECT count(*) FROM favorites"
+	    " WHERE item_id = items.id),"
+	    " floor(extract(epoch FROM updated_at))::bigint"
+	    " FROM items WHERE id = $1 AND " PUBLISHED, .nparams = 1 },
 	[STMT_CATEGORIES] = { .name = "categories",
 	    .sql = "SELECT DISTINCT category FROM items WHERE " PUBLISHED
 	    " ORDER BY 1", .nparams = 0 },
