@@ -114,12 +114,18 @@ class Base(e2e.TestCase):
 # POST /api/v1/user/login
 # ---------------------------------------------------------------------------
 
-class Login(Base):
+class LoginAnswer(Base):
+    """What one successful login answers and keeps, one behaviour a test."""
 
-    def test_success_shape_cookie_and_db(self):
-        name = "alice" + NONCE
-        c = "user-%s-%s" % (name, code())
-        r, d = self.login(c)
+    def setUp(self):
+        super().setUp()
+        self.name = "alice" + NONCE + secrets.token_hex(3)
+        self.code = "user-%s-%s" % (self.name, code())
+        self.r, self.d = self.login(self.code)
+        self.uid = self.d["user"]["id"]
+
+    def test_shape(self):
+        d, r = self.d, self.r
         self.assertEqual(set(d), {"access_token", "token_type", "expires_in",
                                   "refresh_token", "refresh_expires_in", "user"},
                          r.describe())
@@ -127,13 +133,16 @@ class Login(Base):
         self.assertEqual(d["expires_in"], e2e.conf_int("access_token_ttl", 900))
         self.assertEqual(d["refresh_expires_in"],
                          e2e.conf_int("refresh_token_ttl", 604800))
-        uid = d["user"]["id"]
-        self.assertTrue(isinstance(uid, int) and uid > 0, r.describe())
+        self.assertTrue(isinstance(self.uid, int) and self.uid > 0,
+                        r.describe())
         self.assertRegex(d["refresh_token"], r"^[A-Za-z0-9_-]{43}$",
                          "refresh token: 256 bits base64url")
+        self.assertIn("no-store", r.header("Cache-Control") or "", r.describe())
 
-        # The access token: HS256, typ at+jwt (RFC 9068), kid, and
-        # iss/aud/client_id/sub/iat/exp/jti, fam and gen.
+    def test_access_token_claims(self):
+        # HS256, typ at+jwt (RFC 9068), kid, and iss/aud/client_id/sub/
+        # iat/exp/jti, fam and gen.
+        d = self.d
         hdr, cl = e2e.jwt_parts(d["access_token"])
         self.assertEqual(hdr.get("alg"), "HS256", hdr)
         self.assertEqual(hdr.get("typ"), "at+jwt", hdr)
@@ -148,15 +157,18 @@ class Login(Base):
         self.assertEqual(cl.get("iss"), e2e.conf_value("jwt_issuer", "wxapp"))
         self.assertEqual(cl.get("aud"),
                          e2e.conf_value("jwt_audience", "wxapp-miniprogram"))
-        self.assertEqual(cl.get("sub"), str(uid))
+        self.assertEqual(cl.get("sub"), str(self.uid))
         self.assertEqual(cl["exp"] - cl["iat"], d["expires_in"], cl)
         self.assertTrue(cl.get("jti"), cl)
 
+    def test_refresh_cookie(self):
         # The refresh token also as a cookie for web clients.
+        r = self.r
         cookies = r.header_all("Set-Cookie")
         self.assertEqual(len(cookies), 1, cookies)
         parts = [p.strip() for p in cookies[0].split(";")]
-        self.assertEqual(parts[0], "refresh_token=" + d["refresh_token"], cookies)
+        self.assertEqual(parts[0], "refresh_token=" + self.d["refresh_token"],
+                         cookies)
         attrs = {p.split("=")[0].lower(): p for p in parts[1:]}
         self.assertIn("httponly", attrs, cookies)
         self.assertIn("secure", attrs, cookies)
@@ -164,10 +176,10 @@ class Login(Base):
         # Sent only to the refresh endpoint, not with every user call.
         self.assertEqual(attrs.get("path"), "Path=/api/v1/user/refresh",
                          cookies)
-        self.assertIn("no-store", r.header("Cache-Control") or "", r.describe())
 
-        # The session_key and the appsecret stay on the server.
-        sk = sa_session_key(c)
+    def test_session_key_and_appsecret_stay_on_the_server(self):
+        r = self.r
+        sk = sa_session_key(self.code)
         secret = e2e.read_conf().get("wechat_secret", "")
         self.assertNotIn(sk.encode(), r.body)
         self.assertNotIn(sk, json.dumps(dict(r.headers)))
@@ -187,24 +199,34 @@ class Login(Base):
             if secret:
                 self.assertNotIn(secret.encode(), text, "appsecret in " + path)
 
+    def test_user_row_and_token_hash(self):
         # The user row: openid, last_login_at.
         rows = e2e.psql("SELECT id, last_login_at IS NOT NULL FROM users "
-                        "WHERE openid = %s" % e2e.sql_quote(sa_openid(name)))
-        self.assertEqual(rows, [[str(uid), "t"]])
+                        "WHERE openid = %s" % e2e.sql_quote(
+                            sa_openid(self.name)))
+        self.assertEqual(rows, [[str(self.uid), "t"]])
         # Only the SHA-256 of the refresh token is stored.
+        rt = self.d["refresh_token"]
         rows = e2e.psql("SELECT user_id, expires_at > now() FROM refresh_tokens"
-                        " WHERE token_hash = %s"
-                        % e2e.sql_quote(token_hash(d["refresh_token"])))
-        self.assertEqual(rows, [[str(uid), "t"]])
+                        " WHERE token_hash = %s" % e2e.sql_quote(
+                            token_hash(rt)))
+        self.assertEqual(rows, [[str(self.uid), "t"]])
         self.assertEqual(e2e.psql_value(
             "SELECT count(*) FROM refresh_tokens WHERE token_hash = %s"
-            % e2e.sql_quote(d["refresh_token"])), "0")
-        # The session_key is kept in Redis under the user, with its TTL.
-        self.assertEqual(e2e.redis_cli("GET", "wx:sk:%d" % uid), sk)
+            % e2e.sql_quote(rt)), "0")
+
+    def test_session_key_kept_in_redis(self):
+        # Under the user, with its TTL.
+        uid = self.uid
+        self.assertEqual(e2e.redis_cli("GET", "wx:sk:%d" % uid),
+                         sa_session_key(self.code))
         ttl = int(e2e.redis_cli("TTL", "wx:sk:%d" % uid))
         want = e2e.conf_int("session_key_ttl", 604800)
         self.assertTrue(want - 60 <= ttl <= want, "TTL %d, session_key_ttl %d"
                         % (ttl, want))
+
+
+class Login(Base):
 
     def test_upsert_idempotent_and_unionid(self):
         name = "bob" + NONCE
