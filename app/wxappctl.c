@@ -3,6 +3,7 @@
  * responders and dispatches to one subcommand.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,6 +93,8 @@ main(int argc, char *argv[])
 	int		 ch, rc;
 
 	memset(&ctl, 0, sizeof(ctl));
+	/* A server that goes away mid-command is an error, not a kill. */
+	(void)signal(SIGPIPE, SIG_IGN);
 	/* Errors are ours to report, in one line: no getopt messages. */
 	opterr = 0;
 	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {

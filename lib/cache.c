@@ -279,25 +279,33 @@ cache_ping(struct cache *cc)
 	return st;
 }
 
-/* The SHA-1 of a script, computed once per script (scripts are constants). */
-static const char *
-script_sha(const char *script)
+#define SCRIPT_MEMO	16
+
+/*
+ * The SHA-1 of a script into sha, computed once for each of the first
+ * SCRIPT_MEMO scripts (scripts are constants), every time for others.
+ */
+static void
+script_sha(const char *script, char sha[41])
 {
 	static struct {
 		const char	*script;
 		char		 sha[41];
-	}			memo[8];
+	}			memo[SCRIPT_MEMO];
 	unsigned char		h[20];
 	size_t			i;
 
-	for (i = 0; i < 8 && memo[i].script != NULL; i++)
-		if (memo[i].script == script)
-			return memo[i].sha;
+	for (i = 0; i < SCRIPT_MEMO && memo[i].script != NULL; i++)
+		if (memo[i].script == script) {
+			memcpy(sha, memo[i].sha, 41);
+			return;
+		}
 	crypto_sha1(script, strlen(script), h);
-	i = i < 8 ? i : 7;
-	memo[i].script = script;
-	crypto_hex(h, sizeof(h), memo[i].sha);
-	return memo[i].sha;
+	crypto_hex(h, sizeof(h), sha);
+	if (i < SCRIPT_MEMO) {
+		memcpy(memo[i].sha, sha, 41);
+		memo[i].script = script;
+	}
 }
 
 void
@@ -307,7 +315,8 @@ cache_eval_calls(struct cache *cc, struct cache_call *calls, int n)
 
 	for (i = 0; i < n; i++) {
 		calls[i].argv[0] = "EVALSHA", calls[i].argvlen[0] = 7;
-		calls[i].argv[1] = script_sha(calls[i].script);
+		script_sha(calls[i].script, calls[i].sha);
+		calls[i].argv[1] = calls[i].sha;
 		calls[i].argvlen[1] = 40;
 	}
 	cache_pipeline(cc, calls, n);

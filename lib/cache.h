@@ -9,6 +9,9 @@
  * breaker is open, commands fail at once as CACHE_UNAVAILABLE without
  * touching the network, as if Redis were down, and a Redis that hangs
  * costs each responder a command timeout or two, not one per command.
+ *
+ * hiredis writes with write(2): a process that uses this module ignores
+ * SIGPIPE, or a Redis that goes away mid-command kills it.
  */
 #ifndef WX_CACHE_H
 #define WX_CACHE_H
@@ -37,6 +40,7 @@ struct cache_call {
 	size_t			 argvlen[CACHE_CALL_ARGS];
 	redisReply		*reply;		/* CACHE_OK: the caller's to free */
 	enum cache_status	 st;
+	char			 sha[41];	/* of script, for EVALSHA */
 };
 
 struct cache_opts {

@@ -164,31 +164,56 @@ lost:
 	return DB_UNAVAILABLE;
 }
 
+/* Prepare one statement of the table; 0, or -1 (logged, connection closed). */
+static int
+db_prepare(struct db *db, const struct db_stmt *st)
+{
+	PGresult	*res;
+
+	if (PQsendPrepare(db->conn, st->name, st->sql, st->nparams,
+	    NULL) == 0) {
+		db_set_error(db, PQerrorMessage(db->conn));
+		log_error("postgres: cannot prepare %s: %s", st->name,
+		    db->errmsg);
+		db_close(db);
+		return -1;
+	}
+	if (db_result(db, st->name, db_deadline(db), &res) != DB_OK) {
+		log_error("postgres: cannot prepare %s: %s", st->name,
+		    db->errmsg);
+		db_close(db);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
 static int
 db_prepare_all(struct db *db)
 {
-	PGresult	*res;
-	size_t		 i;
+	size_t	i;
 
-	for (i = 0; i < db->nstmts; i++) {
-		if (PQsendPrepare(db->conn, db->stmts[i].name, db->stmts[i].sql,
-		    db->stmts[i].nparams, NULL) == 0) {
-			db_set_error(db, PQerrorMessage(db->conn));
-			log_error("postgres: cannot prepare %s: %s",
-			    db->stmts[i].name, db->errmsg);
-			db_close(db);
+	for (i = 0; i < db->nstmts; i++)
+		if (db_prepare(db, &db->stmts[i]) == -1)
 			return -1;
-		}
-		if (db_result(db, db->stmts[i].name, db_deadline(db), &res) !=
-		    DB_OK) {
-			log_error("postgres: cannot prepare %s: %s",
-			    db->stmts[i].name, db->errmsg);
-			db_close(db);
-			return -1;
-		}
-		PQclear(res);
-	}
 	return 0;
+}
+
+/* Forget every prepared statement, then prepare the table; 0 or -1. */
+static int
+db_reprepare(struct db *db)
+{
+	PGresult	*res;
+
+	if (PQsendQuery(db->conn, "DEALLOCATE ALL") == 0) {
+		db_set_error(db, PQerrorMessage(db->conn));
+		db_close(db);
+		return -1;
+	}
+	if (db_result(db, "DEALLOCATE ALL", db_deadline(db), &res) != DB_OK)
+		return -1;
+	PQclear(res);
+	return db_prepare_all(db);
 }
 
 /* Server notices go to the log, not to stderr. */
@@ -361,13 +386,17 @@ again:
 	db->busy_us += util_mono_us() - t0;
 	/* Sent, and the connection lost without an answer. */
 	db->in_doubt = may_commit && rc == DB_UNAVAILABLE && db->conn == NULL;
-	/* 26000: the statement is gone (DISCARD ALL, a pooler): prepare again. */
+	/*
+	 * 26000: the statement is gone (DISCARD ALL, DEALLOCATE, a pooler):
+	 * prepare the table again, from a clean slate, since some of it may
+	 * still be there.
+	 */
 	if (rc == DB_ERROR && stmt != NULL &&
 	    strcmp(db->sqlstate, "26000") == 0 && !retried) {
 		retried = 1;
-		log_warn("postgres: %s was not prepared; preparing again",
-		    stmt->name);
-		if (db_prepare_all(db) == 0)
+		log_warn("postgres: %s was not prepared; preparing every "
+		    "statement again", stmt->name);
+		if (db_reprepare(db) == 0)
 			goto again;
 		rc = DB_UNAVAILABLE;
 	}

@@ -51,8 +51,10 @@ run(PGconn *conn, const char *sql, char *err, size_t errlen)
 	PGresult	*res = PQexec(conn, sql);
 	int		 rc = 0;
 
+	/* A file of comments alone is an empty query: nothing to do. */
 	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-	    PQresultStatus(res) != PGRES_TUPLES_OK) {
+	    PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_EMPTY_QUERY) {
 		snprintf(err, errlen, "%s", PQresultErrorMessage(res));
 		rc = -1;
 	}
