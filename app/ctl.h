@@ -1,7 +1,7 @@
 /*
  * ctl: wxappctl's shared context and its subcommands, one file each
  * (ctl_migrate.c, ctl_check.c, ...).  A subcommand returns the process
- * exit status: CTL_OK, CTL_FAIL, or CTL_USAGE.
+ * exit status: CTL_OK, CTL_FAIL, CTL_USAGE (or CTL_STOPPED for status).
  */
 #ifndef WX_CTL_H
 #define WX_CTL_H
@@ -13,6 +13,7 @@
 #define CTL_OK		0
 #define CTL_FAIL	1
 #define CTL_USAGE	2
+#define CTL_STOPPED	3	/* status: no responder runs (as LSB's status) */
 
 struct ctl;
 
@@ -29,6 +30,7 @@ struct ctl {
 	const struct ctl_cmd	*cmd;		/* the one running */
 	struct config		 cfg;
 	struct db		 db;
+	int			 logging;	/* log_file is open */
 };
 
 /* "wxappctl: usage: <the command's usage>" on stderr; CTL_USAGE. */

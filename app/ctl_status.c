@@ -1,6 +1,7 @@
 /*
  * wxappctl status [--json]: the pool's scoreboard from shared memory, as
  * PHP-FPM's status page shows it; --json prints what GET /status answers.
+ * A pool with no responder running is reported stopped: exit status 3.
  */
 #include <getopt.h>
 #include <stdint.h>
@@ -70,7 +71,7 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 	const struct pool	*r;
 	struct arena		 a;
 	struct buf		 b;
-	int			 ch, json = 0;
+	int			 ch, json = 0, busy, idle;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch != 'j') {
@@ -82,11 +83,19 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage(ctl);
 	}
 	if (shm_peek(&shm, ctl->cfg.shm_name, &pool_layout) == -1) {
-		ctl_err("status: no pool has run with shm_name %s on this host",
-		    ctl->cfg.shm_name);
-		return CTL_FAIL;
+		printf("pool: %s: stopped (no pool has run on this host since "
+		    "it started)\n", ctl->cfg.shm_name);
+		return CTL_STOPPED;
 	}
 	r = shm.data;
+	/* The segment outlives the pool: no live responder means stopped. */
+	scoreboard_count(&r->sb, &busy, &idle);
+	if (busy + idle == 0 && !json) {
+		printf("pool: %s: stopped (no responder runs)\n",
+		    ctl->cfg.shm_name);
+		shm_detach(&shm);
+		return CTL_STOPPED;
+	}
 	if (json) {
 		arena_init(&a, 64 * 1024, 1);
 		buf_init(&b, &a, 4096);
@@ -96,5 +105,5 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 	} else
 		status_text(ctl, r);
 	shm_detach(&shm);
-	return CTL_OK;
+	return busy + idle == 0 ? CTL_STOPPED : CTL_OK;
 }

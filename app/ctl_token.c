@@ -49,6 +49,17 @@ ctl_token(struct ctl *ctl, int argc, char **argv)
 		ctl_err("token: %s", err);
 		return CTL_FAIL;
 	}
+	/* A token is issued only when its issue can be logged. */
+	if (!ctl->logging) {
+		if (ctl->cfg.log_file[0] == '\0')
+			ctl_err("token: log_file is not set: a token is issued "
+			    "only when its issue is logged");
+		else
+			ctl_err("token: cannot write log_file %s (run as a user "
+			    "who can): a token is issued only when its issue is "
+			    "logged", ctl->cfg.log_file);
+		return CTL_FAIL;
+	}
 	if (ctl_db(ctl, 1) != CTL_OK)
 		return CTL_FAIL;
 	params[0] = argv[optind + 1];

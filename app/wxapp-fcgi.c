@@ -9,7 +9,11 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 
 #include "app.h"
 #include "log.h"
+#include "prefork.h"
 #include "shm.h"
 #include "util.h"
 
@@ -418,7 +423,70 @@ app_handle(struct app *app, FCGX_Request *fr)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: wxapp-fcgi [-t] [-c config] [--listen path|host:port]\n");
+	fprintf(f, "usage: wxapp-fcgi [-t] [-c config] [-u user] "
+	    "[--listen path|host:port]\n"
+	    "                  [-f children [--retries n] [--retry-ms ms]]\n");
+}
+
+/*
+ * -t: can the responder write what it will write?  Checked as `user`
+ * (root only: this process becomes that user, it exits right after),
+ * else as whoever runs -t: the config must be readable and log_file
+ * writable, or its directory when the file does not exist yet.
+ */
+static int
+check_files(const char *cfgpath, const struct config *c, const char *user,
+    char *err, size_t errlen)
+{
+	struct passwd	*pw;
+	char		 dir[PATH_MAX], *slash;
+	const char	*who = "this user";
+	int		 fd;
+
+	if (user != NULL) {
+		if ((pw = getpwnam(user)) == NULL) {
+			snprintf(err, errlen, "no user %s", user);
+			return -1;
+		}
+		if (pw->pw_uid != geteuid() && (geteuid() != 0 ||
+		    initgroups(pw->pw_name, pw->pw_gid) == -1 ||
+		    setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1)) {
+			snprintf(err, errlen, "cannot become %s: %s", user,
+			    geteuid() != 0 ? "-u needs root" : strerror(errno));
+			return -1;
+		}
+		who = user;
+	}
+	if (cfgpath != NULL && access(cfgpath, R_OK) == -1) {
+		snprintf(err, errlen, "not readable by %s: %s", who,
+		    strerror(errno));
+		return -1;
+	}
+	if (c->log_file[0] == '\0')
+		return 0;
+	if ((fd = open(c->log_file, O_WRONLY | O_APPEND | O_NOCTTY |
+	    O_NONBLOCK | O_CLOEXEC)) != -1) {
+		close(fd);
+		return 0;
+	}
+	if (errno == ENOENT) {
+		if ((size_t)snprintf(dir, sizeof(dir), "%s", c->log_file) >=
+		    sizeof(dir)) {
+			snprintf(err, errlen, "log_file is too long");
+			return -1;
+		}
+		if ((slash = strrchr(dir, '/')) == NULL)
+			strcpy(dir, ".");
+		else if (slash == dir)
+			dir[1] = '\0';
+		else
+			*slash = '\0';
+		if (access(dir, W_OK | X_OK) == 0)
+			return 0;
+	}
+	snprintf(err, errlen, "log_file %s cannot be written by %s: %s",
+	    c->log_file, who, strerror(errno));
+	return -1;
 }
 
 /* max_requests plus a random share of max_requests_jitter (0 = never). */
@@ -444,6 +512,10 @@ main(int argc, char *argv[])
 		{ "test",	no_argument,		NULL, 't' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
+		{ "children",	required_argument,	NULL, 'f' },
+		{ "retries",	required_argument,	NULL, 'r' },
+		{ "retry-ms",	required_argument,	NULL, 'R' },
+		{ "user",	required_argument,	NULL, 'u' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct app	 app;
@@ -453,16 +525,43 @@ main(int argc, char *argv[])
 	struct wechat_opts wxo;
 	FCGX_Request	 fr;
 	uint64_t	*changes = NULL;
-	const char	*cfgpath = NULL, *listen_addr = NULL;
+	struct prefork_opts pfo = {
+		.retries = 20, .fast_ms = 500, .title = "wxapp-supervise",
+		.reopen = log_reopen
+	};
+	const char	*cfgpath = NULL, *listen_addr = NULL, *user = NULL;
 	char		 err[1024];
+	const char	*why;
+	long long	 n;
 	int		 ch, test = 0, fd = 0, rc;
 	unsigned long	 limit;
 	long long	 flush_ms;
 	sigset_t	 quiet;
 	struct stat	 st;
 
-	while ((ch = getopt_long(argc, argv, "c:l:thV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:f:l:thu:V", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case 'f':
+		case 'r':
+		case 'R':
+			if (util_strtonum(optarg, ch == 'f' ? 1 : 0,
+			    ch == 'f' ? 1024 : 1000000, &n, &why) == -1) {
+				fprintf(stderr, "wxapp-fcgi: --%s %s: %s\n",
+				    ch == 'f' ? "children" : ch == 'r' ?
+				    "retries" : "retry-ms", optarg, why);
+				return 2;
+			}
+			if (ch == 'f')
+				pfo.children = (int)n;
+			else if (ch == 'r')
+				pfo.retries = (int)n;
+			else
+				pfo.fast_ms = (int)n;
+			break;
+		case 'u':
+			user = optarg;
+			break;
 		case 'c':
 			cfgpath = optarg;
 			break;
@@ -499,12 +598,21 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
-		if (app.cfg.obsolete != NULL)
+		rc = check_files(cfgpath, &app.cfg, user, err, sizeof(err));
+		if (rc == 0 && app.cfg.obsolete != NULL)
 			printf("wxapp-fcgi: %s: %s is obsolete and ignored\n",
 			    cfgpath, app.cfg.obsolete);
-		printf("wxapp-fcgi: %s: config ok\n", cfgpath);
+		if (rc == 0)
+			printf("wxapp-fcgi: %s: config ok\n", cfgpath);
+		else
+			fprintf(stderr, "wxapp-fcgi: %s: %s\n", cfgpath, err);
 		config_free(&app.cfg);
-		return 0;
+		return rc == 0 ? 0 : 1;
+	}
+	if (user != NULL) {
+		fprintf(stderr, "wxapp-fcgi: -u is for -t (spawn-fcgi -u or "
+		    "systemd's User= switch the user of a running pool)\n");
+		return 2;
 	}
 	if (log_open(app.cfg.log_file, app.cfg.log_level,
 	    app.cfg.access_log) == -1 ||
@@ -512,11 +620,6 @@ main(int argc, char *argv[])
 	    app.cfg.access_log_flush_ms) == -1) {
 		fprintf(stderr, "wxapp-fcgi: %s: %s\n", app.cfg.log_file,
 		    strerror(errno));
-		return 1;
-	}
-	if (install_signals() == -1 || FCGX_Init() != 0 ||
-	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("cannot initialize: %s", strerror(errno));
 		return 1;
 	}
 	if (listen_addr != NULL) {
@@ -527,6 +630,14 @@ main(int argc, char *argv[])
 	} else if (fstat(0, &st) == -1 || !S_ISSOCK(st.st_mode)) {
 		fprintf(stderr, "wxapp-fcgi: fd 0 is not a socket: run under "
 		    "spawn-fcgi or use --listen\n");
+		return 1;
+	}
+	/* With -f, this process stays behind as the socket's supervisor. */
+	if (pfo.children > 0)
+		(void)prefork_run(&pfo);
+	if (install_signals() == -1 || FCGX_Init() != 0 ||
+	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot initialize: %s", strerror(errno));
 		return 1;
 	}
 	if (FCGX_InitRequest(&fr, fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {

@@ -141,8 +141,10 @@ main(int argc, char *argv[])
 	 * stderr, library messages are silenced: wxappctl reports its own
 	 * errors there, one line each.
 	 */
-	if (ctl.cfg.log_file[0] == '\0' ||
-	    log_open(ctl.cfg.log_file, ctl.cfg.log_level, 0) == -1)
+	if (ctl.cfg.log_file[0] != '\0' &&
+	    log_open(ctl.cfg.log_file, ctl.cfg.log_level, 0) == 0)
+		ctl.logging = 1;
+	else
 		(void)log_open(NULL, LOG_LEVEL_ERROR + 1, 0);
 	/* 0, not 1: glibc starts afresh (and permutes) for the subcommand. */
 	optind = 0;

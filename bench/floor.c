@@ -25,11 +25,15 @@
  * without SA_RESTART.  Per request it does no allocation, one parameter
  * lookup and one FCGX_PutStr.
  *
- * usage: floor [-t] -c ANSWER_FILE
+ * Its supervisor is wxapp-fcgi's too: with -f N it runs lib/prefork
+ * (linked from the installed libwxapp), as wxapp-pool asks.
+ *
+ * usage: floor [-t] [-f N [--retries R] [--retry-ms MS]] -c ANSWER_FILE
  */
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +43,8 @@
 #include <unistd.h>
 
 #include <fcgiapp.h>
+
+#include "prefork.h"
 
 #define ID_LEN	24	/* 16 hex digits of prefix, 8 of counter */
 
@@ -208,11 +214,29 @@ main(int argc, char *argv[])
 	FCGX_Request	 fr;
 	struct answer	*a;
 	const char	*path = NULL, *inm;
+	static const struct option longopts[] = {
+		{ "children",	required_argument,	NULL, 'f' },
+		{ "retries",	required_argument,	NULL, 'r' },
+		{ "retry-ms",	required_argument,	NULL, 'R' },
+		{ NULL, 0, NULL, 0 }
+	};
+	/* Supervised as wxapp-fcgi -f supervises its responders. */
+	struct prefork_opts pfo = { .retries = 20, .fast_ms = 500,
+	    .title = "wxapp-supervise" };
 	char		 err[512];
 	int		 ch, test = 0, rc;
 
-	while ((ch = getopt(argc, argv, "c:t")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:f:t", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'f':
+			pfo.children = atoi(optarg);
+			break;
+		case 'r':
+			pfo.retries = atoi(optarg);
+			break;
+		case 'R':
+			pfo.fast_ms = atoi(optarg);
+			break;
 		case 'c':
 			path = optarg;
 			break;
@@ -220,7 +244,7 @@ main(int argc, char *argv[])
 			test = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: floor [-t] -c answer-file\n");
+			fprintf(stderr, "usage: floor [-t] [-f n] -c answer-file\n");
 			return 2;
 		}
 	}
@@ -237,6 +261,8 @@ main(int argc, char *argv[])
 		    etag);
 		return 0;
 	}
+	if (pfo.children > 0)
+		(void)prefork_run(&pfo);
 	id_prefix = (unsigned long long)getpid() << 32 ^
 	    (unsigned long long)time(NULL);
 	if (install_signals() == -1 || FCGX_Init() != 0 ||

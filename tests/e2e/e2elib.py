@@ -364,7 +364,7 @@ def is_responder(pid):
     if state and state[0] in (b"Z", b"X"):
         return False
     comm = comm.decode("latin-1").strip()
-    if comm in ("multiwatch", "spawn-fcgi", "pgrep", "sh", "bash", "dash"):
+    if comm in ("wxapp-supervise", "spawn-fcgi", "pgrep", "sh", "bash", "dash"):
         return False
     argv = [a.decode("latin-1") for a in cmdline.split(b"\0") if a]
     argv0 = os.path.basename(argv[0].split()[0]) if argv and argv[0].split() else ""

@@ -18,6 +18,7 @@ What needs what:
 Every wait is bounded; the stand-in's latency is set back to 0 by cleanups.
 """
 
+import grp
 import json
 import math
 import os
@@ -28,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -680,19 +682,20 @@ class Lifecycle(e2e.TestCase):
         self.assertEqual(self.wait_exit(5), 1, self.diag())
         e2e.wechat_control(latency_ms=0)
         env = dict(os.environ, WXAPP_SHM_NAME=self.shm)
+        # Its only responder is gone: the pool is stopped (exit 3), and
+        # the dead responder is listed nowhere.
         rc, out, err = ctl("status", "--json", env=env)
-        self.assertEqual(rc, 0, "wxappctl status --json: exit %d: %s" % (rc, err))
+        self.assertEqual(rc, 3, "wxappctl status --json: exit %d: %s" % (rc, err))
         pool = json.loads(out)["pool"]
         self.assertNotIn(pid, [s["pid"] for s in pool["responders"]],
                          "status --json lists the dead responder: %s" % out)
         rc, text, err = ctl("status", env=env)
-        self.assertEqual(rc, 0, "wxappctl status: exit %d: %s" % (rc, err))
+        self.assertEqual(rc, 3, "wxappctl status: exit %d: %s" % (rc, err))
         self.assertNotRegex(text, r"(?m)^%d\s" % pid,
                             "wxappctl status (text) still lists responder %d, "
                             "which has exited (request_terminate_timeout, exit "
                             "1); --json does not list it:\n%s" % (pid, text))
-        self.assertRegex(text, r"(?m)^\s*responders:\s+0 busy, 0 idle",
-                         "wxappctl status (text) counts a dead responder:\n%s" % text)
+        self.assertIn("stopped (no responder runs)", text)
 
 
 # --------------------------------------------------------------------------
@@ -734,7 +737,8 @@ class Install(e2e.TestCase):
                          % (dest, p.returncode, tail(out, 30)))
 
         v = make_vars(build, ["prefix", "sbindir", "sysconfdir", "mandir",
-                              "datadir", "systemdsystemunitdir"])
+                              "datadir", "docdir", "runstatedir",
+                              "systemdsystemunitdir"])
         for k in ("sbindir", "sysconfdir", "mandir", "datadir"):
             self.assertTrue(v.get(k, "").startswith("/"), "make variable %s: %r"
                             % (k, v))
@@ -756,28 +760,50 @@ class Install(e2e.TestCase):
 
         want = []
         for f in sorted(os.listdir(os.path.join(src, "man"))):
-            m = re.match(r"^(.+)\.([1-9])$", f)
+            m = re.match(r"^(.+)\.([1-9])\.in$", f)
             if m:
+                f = f[:-3]
                 want.append("%s/man%s/%s" % (v["mandir"], m.group(2), f))
         self.assertTrue(want, "no man pages in %s/man" % src)
         conf_dir = v["sysconfdir"] + "/wxapp"
-        want += [conf_dir + "/wxapp.conf.sample", conf_dir + "/nginx-fastcgi.conf"]
+        want += [conf_dir + "/wxapp.conf", conf_dir + "/pool.conf",
+                 v["datadir"] + "/wxapp/nginx-fastcgi.conf",
+                 v["docdir"] + "/examples/wxapp.conf",
+                 v["prefix"] + "/lib/sysusers.d/wxapp.conf",
+                 v["prefix"] + "/lib/tmpfiles.d/wxapp.conf",
+                 v["sysconfdir"] + "/logrotate.d/wxapp",
+                 v["sbindir"] + "/wxapp-pool"]
         for f in sorted(os.listdir(os.path.join(src, "app", "sql"))):
             if re.match(r"^\d{4}_.*\.sql$", f):
                 want.append(v["datadir"] + "/wxapp/sql/" + f)
-        want += [v["datadir"] + "/wxapp/spawn/wxapp-pool",
-                 v["datadir"] + "/wxapp/spawn/wxapp-stack"]
         if v.get("systemdsystemunitdir"):
             want.append(v["systemdsystemunitdir"] + "/wxapp-fcgi@.service")
         missing = [w for w in want if not os.path.isfile(root(w))]
         self.assertFalse(missing, "make install did not install %s; installed:\n%s"
                          % (missing, listing))
-        for s in ("wxapp-pool", "wxapp-stack"):
-            self.assertTrue(os.access(root(v["datadir"] + "/wxapp/spawn/" + s),
-                                      os.X_OK), "%s is not executable" % s)
+        self.assertTrue(os.access(root(v["sbindir"] + "/wxapp-pool"), os.X_OK),
+                        "wxapp-pool is not executable")
+        # The development stack and its page are not installed, nor are
+        # .sample copies placed in the configuration directory.
+        dev = [f for f in installed if "wxapp-stack" in f or f.endswith(".sample")]
+        self.assertFalse(dev, "make install installed %s" % dev)
+        # The config holds secrets: not readable by others.
+        mode = os.stat(root(conf_dir + "/wxapp.conf")).st_mode & 0o777
+        self.assertEqual(mode, 0o640, "wxapp.conf installed with mode %o" % mode)
+        # Every file names configure's directories, none a literal @var@.
+        for f in (v["systemdsystemunitdir"] + "/wxapp-fcgi@.service",
+                  v["sbindir"] + "/wxapp-pool", conf_dir + "/wxapp.conf",
+                  v["datadir"] + "/wxapp/nginx-fastcgi.conf",
+                  v["sysconfdir"] + "/logrotate.d/wxapp"):
+            text = read_text(root(f))
+            self.assertIsNone(re.search(r"@[a-zA-Z_]+@", text), "%s: %s" % (
+                f, re.search(r"@[a-zA-Z_]+@", text)))
         unit = read_text(root(v["systemdsystemunitdir"] + "/wxapp-fcgi@.service"))
         self.assertIn(v["sbindir"] + "/", unit, "the unit does not name sbindir")
-        self.assertNotIn("@sbindir@", unit)
+        self.assertIn(v["runstatedir"] + "/wxapp/", unit)
+        snippet = read_text(root(v["datadir"] + "/wxapp/nginx-fastcgi.conf"))
+        self.assertIn("unix:" + v["runstatedir"] + "/wxapp/wxapp-wechat-1.sock",
+                      snippet, "the WeChat pool has two sockets")
 
         p = subprocess.run(["make", "-C", build, "uninstall", "DESTDIR=" + dest],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -869,6 +895,147 @@ class Ctl(e2e.TestCase):
         self.assertEqual(rc, 0, "wxappctl user revoke 1: exit %d: %s" % (rc, err))
         r = e2e.get("/api/v1/user/me", headers=e2e.bearer(tok))
         self.assert_envelope(r, 401, 40102)
+
+    def test_token_issue_refuses_when_it_cannot_log(self):
+        e2e.need_stack()
+        e2e.ensure_seeded()
+        # /proc refuses new files to everybody: the issue cannot be logged.
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+               "WXAPP_LOG_FILE": "/proc/wxapp-ops-token.log"}
+        rc, out, err = ctl("token", "issue", "1", env=env)
+        self.assertEqual((rc, out), (1, ""), "token issued without a log: %r %r" % (out, err))
+        self.assertIn("log_file", err)
+        self.assertEqual(len(stderr_lines(err)), 1, err)
+
+    def test_status_of_a_stopped_pool_exits_3(self):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+               "WXAPP_SHM_NAME": "/wxapp-ops-never-%d" % os.getpid()}
+        rc, out, err = ctl("status", env=env)
+        self.assertEqual(rc, 3, "status of a pool that never ran: exit %d: %r %r"
+                         % (rc, out, err))
+        self.assertIn("stopped", out)
+        rc, out, err = ctl("status")
+        self.assertEqual(rc, 0, "status of the running pool: exit %d: %r" % (rc, err))
+
+
+# --------------------------------------------------------------------------
+# 6. wxapp-fcgi -t checks what the responders write; wxapp-pool's options
+#    file, pid files and SIGHUP
+# --------------------------------------------------------------------------
+
+class Deploy(e2e.TestCase):
+
+    def setUp(self):
+        e2e.need_run_dir()
+        self.bin = os.path.join(prefix_dir(), "sbin", "wxapp-fcgi")
+        self.pool = os.path.join(prefix_dir(), "sbin", "wxapp-pool")
+        self.user = e2e.svc_user()
+
+    def test_config_check_tests_the_log_file_as_the_service_user(self):
+        env = dict(os.environ, WXAPP_LOG_FILE="/proc/wxapp-ops.log")
+        cmd = [self.bin, "-c", conf_file(), "-t"]
+        if self.user:
+            cmd += ["-u", self.user]
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1, "-t accepted an unwritable log_file: %r" % err)
+        self.assertIn("log_file /proc/wxapp-ops.log cannot be written by", err)
+        if not self.user:
+            return
+        # As root, -u checks as that user: a root-only log file fails.
+        d = tempfile.mkdtemp(prefix="wxapp-ops-t-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        logf = os.path.join(d, "root.log")
+        with open(logf, "w"):
+            pass
+        os.chmod(logf, 0o600)
+        env["WXAPP_LOG_FILE"] = logf
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr.decode())
+        self.assertIn("cannot be written by %s" % self.user, p.stderr.decode())
+        p = subprocess.run(cmd[:-2], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0, "as root, root's file is writable: %r"
+                         % p.stderr.decode())
+        # The stack's own config passes as the service user.
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+    def _pool(self, d, *args, env=None):
+        e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+             "WXAPP_POOL_NAME": "opspool", "WXAPP_POOL_SOCKET_DIR": d + "/sock",
+             "WXAPP_POOL_LOG_DIR": d + "/log",
+             "WXAPP_POOL_BIN": self.bin, "WXAPP_POOL_CONF": conf_file(),
+             "WXAPP_SHM_NAME": "/wxapp-ops-pool-%d" % os.getpid(),
+             "WXAPP_LOG_FILE": ""}
+        if self.user:
+            e.update(WXAPP_POOL_USER=self.user,
+                     WXAPP_POOL_SOCKET_GROUP=grp.getgrgid(
+                         pwd.getpwnam(self.user).pw_gid).gr_name)
+        e.update(env or {})
+        p = subprocess.run([self.pool] + list(args), env=e, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        return p.returncode, p.stdout.decode("utf-8", "replace")
+
+    def test_pool_options_file_pid_files_and_sighup(self):
+        d = tempfile.mkdtemp(prefix="wxapp-ops-pool-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        opts = os.path.join(d, "pool.conf")
+        with open(opts, "w") as f:
+            f.write("# test\nWXAPP_POOL_SOCKETS=1\nWXAPP_POOL_RESPONDERS=3\n")
+        env = {"WXAPP_POOL_OPTIONS": opts}
+        self.addCleanup(self._pool, d, "stop", env=env)
+        if self.user:
+            # A link planted where the pid file goes is not followed.
+            os.makedirs(d + "/sock", exist_ok=True)
+            victim = os.path.join(d, "victim")
+            with open(victim, "w") as f:
+                f.write("root's\n")
+            os.chmod(victim, 0o600)
+            os.symlink(victim, d + "/sock/opspool-0.pid")
+        rc, out = self._pool(d, "start", env=env)
+        self.assertEqual(rc, 0, out)
+        # start, status and stop read the same file: 1 socket, 3 responders.
+        rc, out = self._pool(d, "status", env=env)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("responders 3/3 alive", out)
+        self.assertNotIn("socket 1", out)
+        if self.user:
+            with open(os.path.join(d, "victim")) as f:
+                self.assertEqual(f.read(), "root's\n", "the pid file's link was followed")
+            st = os.lstat(d + "/sock/opspool-0.pid")
+            self.assertFalse(stat.S_ISLNK(st.st_mode))
+            for sub in ("sock", "log"):
+                self.assertEqual(os.stat(os.path.join(d, sub)).st_uid, 0,
+                                 "%s is not root's" % sub)
+        # SIGHUP to the supervisor, as an operator sends it: nothing stops.
+        with open(d + "/sock/opspool-0.pid") as f:
+            sup = int(f.read())
+        rc, before = self._pool(d, "pids", env=env)
+        os.kill(sup, signal.SIGHUP)
+        time.sleep(1)
+        rc, out = self._pool(d, "status", env=env)
+        self.assertEqual(rc, 0, "SIGHUP to the supervisor stopped something: " + out)
+        rc, after = self._pool(d, "pids", env=env)
+        self.assertEqual(sorted(before.split()), sorted(after.split()),
+                         "SIGHUP replaced responders")
+        rc, out = self._pool(d, "reopen", env=env)
+        self.assertEqual(rc, 0, out)
+        rc, out = self._pool(d, "stop", env=env)
+        self.assertEqual(rc, 0, out)
+        rc, out = self._pool(d, "status", env=env)
+        self.assertEqual(rc, 3, out)
+        # An options file others may write is refused by root.
+        if self.user:
+            os.chmod(opts, 0o666)
+            rc, out = self._pool(d, "status", env=env)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("writable by others", out)
 
 
 if __name__ == "__main__":
