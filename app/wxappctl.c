@@ -141,8 +141,13 @@ main(int argc, char *argv[])
 	 * stderr, library messages are silenced: wxappctl reports its own
 	 * errors there, one line each.
 	 */
+	/*
+	 * The responders' log: wxappctl writes to it but never creates it (run
+	 * as root, it would make the file root's and the responders, which run
+	 * as the service user, could not open it).
+	 */
 	if (ctl.cfg.log_file[0] != '\0' &&
-	    log_open(ctl.cfg.log_file, ctl.cfg.log_level, 0) == 0)
+	    log_attach(ctl.cfg.log_file, ctl.cfg.log_level) == 0)
 		ctl.logging = 1;
 	else
 		(void)log_open(NULL, LOG_LEVEL_ERROR + 1, 0);

@@ -31,6 +31,7 @@ static struct {
 	int		 level;
 	int		 access;
 	char		 path[4096];
+	int		 create;	/* the file may be created */
 	const char	*request_id;
 	struct arena	 arena;
 	int		 arena_ready;
@@ -141,15 +142,18 @@ log_open_fd(void)
 
 	if (logst.path[0] == '\0')
 		return STDERR_FILENO;
-	fd = open(logst.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	fd = open(logst.path, O_WRONLY | O_APPEND | O_CLOEXEC |
+	    (logst.create ? O_CREAT : 0), 0640);
 	return fd;
 }
 
-int
-log_open(const char *path, int level, int access)
+/* log_open and log_attach: create says whether the file may be made. */
+static int
+open_log(const char *path, int level, int access, int create)
 {
 	int	n, fd;
 
+	logst.create = create;
 	n = snprintf(logst.path, sizeof(logst.path), "%s", path ? path : "");
 	if (n < 0 || (size_t)n >= sizeof(logst.path)) {
 		logst.path[0] = '\0';
@@ -171,6 +175,18 @@ log_open(const char *path, int level, int access)
 		logst.arena_ready = 1;
 	}
 	return 0;
+}
+
+int
+log_open(const char *path, int level, int access)
+{
+	return open_log(path, level, access, 1);
+}
+
+int
+log_attach(const char *path, int level)
+{
+	return open_log(path, level, 0, 0);
 }
 
 int

@@ -40,6 +40,12 @@ struct log_access {
 
 /* Log to path (NULL or "" = stderr) at level and above; 0 or -1. */
 int	log_open(const char *path, int level, int access);
+/*
+ * The same for a file that exists already, without access lines: for a
+ * tool run by root beside the service, which must not create the
+ * service's log file owned by root.  -1 (ENOENT) when there is none.
+ */
+int	log_attach(const char *path, int level);
 /* Buffer up to bytes of access lines, for at most flush_ms; 0 or -1. */
 int	log_access_buffer(size_t bytes, long long flush_ms);
 /* Write the buffered access lines now. */

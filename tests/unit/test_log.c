@@ -1,6 +1,7 @@
 /*
- * Unit tests for lib/log: JSON lines, and the access line buffer (kept in
- * order with the other lines, written when full, on tick and on close).
+ * Unit tests for lib/log: JSON lines, the access line buffer (kept in
+ * order with the other lines, written when full, on tick and on close),
+ * and log_attach, which never creates the file.
  */
 #include "check_run.h"
 #include <sys/stat.h>
@@ -128,6 +129,27 @@ START_TEST(old_lines_are_written_with_the_next)
 }
 END_TEST
 
+/* log_attach writes to a file that exists and never makes one. */
+START_TEST(attach_never_creates_the_file)
+{
+	struct stat	st;
+
+	log_close();
+	unlink(path);
+	ck_assert_int_eq(log_attach(path, LOG_LEVEL_INFO), -1);
+	ck_assert_int_eq(stat(path, &st), -1);
+	ck_assert_int_eq(log_open(path, LOG_LEVEL_INFO, 0), 0);
+	log_close();
+	ck_assert_int_eq(log_attach(path, LOG_LEVEL_INFO), 0);
+	log_warn("attached %d", 1);
+	ck_assert_ptr_nonnull(strstr(contents(), "attached 1"));
+	/* A rotation does not create it either. */
+	unlink(path);
+	ck_assert_int_eq(log_reopen(), -1);
+	ck_assert_int_eq(stat(path, &st), -1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -140,6 +162,7 @@ main(void)
 	tcase_add_test(tc, tick_and_close_write_the_buffer);
 	tcase_add_test(tc, a_full_buffer_is_written);
 	tcase_add_test(tc, old_lines_are_written_with_the_next);
+	tcase_add_test(tc, attach_never_creates_the_file);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
