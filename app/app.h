@@ -6,6 +6,7 @@
 #ifndef WX_APP_H
 #define WX_APP_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "arena.h"
@@ -323,6 +324,35 @@ void	session_clear_cookie(struct resp *);
  * then.
  */
 int	app_client_gone(const struct app *);
+
+/*
+ * One request being answered (app/wxapp-fcgi.c), by libfcgi's loop or by
+ * the concurrent one (app/concurrent.c): run routes, serves and
+ * serializes it into out; the caller writes out, then end logs it and
+ * updates the scoreboard.  fr is libfcgi's request, for the watchdog of
+ * request_terminate_timeout; NULL in the concurrent loop.
+ */
+struct FCGX_Request;
+struct app_exchange {
+	struct req	 rq;
+	struct resp	 rs;
+	struct buf	 out;
+	int64_t		 start;
+	req_read_fn	 read;		/* the body */
+	void		*read_ctx;
+};
+void	app_exchange_run(struct app *, struct app_exchange *, char **envp,
+	    int fd, struct FCGX_Request *);
+void	app_exchange_end(struct app *, struct app_exchange *, int written);
+/*
+ * The concurrent loop (wxapp-fcgi -C N): up to `max` requests of the
+ * listening socket lfd in flight at once, each in a coroutine that yields
+ * while it waits for WeChat.  Returns when *stop is set and every request
+ * in flight is answered, or after max_requests; 0, or -1 on a setup error.
+ */
+int	app_serve_concurrent(struct app *, int lfd, int max,
+	    volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen,
+	    unsigned long limit);
 
 /* Handlers, and the plans of reads. */
 int	p_users_list(struct app *, struct req *, struct resp *,

@@ -37,6 +37,7 @@ _Static_assert(COLL_COUNT <= POOL_COLLECTIONS &&
 #define ARENA_BLOCK	(128 * 1024)
 #define ARENA_KEEP	4
 #define RSS_EVERY	64	/* requests between RSS samples */
+#define CONCURRENT_MAX	4096	/* -C: requests in flight per process */
 
 static volatile sig_atomic_t	stop_signal;
 static volatile sig_atomic_t	reopen_log;
@@ -324,12 +325,13 @@ app_client_gone(const struct app *app)
  * then refuse, or read the body and answer.
  */
 static void
-serve(struct app *app, const struct app_route *r, struct req *rq,
-    struct resp *rs, FCGX_Request *fr)
+serve(struct app *app, const struct app_route *r, struct app_exchange *x)
 {
-	struct app_limit	lim;
-	struct read_plan	rp;
-	int			authed, planned = 0;
+	struct req		*rq = &x->rq;
+	struct resp		*rs = &x->rs;
+	struct app_limit	 lim;
+	struct read_plan	 rp;
+	int			 authed, planned = 0;
 
 	authed = auth_identify(app, rq);
 	limits_prepare(app, rq, &lim);
@@ -349,8 +351,8 @@ serve(struct app *app, const struct app_route *r, struct req *rq,
 		return;
 	if (planned)
 		app_read(app, rq, rs, &rp);
-	else if (req_read_body(rq, rs, app->cfg.max_body_bytes, fcgi_read,
-	    fr->in) == -1)
+	else if (req_read_body(rq, rs, app->cfg.max_body_bytes, x->read,
+	    x->read_ctx) == -1)
 		return;
 	else if (r->flags & ROUTE_IDEMPOTENT)
 		app_idempotent(app, r, rq, rs);
@@ -358,66 +360,83 @@ serve(struct app *app, const struct app_route *r, struct req *rq,
 		r->fn(app, rq, rs);
 }
 
-/*
- * Answer one request: route, identify the caller, limit (a refused caller
- * by its address: a flood of bad tokens is limited too), read, handle,
- * write once.
- */
-static void
-app_handle(struct app *app, FCGX_Request *fr)
+void
+app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
+    int fd, FCGX_Request *fr)
 {
-	struct req		rq;
-	struct resp		rs;
-	struct buf		out;
-	struct log_access	al;
-	int64_t			start = util_mono_us(), total;
-	int			slow;
+	struct req	*rq = &x->rq;
+	struct resp	*rs = &x->rs;
 
+	x->start = util_mono_us();
 	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
-	app->fcgi_fd = fr->ipcFd;
-	req_init(&rq, &app->arena, fr->envp);
-	log_set_request(rq.id);
-	resp_init(&rs, &app->arena);
-	scoreboard_begin(&app->pool->sb, app->slot, rq.method, rq.path, start);
-	if (app->cfg.request_terminate_timeout > 0) {
-		watchdog_prepare(fr, &rq);
-		watchdog.deadline_us = start +
+	app->fcgi_fd = fd;
+	req_init(rq, &app->arena, envp);
+	log_set_request(rq->id);
+	resp_init(rs, &app->arena);
+	scoreboard_begin(&app->pool->sb, app->slot, rq->method, rq->path,
+	    x->start);
+	if (fr != NULL && app->cfg.request_terminate_timeout > 0) {
+		watchdog_prepare(fr, rq);
+		watchdog.deadline_us = x->start +
 		    app->cfg.request_terminate_timeout * 1000000;
 		__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
 	}
-	if (router_match(app_routes, app_nroutes, sizeof(app_routes[0]), &rq,
-	    &rs) == ROUTE_FOUND)
-		serve(app, app_route_of(&rq), &rq, &rs, fr);
+	if (router_match(app_routes, app_nroutes, sizeof(app_routes[0]), rq,
+	    rs) == ROUTE_FOUND)
+		serve(app, app_route_of(rq), x);
 	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
-	if (!resp_is_set(&rs)) {
-		log_error("%s %s: handler gave no answer", rq.method, rq.path);
-		resp_error(&rs, API_INTERNAL, "internal error");
+	if (!resp_is_set(rs)) {
+		log_error("%s %s: handler gave no answer", rq->method, rq->path);
+		resp_error(rs, API_INTERNAL, "internal error");
 	}
-	resp_serialize(&rs, rq.id, rq.head, &out);
-	if (FCGX_PutStr(out.p, (int)out.len, fr->out) < 0 ||
-	    FCGX_FFlush(fr->out) < 0)
-		log_info("%s %s: client went away", rq.method, rq.path);
-	total = util_mono_us() - start;
+	resp_serialize(rs, rq->id, rq->head, &x->out);
+}
+
+void
+app_exchange_end(struct app *app, struct app_exchange *x, int written)
+{
+	struct req		*rq = &x->rq;
+	struct log_access	 al;
+	int64_t			 total;
+	int			 slow;
+
+	if (!written)
+		log_info("%s %s: client went away", rq->method, rq->path);
+	total = util_mono_us() - x->start;
 	slow = app->cfg.slow_request_ms > 0 &&
 	    total >= app->cfg.slow_request_ms * 1000;
 	if (slow)
 		log_warn("slow request: %s %s took %lld us (postgres %lld us, "
-		    "redis %lld us, wechat %lld us)", rq.method, rq.path,
+		    "redis %lld us, wechat %lld us)", rq->method, rq->path,
 		    (long long)total, (long long)app->db.busy_us,
 		    (long long)app->cache.busy_us, (long long)app->wx.busy_us);
-	al.request_id = rq.id;
-	al.method = rq.method;
-	al.path = rq.path;
-	al.remote_addr = rq.remote_addr;
-	al.trace_id = rq.trace_id;
-	al.status = rs.status;
+	al.request_id = rq->id;
+	al.method = rq->method;
+	al.path = rq->path;
+	al.remote_addr = rq->remote_addr;
+	al.trace_id = rq->trace_id;
+	al.status = x->rs.status;
 	al.duration_us = total;
-	al.bytes = out.len;
+	al.bytes = x->out.len;
 	log_access(&al);
+	app->served++;
 	scoreboard_end(&app->pool->sb, app->slot, util_mono_us(), slow,
 	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
-	req_finish(&rq);
+	req_finish(rq);
 	log_set_request(NULL);
+}
+
+/* Answer one request of libfcgi's loop: run it, write once, end it. */
+static void
+app_handle(struct app *app, FCGX_Request *fr)
+{
+	struct app_exchange	x;
+
+	x.read = fcgi_read;
+	x.read_ctx = fr->in;
+	app_exchange_run(app, &x, fr->envp, fr->ipcFd, fr);
+	app_exchange_end(app, &x, FCGX_PutStr(x.out.p, (int)x.out.len,
+	    fr->out) >= 0 && FCGX_FFlush(fr->out) >= 0);
 }
 
 static void
@@ -425,7 +444,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: wxapp-fcgi [-t] [-c config] [-u user] "
 	    "[--listen path|host:port]\n"
-	    "                  [-f children [--retries n] [--retry-ms ms]]\n");
+	    "                  [-f children [--retries n] [--retry-ms ms]] "
+	    "[-C concurrent]\n");
 }
 
 /*
@@ -516,6 +536,7 @@ main(int argc, char *argv[])
 		{ "retries",	required_argument,	NULL, 'r' },
 		{ "retry-ms",	required_argument,	NULL, 'R' },
 		{ "user",	required_argument,	NULL, 'u' },
+		{ "concurrent",	required_argument,	NULL, 'C' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct app	 app;
@@ -533,15 +554,25 @@ main(int argc, char *argv[])
 	char		 err[1024];
 	const char	*why;
 	long long	 n;
+	int		 concurrent = 0;
 	int		 ch, test = 0, fd = 0, rc;
 	unsigned long	 limit;
 	long long	 flush_ms;
 	sigset_t	 quiet;
 	struct stat	 st;
 
-	while ((ch = getopt_long(argc, argv, "c:f:l:thu:V", longopts,
+	while ((ch = getopt_long(argc, argv, "C:c:f:l:thu:V", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
+		case 'C':
+			if (util_strtonum(optarg, 0, CONCURRENT_MAX, &n,
+			    &why) == -1) {
+				fprintf(stderr, "wxapp-fcgi: --concurrent %s: "
+				    "%s\n", optarg, why);
+				return 2;
+			}
+			concurrent = (int)n;
+			break;
 		case 'f':
 		case 'r':
 		case 'R':
@@ -718,7 +749,10 @@ main(int argc, char *argv[])
 	sigemptyset(&quiet);
 	sigaddset(&quiet, SIGALRM);
 	sigaddset(&quiet, SIGIO);
-	while (!stop_signal) {
+	if (concurrent > 0 && app_serve_concurrent(&app, fd, concurrent,
+	    &stop_signal, &reopen_log, limit) == -1)
+		return 1;
+	while (!stop_signal && concurrent == 0) {
 		if (reopen_log) {
 			reopen_log = 0;
 			if (log_reopen() == -1)
@@ -748,7 +782,6 @@ main(int argc, char *argv[])
 		app_handle(&app, &fr);
 		FCGX_Finish_r(&fr);
 		arena_reset(&app.arena);
-		app.served++;
 		if (limit > 0 && app.served >= limit) {
 			log_info("served %lu requests: exiting to be replaced",
 			    app.served);

@@ -103,7 +103,8 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 		curl_easy_setopt(wx->curl, CURLOPT_HTTPGET, 1L);
 	}
 	wx->calls++;
-	cc = curl_easy_perform(wx->curl);
+	cc = wx->o.perform != NULL ? wx->o.perform(wx->o.io_arg, wx->curl) :
+	    curl_easy_perform(wx->curl);
 	curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
 	if (cc != CURLE_OK) {
@@ -298,7 +299,10 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 			    "access_token: another responder is still refreshing");
 			return WECHAT_UNAVAILABLE;
 		}
-		usleep(TOKEN_WAIT_STEP_US);
+		if (wx->o.pause != NULL)
+			wx->o.pause(wx->o.io_arg, TOKEN_WAIT_STEP_US);
+		else
+			usleep(TOKEN_WAIT_STEP_US);
 		if (cache_get(wx->cache, a, KEYS_WX_TOKEN, token, &len) ==
 		    CACHE_OK && *token != NULL)
 			return WECHAT_OK;

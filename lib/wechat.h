@@ -9,6 +9,7 @@
 #define WX_WECHAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <curl/curl.h>
 
@@ -30,6 +31,15 @@ struct wechat_opts {
 	long long	 connect_timeout_ms;
 	long long	 timeout_ms;	/* of a whole call */
 	struct guard	*guard;		/* NULL: none */
+	/*
+	 * How a call waits.  NULL: it blocks (curl_easy_perform, usleep).
+	 * Else perform runs the transfer -- for example in a coroutine that
+	 * yields until the loop's curl multi handle has finished it -- and
+	 * pause waits, so that one process can have many calls in flight.
+	 */
+	CURLcode	(*perform)(void *io_arg, CURL *);
+	void		(*pause)(void *io_arg, int64_t us);
+	void		*io_arg;
 };
 
 enum wechat_status {

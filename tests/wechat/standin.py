@@ -73,6 +73,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -302,6 +303,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def version_string(self):           # the Server header
         return "wechat-standin"
+
+    def setup(self):
+        # Headers and body go out in two writes: with Nagle on, the second
+        # waits for the client's delayed ACK (40 ms on a kept-alive
+        # connection), a stall WeChat's own servers do not have.
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # Routes: path -> (method, handler name).  Paths are case-sensitive.
     ROUTES = {
@@ -595,6 +603,10 @@ def main(argv=None):
     QUIET = args.quiet
     STATE = State(args.appid, args.secret)
     ThreadingHTTPServer.allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of new connections (a
+    # login benchmark at -c400) would see SYNs dropped and retried after a
+    # second, a delay that is the stand-in's, not WeChat's.
+    ThreadingHTTPServer.request_queue_size = 1024
     if ":" in args.listen[0]:
         import socket
         ThreadingHTTPServer.address_family = socket.AF_INET6

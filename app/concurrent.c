@@ -1,0 +1,415 @@
+/*
+ * The concurrent loop (wxapp-fcgi -C N), for the pool that serves the
+ * routes which call WeChat.
+ *
+ * A classic responder holds a whole process for every WeChat call in
+ * flight: with WeChat answering in 50 ms, a process does at most 20
+ * logins a second, whatever the CPU.  Here one process holds up to N
+ * requests at once.  It reads the FastCGI connections itself, without
+ * blocking (lib/fcgiconn), and runs each request in a coroutine of its own
+ * (lib/coro) with the same handler code as the classic loop.  Where that
+ * code waits for WeChat -- lib/wechat's perform and pause hooks -- the
+ * coroutine hands its transfer to one curl multi handle and yields; the
+ * loop polls the sockets and curl together and resumes each coroutine
+ * when its transfer is done.  PostgreSQL and Redis are called as before,
+ * synchronously, with their deadlines: they take about a millisecond, and
+ * the process keeps its one connection to each, so that the connections
+ * stay bounded by the number of processes.  A coroutine never yields in
+ * a database transaction (the connection is shared): such a call blocks.
+ *
+ * What is per request lives in the coroutine's task, and is swapped into
+ * the process's struct app while the coroutine runs: the arena, the
+ * WeChat handle (each task has its own easy handle; the multi handle
+ * shares their connections), the caller, and the transaction state.
+ */
+#define _GNU_SOURCE	/* accept4 */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "app.h"
+#include "coro.h"
+#include "fcgiconn.h"
+#include "log.h"
+#include "util.h"
+
+#define TASK_STACK	(128 * 1024)
+#define TASK_ARENA	(16 * 1024)
+#define ANSWER_MS	5000	/* to write an answer to nginx */
+#define READ_MS		10000	/* for nginx to send a whole request */
+
+enum task_state {
+	TASK_FREE,
+	TASK_READING,		/* the request is arriving */
+	TASK_WAITING,		/* its coroutine waits for a transfer */
+	TASK_PAUSED		/* its coroutine sleeps until wake_us */
+};
+
+struct loop;
+struct task {
+	struct loop		*loop;
+	enum task_state		 state;
+	struct coro		*co;
+	struct fcgiconn		 conn;
+	int64_t			 since_us;	/* accepted */
+	struct app_exchange	 x;
+	size_t			 body_off;
+	CURLcode		 result;	/* of the transfer it waited for */
+	int64_t			 wake_us;
+	/* Swapped with the app's while the coroutine runs. */
+	struct arena		 arena;
+	struct wechat		 wx;
+	struct caller		 who;
+	int			 auth_code;
+	const char		*auth_why;
+	int			 auth_blind;
+	int			 fcgi_fd;
+	int			 txn_depth;
+	unsigned		 held;
+};
+
+struct loop {
+	struct app	*app;
+	CURLM		*multi;
+	struct task	*tasks;
+	int		 max;
+	int		 live;		/* tasks not FREE */
+	struct task	*current;	/* whose coroutine runs */
+};
+
+#define SWAP(T, a, b)	do { T tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
+
+/* Exchange the per-request state of the app and t (twice: back). */
+static void
+swap_state(struct app *app, struct task *t)
+{
+	SWAP(struct arena, app->arena, t->arena);
+	SWAP(struct wechat, app->wx, t->wx);
+	SWAP(struct caller, app->who, t->who);
+	SWAP(int, app->auth_code, t->auth_code);
+	SWAP(const char *, app->auth_why, t->auth_why);
+	SWAP(int, app->auth_blind, t->auth_blind);
+	SWAP(int, app->fcgi_fd, t->fcgi_fd);
+	SWAP(int, app->txn_depth, t->txn_depth);
+	SWAP(unsigned, app->held, t->held);
+}
+
+/* May the running coroutine yield?  Not inside a transaction. */
+static int
+may_yield(struct loop *L)
+{
+	struct app	*app = L->app;
+
+	return L->current != NULL && coro_current() != NULL &&
+	    app->txn_depth == 0 && (app->db.conn == NULL ||
+	    PQtransactionStatus(app->db.conn) == PQTRANS_IDLE);
+}
+
+/* lib/wechat's perform hook: the transfer goes to the multi handle. */
+static CURLcode
+co_perform(void *arg, CURL *h)
+{
+	struct loop	*L = arg;
+	struct task	*t = L->current;
+
+	if (!may_yield(L))
+		return curl_easy_perform(h);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, t);
+	if (curl_multi_add_handle(L->multi, h) != CURLM_OK)
+		return curl_easy_perform(h);
+	t->state = TASK_WAITING;
+	coro_yield();
+	curl_multi_remove_handle(L->multi, h);
+	return t->result;
+}
+
+/* lib/wechat's pause hook. */
+static void
+co_pause(void *arg, int64_t us)
+{
+	struct loop	*L = arg;
+	struct task	*t = L->current;
+
+	if (!may_yield(L)) {
+		usleep((useconds_t)us);
+		return;
+	}
+	t->wake_us = util_mono_us() + us;
+	t->state = TASK_PAUSED;
+	coro_yield();
+}
+
+static int
+body_read(void *ctx, char *p, int n)
+{
+	struct task	*t = ctx;
+	size_t		 left = t->conn.body.len - t->body_off;
+
+	if (n < 0)
+		return -1;
+	if ((size_t)n > left)
+		n = (int)left;
+	memcpy(p, t->conn.body.p + t->body_off, (size_t)n);
+	t->body_off += (size_t)n;
+	return n;
+}
+
+/* A coroutine's whole life: one request, answered. */
+static void
+run_task(void *arg)
+{
+	struct task	*t = arg;
+	struct app	*app = t->loop->app;
+
+	t->x.read = body_read;
+	t->x.read_ctx = t;
+	app_exchange_run(app, &t->x, t->conn.envp, t->conn.fd, NULL);
+	app_exchange_end(app, &t->x, fcgiconn_answer(&t->conn, t->x.out.p,
+	    t->x.out.len, ANSWER_MS) == 0);
+}
+
+/* Back to FREE: the connection closed, the memory kept for the next. */
+static void
+task_end(struct loop *L, struct task *t)
+{
+	if (t->conn.fd >= 0)
+		close(t->conn.fd);
+	t->conn.fd = -1;
+	arena_reset(&t->arena);
+	t->state = TASK_FREE;
+	L->live--;
+}
+
+/* Run t's coroutine until it yields or ends (start: from the top). */
+static void
+step(struct loop *L, struct task *t, int start)
+{
+	struct app	*app = L->app;
+	int		 more;
+
+	swap_state(app, t);
+	L->current = t;
+	if (!start)
+		log_set_request(t->x.rq.id);
+	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
+	log_set_request(NULL);
+	L->current = NULL;
+	swap_state(app, t);
+	if (!more)
+		task_end(L, t);
+}
+
+/* A FREE task for a new connection; NULL when all are busy. */
+static struct task *
+task_get(struct loop *L, const struct wechat_opts *wo)
+{
+	struct task	*t;
+	int		 i;
+
+	for (i = 0; i < L->max; i++) {
+		t = &L->tasks[i];
+		if (t->state != TASK_FREE)
+			continue;
+		if (t->co == NULL) {
+			if ((t->co = coro_new(TASK_STACK)) == NULL)
+				return NULL;
+			arena_init(&t->arena, TASK_ARENA, 1);
+			if (wechat_init(&t->wx, wo, L->app->wx.cache) == -1) {
+				coro_free(t->co);
+				t->co = NULL;
+				arena_free(&t->arena);
+				return NULL;
+			}
+		}
+		return t;
+	}
+	return NULL;
+}
+
+/* Accept what waits on lfd, while there are free tasks. */
+static void
+accept_all(struct loop *L, int lfd, const struct wechat_opts *wo)
+{
+	struct task	*t;
+	int		 fd;
+
+	while (L->live < L->max) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN &&
+			    errno != EINTR && errno != ECONNABORTED)
+				log_error("accept failed: %s", strerror(errno));
+			return;
+		}
+		if ((t = task_get(L, wo)) == NULL) {
+			log_error("out of memory for a request: connection "
+			    "dropped");
+			close(fd);
+			return;
+		}
+		fcgiconn_init(&t->conn, fd, &t->arena,
+		    (size_t)L->app->cfg.max_body_bytes);
+		t->state = TASK_READING;
+		t->since_us = util_mono_us();
+		t->body_off = 0;
+		memset(&t->who, 0, sizeof(t->who));
+		t->auth_code = t->auth_blind = t->txn_depth = 0;
+		t->auth_why = NULL;
+		t->held = 0;
+		t->fcgi_fd = fd;
+		L->live++;
+	}
+}
+
+/* The transfers curl finished: resume their coroutines. */
+static void
+transfers_done(struct loop *L)
+{
+	struct CURLMsg	*m;
+	struct task	*t;
+	char		*priv;
+	int		 running, q;
+
+	(void)curl_multi_perform(L->multi, &running);
+	while ((m = curl_multi_info_read(L->multi, &q)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		priv = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		if ((t = (struct task *)priv) == NULL || t->state != TASK_WAITING)
+			continue;
+		t->result = m->data.result;
+		step(L, t, 0);
+	}
+}
+
+int
+app_serve_concurrent(struct app *app, int lfd, int max,
+    volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen,
+    unsigned long limit)
+{
+	struct loop		 L = { .app = app, .max = max };
+	struct wechat_opts	 wo = app->wx.o;
+	struct curl_waitfd	*wfd = NULL;
+	struct task		*t, **wt = NULL;
+	int64_t			 now, wait_ms;
+	int			 i, n, stopping = 0, rc = -1;
+
+	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
+	    (L.multi = curl_multi_init()) == NULL ||
+	    (L.tasks = calloc((size_t)max, sizeof(*L.tasks))) == NULL ||
+	    (wfd = calloc((size_t)max + 1, sizeof(*wfd))) == NULL ||
+	    (wt = calloc((size_t)max + 1, sizeof(*wt))) == NULL) {
+		log_error("cannot set up the concurrent loop: %s",
+		    strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < max; i++) {
+		L.tasks[i].loop = &L;
+		L.tasks[i].conn.fd = -1;
+	}
+	wo.perform = co_perform;
+	wo.pause = co_pause;
+	wo.io_arg = &L;
+	log_info("concurrent loop: up to %d requests in flight", max);
+	for (;;) {
+		if (!stopping && (*stop || (limit > 0 && app->served >= limit))) {
+			stopping = 1;
+			log_info("%s: answering the %d requests in flight, then "
+			    "exiting", *stop ? "signal" : "max_requests", L.live);
+		}
+		if (stopping && L.live == 0)
+			break;
+		if (*reopen) {
+			*reopen = 0;
+			if (log_reopen() == -1)
+				log_error("cannot reopen %s: %s",
+				    app->cfg.log_file, strerror(errno));
+		}
+		/* What to wait for: new connections, requests arriving. */
+		n = 0;
+		if (!stopping && L.live < max) {
+			wt[n] = NULL;
+			wfd[n].fd = lfd;
+			wfd[n].events = CURL_WAIT_POLLIN;
+			wfd[n++].revents = 0;
+		}
+		now = util_mono_us();
+		wait_ms = 1000;
+		for (i = 0; i < max; i++) {
+			t = &L.tasks[i];
+			if (t->state == TASK_READING) {
+				wt[n] = t;
+				wfd[n].fd = t->conn.fd;
+				wfd[n].events = CURL_WAIT_POLLIN;
+				wfd[n++].revents = 0;
+			} else if (t->state == TASK_PAUSED) {
+				if (t->wake_us <= now)
+					wait_ms = 0;
+				else if ((t->wake_us - now) / 1000 + 1 < wait_ms)
+					wait_ms = (t->wake_us - now) / 1000 + 1;
+			}
+		}
+		(void)curl_multi_poll(L.multi, wfd, (unsigned)n, (int)wait_ms,
+		    NULL);
+		/* Requests that arrived whole start their coroutines. */
+		for (i = 0; i < n; i++) {
+			if ((t = wt[i]) == NULL || wfd[i].revents == 0 ||
+			    t->state != TASK_READING)
+				continue;
+			switch (fcgiconn_read(&t->conn, &t->arena)) {
+			case FCGICONN_READY:
+				step(&L, t, 1);
+				break;
+			case FCGICONN_FAILED:
+				if (strcmp(t->conn.error, "closed by the peer") != 0)
+					log_warn("fastcgi connection dropped: %s",
+					    t->conn.error);
+				task_end(&L, t);
+				break;
+			case FCGICONN_READING:
+				break;
+			}
+		}
+		transfers_done(&L);
+		now = util_mono_us();
+		for (i = 0; i < max; i++) {
+			t = &L.tasks[i];
+			if (t->state == TASK_PAUSED && t->wake_us <= now)
+				step(&L, t, 0);
+			else if (t->state == TASK_READING &&
+			    now - t->since_us > READ_MS * 1000LL) {
+				log_warn("fastcgi connection dropped: no whole "
+				    "request within %d ms", READ_MS);
+				task_end(&L, t);
+			}
+		}
+		if (!stopping && L.live < max)
+			accept_all(&L, lfd, &wo);
+	}
+	rc = 0;
+out:
+	if (L.tasks != NULL) {
+		for (i = 0; i < max; i++) {
+			t = &L.tasks[i];
+			if (t->co == NULL)
+				continue;
+			wechat_free(&t->wx);
+			arena_free(&t->arena);
+			coro_free(t->co);
+		}
+		free(L.tasks);
+	}
+	free(wfd);
+	free(wt);
+	if (L.multi != NULL)
+		curl_multi_cleanup(L.multi);
+	return rc;
+}
