@@ -174,6 +174,7 @@ enum stmt_id {
 	STMT_FAV_AFTER,
 	STMT_FAV_COUNT_MINE,
 	STMT_FAV_OF_ITEM,
+	STMT_LOGIN,
 	STMT_COUNT
 };
 
@@ -293,6 +294,12 @@ int	limits_decide(struct app *, struct req *, struct resp *,
 	    struct app_limit *);
 
 /* Sessions (app/session.c). */
+/*
+ * A new refresh token (*token) and its hash (*hash) in *family (NULL: a
+ * new family, stored there); nothing stored yet.  0, or -1 answered.
+ */
+int	session_mint(struct req *, struct resp *, const char **family,
+	    const char **token, const char **hash);
 /* Issue a refresh token in *family (NULL: a new one, stored there). */
 int	session_refresh_new(struct app *, struct req *, struct resp *,
 	    const char *user_id, const char **family, const char **token,

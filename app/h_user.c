@@ -50,16 +50,20 @@ abandoned(struct app *app, struct resp *rs, const char *what)
 	return -1;
 }
 
-/* POST /api/v1/user/login {"code"}: code2Session, upsert, new session. */
+/*
+ * POST /api/v1/user/login {"code"}: code2Session, then the user upserted
+ * and its new session in one statement (STMT_LOGIN: one round trip, which
+ * matters in a login flood), then the session_key kept in Redis.
+ */
 void
 h_login(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct wechat_session	 ws;
 	enum wechat_status	 wst;
 	enum db_status		 st;
-	PGresult		*res = NULL;
-	const char		*code, *params[2], *user_id, *family = NULL;
-	const char		*refresh, *row_id, *errstr;
+	PGresult		*res;
+	const char		*code, *params[5], *user_id, *family = NULL;
+	const char		*refresh, *hash, *errstr;
 	long long		 uid;
 
 	if (wx_code_field(rq, rs, "code", &code) == -1 ||
@@ -70,29 +74,23 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 		app_wx_error(app, rs, wst, "login");
 		return;
 	}
-	if ((st = db_begin(&app->db)) != DB_OK) {
-		app_db_error(app, rs, st, "login: begin");
+	if (session_mint(rq, rs, &family, &refresh, &hash) == -1)
 		return;
-	}
 	params[0] = ws.openid;
 	params[1] = ws.unionid != NULL ? ws.unionid : "";
-	if ((st = db_exec(&app->db, STMT_USER_UPSERT_OPENID, params, &res)) !=
-	    DB_OK) {
-		app_db_error(app, rs, st, "login: upsert user");
-		goto fail;
+	params[2] = family;
+	params[3] = hash;
+	params[4] = arena_printf(rq->a, "%lld", app->cfg.refresh_token_ttl);
+	if ((st = db_exec(&app->db, STMT_LOGIN, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, "login");
+		return;
 	}
-	user_id = arena_strdup(rq->a, PQgetvalue(res, 0, UC_ID));
+	user_id = PQgetvalue(res, 0, UC_ID);
 	if (util_strtonum(user_id, 1, LLONG_MAX, &uid, &errstr) == -1) {
 		log_error("login: user id %s unreadable", user_id);
 		resp_error(rs, API_INTERNAL, "internal error");
-		goto fail;
-	}
-	if (session_refresh_new(app, rq, rs, user_id, &family, &refresh,
-	    &row_id) == -1)
-		goto fail;
-	if ((st = db_commit(&app->db)) != DB_OK) {
-		app_db_error(app, rs, st, "login: commit");
-		goto fail;
+		PQclear(res);
+		return;
 	}
 	/*
 	 * The session_key stays on the server, replacing the previous one.
@@ -106,10 +104,6 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 		    uid);
 	session_answer(app, rq, rs, res, family, refresh);
 	PQclear(res);
-	return;
-fail:
-	PQclear(res);
-	db_rollback(&app->db);
 }
 
 /*

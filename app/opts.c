@@ -49,13 +49,16 @@ void
 app_wechat_opts(const struct config *c, struct guard *g,
     struct wechat_opts *o)
 {
-	o->appid = c->wechat_appid;
-	o->secret = c->wechat_secret;
-	o->api_base = c->wechat_api_base;
-	o->token_api = c->wechat_token_api;
-	o->connect_timeout_ms = c->wechat_connect_timeout_ms;
-	o->timeout_ms = c->wechat_timeout_ms;
-	o->guard = g;
+	/* Calls block (no perform or pause hook) unless a loop sets them. */
+	*o = (struct wechat_opts){
+		.appid = c->wechat_appid,
+		.secret = c->wechat_secret,
+		.api_base = c->wechat_api_base,
+		.token_api = c->wechat_token_api,
+		.connect_timeout_ms = c->wechat_connect_timeout_ms,
+		.timeout_ms = c->wechat_timeout_ms,
+		.guard = g
+	};
 }
 
 void

@@ -92,14 +92,10 @@ unseal(struct arena *a, const char *token, const char *sealed)
 }
 
 int
-session_refresh_new(struct app *app, struct req *rq, struct resp *rs,
-    const char *user_id, const char **family, const char **token,
-    const char **row_id)
+session_mint(struct req *rq, struct resp *rs, const char **family,
+    const char **token, const char **hash)
 {
 	char		*tok = arena_alloc(rq->a, 64), *fam;
-	const char	*params[4];
-	PGresult	*res;
-	enum db_status	 st;
 
 	if (crypto_random_b64url(REFRESH_BYTES, tok) == -1) {
 		log_error("session: no randomness");
@@ -115,9 +111,25 @@ session_refresh_new(struct app *app, struct req *rq, struct resp *rs,
 		}
 		*family = fam;
 	}
+	*token = tok;
+	*hash = session_hash(rq->a, tok);
+	return 0;
+}
+
+int
+session_refresh_new(struct app *app, struct req *rq, struct resp *rs,
+    const char *user_id, const char **family, const char **token,
+    const char **row_id)
+{
+	const char	*params[4], *tok, *hash;
+	PGresult	*res;
+	enum db_status	 st;
+
+	if (session_mint(rq, rs, family, &tok, &hash) == -1)
+		return -1;
 	params[0] = user_id;
 	params[1] = *family;
-	params[2] = session_hash(rq->a, tok);
+	params[2] = hash;
 	params[3] = arena_printf(rq->a, "%lld", app->cfg.refresh_token_ttl);
 	if ((st = db_exec(&app->db, STMT_RT_INSERT, params, &res)) != DB_OK) {
 		app_db_error(app, rs, st, "session: refresh token");

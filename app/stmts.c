@@ -54,6 +54,23 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	[STMT_USER_SET_PHONE] = { .name = "user_set_phone",
 	    .sql = "UPDATE users SET phone = $2, updated_at = now() WHERE id = $1"
 	    " RETURNING " USER_COLS, .nparams = 2 },
+	/*
+	 * A login in one round trip: the user upserted by openid and its new
+	 * refresh token, atomic as one statement is (USER_COLS, then the
+	 * token's row id).
+	 */
+	[STMT_LOGIN] = { .name = "login",
+	    .sql = "WITH u AS (INSERT INTO users (openid, unionid, last_login_at)"
+	    " VALUES ($1, NULLIF($2, ''), now())"
+	    " ON CONFLICT (openid) DO UPDATE"
+	    " SET unionid = COALESCE(EXCLUDED.unionid, users.unionid),"
+	    " last_login_at = now(), updated_at = now()"
+	    " RETURNING " USER_COLS "),"
+	    " r AS (INSERT INTO refresh_tokens"
+	    " (user_id, family, token_hash, expires_at)"
+	    " SELECT id, $3, $4, now() + make_interval(secs => $5) FROM u"
+	    " RETURNING id)"
+	    " SELECT u.*, r.id FROM u, r", .nparams = 5 },
 	[STMT_RT_INSERT] = { .name = "rt_insert",
 	    .sql = "INSERT INTO refresh_tokens"
 	    " (user_id, family, token_hash, expires_at)"

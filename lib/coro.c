@@ -11,6 +11,27 @@
 
 #include "coro.h"
 
+/*
+ * AddressSanitizer must be told when the stack changes, or it takes the
+ * other stack's frames for overflows (the fiber annotations of
+ * sanitizer/common_interface_defs.h).
+ */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#include <sanitizer/common_interface_defs.h>
+#define ASAN_START(save, bottom, size) \
+	__sanitizer_start_switch_fiber((save), (bottom), (size))
+#define ASAN_FINISH(save, bottom, size) \
+	__sanitizer_finish_switch_fiber((save), (bottom), (size))
+#else
+#define ASAN_START(save, bottom, size)	((void)(save), (void)(bottom), \
+					    (void)(size))
+#define ASAN_FINISH(save, bottom, size)	((void)(save), (void)(bottom), \
+					    (void)(size))
+#endif
+
 struct coro {
 	ucontext_t	 ctx;
 	ucontext_t	 caller;
@@ -19,6 +40,10 @@ struct coro {
 	void		(*fn)(void *);
 	void		*arg;
 	int		 done;
+	/* For AddressSanitizer: the stack we came from, and ours. */
+	const void	*from_bottom;
+	size_t		 from_size;
+	void		*fake;
 };
 
 /*
@@ -69,10 +94,12 @@ trampoline(void)
 {
 	struct coro	*co = running;
 
+	ASAN_FINISH(NULL, &co->from_bottom, &co->from_size);
 	co->fn(co->arg);
 	co->done = 1;
 	/* uc_link is NULL: switch back by hand, never to return here. */
 	running = NULL;
+	ASAN_START(NULL, co->from_bottom, co->from_size);
 	setcontext(&co->caller);
 }
 
@@ -80,8 +107,13 @@ trampoline(void)
 static int
 enter(struct coro *co)
 {
+	size_t	 page = (size_t)sysconf(_SC_PAGESIZE);
+	void	*fake = NULL;
+
 	running = co;
+	ASAN_START(&fake, (char *)co->map + page, co->maplen - page);
 	swapcontext(&co->caller, &co->ctx);
+	ASAN_FINISH(fake, NULL, NULL);
 	running = NULL;
 	return co->done ? 0 : 1;
 }
@@ -119,7 +151,9 @@ coro_yield(void)
 	if (co == NULL)
 		return;
 	running = NULL;
+	ASAN_START(&co->fake, co->from_bottom, co->from_size);
 	swapcontext(&co->ctx, &co->caller);
+	ASAN_FINISH(co->fake, &co->from_bottom, &co->from_size);
 	running = co;
 }
 

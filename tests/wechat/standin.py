@@ -61,7 +61,8 @@ Test control (never counted in /__stats):
        invalidate_tokens: true  kill every access token now (next use: 40001)
        -> {"ok": true, "settings": {...}}
   GET  /__control  -> {"settings": {...}}
-  GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n}
+  GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n,
+                       "max_inflight": the most WeChat calls answered at once}
   POST /__reset    -> counters, used codes, tokens and settings to defaults
 """
 
@@ -189,6 +190,8 @@ class State:
         with self.lock:
             self.settings = dict(DEFAULT_SETTINGS)
             self.calls = {}             # path -> count
+            self.inflight = 0           # WeChat calls being answered now
+            self.max_inflight = 0       # the most at once since the reset
             self.used_login = set()     # consumed wx.login codes
             self.used_phone = set()     # consumed getPhoneNumber codes
             # token -> {"issued": t, "dies_at": None | t}.  dies_at is set
@@ -200,6 +203,11 @@ class State:
     def count(self, path):
         with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
+
+    def enter(self, delta):
+        with self.lock:
+            self.inflight += delta
+            self.max_inflight = max(self.max_inflight, self.inflight)
 
     def setting(self, key):
         with self.lock:
@@ -385,7 +393,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.control(url.path)
             else:
                 STATE.count(url.path)
-                self.wechat(url.path)
+                STATE.enter(1)
+                try:
+                    self.wechat(url.path)
+                finally:
+                    STATE.enter(-1)
         except Reply as r:
             self.send(r.status, r.body, r.ctype)
 
@@ -525,7 +537,9 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/__stats" and self.command == "GET":
             with STATE.lock:
                 calls = dict(STATE.calls)
-            raise Reply(200, {"calls": calls, "total": sum(calls.values())})
+                most = STATE.max_inflight
+            raise Reply(200, {"calls": calls, "total": sum(calls.values()),
+                              "max_inflight": most})
         if path == "/__reset" and self.command == "POST":
             STATE.reset()
             raise Reply(200, {"ok": True})

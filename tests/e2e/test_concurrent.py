@@ -1,0 +1,156 @@
+"""The WeChat pool holds many WeChat calls at once (wxapp-fcgi -C): a login
+flood is not limited to one call per process, the shared access_token is
+still fetched once, and a rolling restart of that pool loses no login in
+flight.
+
+No timing is asserted: the stand-in counts how many WeChat calls it was
+answering at the same moment (max_inflight), which a pool of one-call
+processes could never raise above its number of processes."""
+
+import hashlib
+import secrets
+import subprocess
+import threading
+import unittest
+
+import e2elib as e2e
+
+LOGIN = "/api/v1/user/login"
+PHONE = "/api/v1/user/phone"
+NONCE = secrets.token_hex(3)
+_seq = [0]
+_lock = threading.Lock()
+
+
+def code(prefix="cc"):
+    with _lock:
+        _seq[0] += 1
+        return "%s%sn%d" % (prefix, NONCE, _seq[0])
+
+
+def phone_of(c):
+    """What the stand-in answers for phone code c (tests/wechat/standin.py)."""
+    h = int.from_bytes(hashlib.sha256(("phone:" + c).encode()).digest()[:8], "big")
+    return "1" + "3456789"[h % 7] + "%09d" % ((h // 7) % 10 ** 9)
+
+
+def addr(i):
+    """Client address i: its own rate-limit bucket (nginx takes
+    X-Forwarded-For from loopback)."""
+    return "127.%d.%d.%d" % (200 + (i >> 16) % 50, (i >> 8) & 255, i & 255)
+
+
+def in_parallel(fn, n):
+    """fn(i) for i in 0..n-1, each in its own thread, all released at once;
+    the results (or the exceptions) in order."""
+    out = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            out[i] = fn(i)
+        except Exception as exc:  # reported by the caller
+            out[i] = exc
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def max_inflight():
+    st, body = e2e.wechat_request("GET", "/__stats")
+    if st != 200:
+        raise AssertionError("stand-in /__stats -> %s %r" % (st, body))
+    return body.get("max_inflight", 0)
+
+
+class Flood(e2e.TestCase):
+
+    def setUp(self):
+        e2e.need_stack()
+        e2e.wechat_base()
+        self.addCleanup(e2e.wechat_control, latency_ms=0)
+        e2e.clear_rate_limits()
+
+    def login(self, i, c=None):
+        c = c or code()
+        e2e.LOGIN_CODES.append(c)
+        return e2e.post_json(LOGIN, {"code": c},
+                             headers={"X-Forwarded-For": addr(i)}, timeout=60)
+
+    def test_a_hundred_logins_wait_for_wechat_at_once(self):
+        e2e.wechat_reset()
+        e2e.wechat_control(latency_ms=400)
+        rs = in_parallel(self.login, 100)
+        users = set()
+        for r in rs:
+            self.assertIsInstance(r, e2e.Response, "request failed: %r" % (r,))
+            b = self.assert_envelope(r, 200)
+            users.add(b["data"]["user"]["id"])
+        self.assertEqual(len(users), 100, "100 codes, 100 users")
+        most = max_inflight()
+        # The WeChat pool has a few processes; one call each would cap this
+        # at their number.
+        self.assertGreaterEqual(most, 50, "the stand-in never answered more "
+                                "than %d WeChat calls at once" % most)
+
+    def test_concurrent_phone_calls_fetch_the_token_once(self):
+        # Users first, then their phone calls at once on a cold token.
+        logins = in_parallel(self.login, 60)
+        auths = []
+        for r in logins:
+            self.assertIsInstance(r, e2e.Response, "login failed: %r" % (r,))
+            auths.append(e2e.bearer(self.assert_envelope(r, 200)["data"]["access_token"]))
+        e2e.redis_cli("DEL", "wx:access_token", "wx:access_token:lock")
+        e2e.wechat_reset()
+        e2e.wechat_control(latency_ms=300)
+        e2e.clear_rate_limits()
+        codes = [code("phone") for _ in auths]
+        e2e.PHONE_NUMBERS.extend(phone_of(c) for c in codes)
+
+        def one(i):
+            return e2e.post_json(PHONE, {"code": codes[i]}, headers=dict(
+                auths[i], **{"X-Forwarded-For": addr(1000 + i)}), timeout=60)
+        rs = in_parallel(one, len(codes))
+        for c, r in zip(codes, rs):
+            self.assertIsInstance(r, e2e.Response, "request failed: %r" % (r,))
+            b = self.assert_envelope(r, 200)
+            self.assertEqual(b["data"]["phone_number"], "+86 " + phone_of(c))
+        calls = e2e.wechat_stats()
+        fetched = calls.get("/cgi-bin/stable_token", 0) + calls.get("/cgi-bin/token", 0)
+        self.assertEqual(fetched, 1, "60 concurrent phone calls on a cold token "
+                         "must fetch it once: %r" % calls)
+        self.assertEqual(calls.get("/wxa/business/getuserphonenumber"), 60, calls)
+        self.assertGreaterEqual(max_inflight(), 20, "the phone calls did not "
+                                "wait for WeChat at once")
+
+    def test_rolling_restart_of_the_wechat_pool_loses_no_login(self):
+        e2e.wechat_control(latency_ms=700)
+        results = []
+
+        def flood(i):
+            return self.login(i)
+        t = threading.Thread(target=lambda: results.extend(in_parallel(flood, 80)))
+        t.start()
+        # While they wait for WeChat: the WeChat pool, socket by socket.
+        threading.Event().wait(0.3)
+        restart_err = None
+        try:
+            e2e.svc("restart", "wechat-pool", timeout=120)
+        except (AssertionError, subprocess.TimeoutExpired) as e:
+            restart_err = e
+        t.join(120)
+        self.assertIsNone(restart_err, "svc restart wechat-pool: %s" % restart_err)
+        self.assertEqual(len(results), 80)
+        bad = [r if not isinstance(r, e2e.Response) else r.describe()
+               for r in results
+               if not isinstance(r, e2e.Response) or r.status != 200]
+        self.assertFalse(bad, "%d of 80 logins failed across the restart: %s"
+                         % (len(bad), bad[:5]))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,287 @@
+/*
+ * Unit tests for lib/fcgiconn and lib/coro: FastCGI requests read in one
+ * piece and a byte at a time, long name-value lengths, padding, the body;
+ * protocol errors; the answer's records, read back; and coroutines that
+ * yield and are resumed in any order.
+ */
+#include "check_run.h"
+#include <sys/socket.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coro.h"
+#include "fcgiconn.h"
+
+static struct arena	a;
+static unsigned char	wire[1 << 17];
+static size_t		wlen;
+
+static void
+setup(void)
+{
+	arena_init(&a, 4096, 1);
+	wlen = 0;
+}
+
+static void
+teardown(void)
+{
+	arena_free(&a);
+}
+
+static void
+record(int type, int id, const void *p, size_t n, int pad)
+{
+	unsigned char	*h = wire + wlen;
+
+	h[0] = 1;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)(id >> 8);
+	h[3] = (unsigned char)id;
+	h[4] = (unsigned char)(n >> 8);
+	h[5] = (unsigned char)n;
+	h[6] = (unsigned char)pad;
+	h[7] = 0;
+	memcpy(h + 8, p, n);
+	memset(h + 8 + n, 0xAA, (size_t)pad);
+	wlen += 8 + n + (size_t)pad;
+}
+
+/* A name-value pair; names or values of 128 bytes or more use 4 bytes. */
+static size_t
+pair(unsigned char *p, const char *name, const char *value)
+{
+	size_t	nl = strlen(name), vl = strlen(value), o = 0;
+	size_t	l[2] = { nl, vl };
+	int	i;
+
+	for (i = 0; i < 2; i++) {
+		if (l[i] < 128)
+			p[o++] = (unsigned char)l[i];
+		else {
+			p[o++] = (unsigned char)(0x80 | (l[i] >> 24));
+			p[o++] = (unsigned char)(l[i] >> 16);
+			p[o++] = (unsigned char)(l[i] >> 8);
+			p[o++] = (unsigned char)l[i];
+		}
+	}
+	memcpy(p + o, name, nl);
+	memcpy(p + o + nl, value, vl);
+	return o + nl + vl;
+}
+
+/* A whole request: begin, params (in two records), body, ends. */
+static void
+request(int id, const char *body, const char *longval)
+{
+	unsigned char	begin[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	unsigned char	p[4096];
+	size_t		n = 0;
+
+	record(1, id, begin, 8, 0);
+	n += pair(p + n, "REQUEST_METHOD", "POST");
+	n += pair(p + n, "LONG", longval);
+	record(4, id, p, 10, 3);
+	record(4, id, p + 10, n - 10, 0);
+	record(4, id, "", 0, 0);
+	if (*body != '\0')
+		record(5, id, body, strlen(body), 5);
+	record(5, id, "", 0, 0);
+}
+
+static const char *
+env(struct fcgiconn *c, const char *name)
+{
+	size_t	n = strlen(name);
+	int	i;
+
+	for (i = 0; c->envp[i] != NULL; i++)
+		if (strncmp(c->envp[i], name, n) == 0 && c->envp[i][n] == '=')
+			return c->envp[i] + n + 1;
+	return NULL;
+}
+
+START_TEST(whole_and_byte_by_byte)
+{
+	struct fcgiconn	c;
+	char		lv[300];
+	size_t		i;
+	int		pass;
+
+	memset(lv, 'v', sizeof(lv) - 1);
+	lv[sizeof(lv) - 1] = '\0';
+	request(7, "{\"code\":\"x\"}", lv);
+	for (pass = 0; pass < 2; pass++) {
+		fcgiconn_init(&c, -1, &a, 1024);
+		if (pass == 0)
+			ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen),
+			    FCGICONN_READY);
+		else
+			for (i = 0; i < wlen; i++)
+				fcgiconn_feed(&c, &a, wire + i, 1);
+		ck_assert_int_eq(c.state, FCGICONN_READY);
+		ck_assert_int_eq(c.id, 7);
+		ck_assert_str_eq(env(&c, "REQUEST_METHOD"), "POST");
+		ck_assert_str_eq(env(&c, "LONG"), lv);
+		ck_assert_uint_eq(c.body.len, 12);
+		ck_assert(memcmp(c.body.p, "{\"code\":\"x\"}", 12) == 0);
+		ck_assert_ptr_null(c.envp[2]);
+	}
+}
+END_TEST
+
+START_TEST(errors)
+{
+	struct fcgiconn	c;
+	unsigned char	begin[8] = { 0, 2, 0, 0, 0, 0, 0, 0 };	/* authorizer */
+	char		big[2048];
+
+	/* Not version 1. */
+	request(1, "", "v");
+	wire[0] = 2;
+	fcgiconn_init(&c, -1, &a, 1024);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	/* Not a responder. */
+	wlen = 0;
+	record(1, 1, begin, 8, 0);
+	fcgiconn_init(&c, -1, &a, 1024);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	/* Parameters of another request id. */
+	wlen = 0;
+	request(1, "", "v");
+	wire[8 + 8 + 3] = 9;	/* the first FCGI_PARAMS record's id */
+	fcgiconn_init(&c, -1, &a, 1024);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	/* A body past the limit. */
+	wlen = 0;
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	request(1, big, "v");
+	fcgiconn_init(&c, -1, &a, 100);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	ck_assert_str_eq(c.error, "body too large");
+	/* A name-value length past the record's end. */
+	wlen = 0;
+	begin[1] = 1;
+	record(1, 1, begin, 8, 0);
+	record(4, 1, "\x05\x7fNAME", 6, 0);
+	record(4, 1, "", 0, 0);
+	fcgiconn_init(&c, -1, &a, 100);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	ck_assert_str_eq(c.error, "malformed parameters");
+	/* The peer closed half-way. */
+	{
+		int	sv[2];
+
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		ck_assert_int_eq(write(sv[1], wire, 8), 8);
+		close(sv[1]);
+		fcntl(sv[0], F_SETFL, O_NONBLOCK);
+		fcgiconn_init(&c, sv[0], &a, 100);
+		ck_assert_int_eq(fcgiconn_read(&c, &a), FCGICONN_FAILED);
+		close(sv[0]);
+	}
+}
+END_TEST
+
+START_TEST(answer_records)
+{
+	struct fcgiconn	c;
+	unsigned char	in[1 << 18];
+	char		*big;
+	size_t		n = 0, got = 0, k;
+	ssize_t		r;
+	int		sv[2], stdout_records = 0, ended = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcgiconn_init(&c, sv[0], &a, 100);
+	c.id = 3;
+	big = malloc(70000);
+	memset(big, 'x', 70000);
+	ck_assert_int_eq(fcgiconn_answer(&c, big, 70000, 1000), 0);
+	close(sv[0]);
+	while ((r = read(sv[1], in + n, sizeof(in) - n)) > 0)
+		n += (size_t)r;
+	close(sv[1]);
+	for (k = 0; k + 8 <= n; ) {
+		size_t	len = ((size_t)in[k + 4] << 8) | in[k + 5];
+
+		ck_assert_int_eq(in[k], 1);
+		ck_assert_int_eq((in[k + 2] << 8) | in[k + 3], 3);
+		if (in[k + 1] == 6) {
+			stdout_records++;
+			got += len;
+		} else if (in[k + 1] == 3) {
+			ck_assert_uint_eq(len, 8);
+			ck_assert_int_eq(in[k + 8 + 4], 0);	/* complete */
+			ended = 1;
+		}
+		k += 8 + len + in[k + 6];
+	}
+	ck_assert_uint_eq(k, n);
+	ck_assert_uint_eq(got, 70000);
+	ck_assert_int_eq(stdout_records, 3);	/* 65535 + 4465 + the empty */
+	ck_assert(ended);
+	free(big);
+}
+END_TEST
+
+static char	trace[64];
+
+static void
+worker(void *arg)
+{
+	const char	*name = arg;
+
+	strncat(trace, name, 1);
+	coro_yield();
+	strncat(trace, name, 1);
+	ck_assert_ptr_nonnull(coro_current());
+	coro_yield();
+	strncat(trace, name, 1);
+}
+
+START_TEST(coroutines)
+{
+	struct coro	*x = coro_new(64 * 1024), *y = coro_new(64 * 1024);
+
+	trace[0] = '\0';
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(y);
+	ck_assert_int_eq(coro_start(x, worker, "a"), 1);
+	ck_assert_int_eq(coro_start(y, worker, "b"), 1);
+	ck_assert_int_eq(coro_resume(y), 1);
+	ck_assert_int_eq(coro_resume(x), 1);
+	ck_assert_int_eq(coro_resume(y), 0);	/* ended */
+	ck_assert_int_eq(coro_resume(y), 0);
+	ck_assert_int_eq(coro_resume(x), 0);
+	ck_assert_str_eq(trace, "abbaba");
+	ck_assert_ptr_null(coro_current());
+	/* An ended coroutine starts again. */
+	ck_assert_int_eq(coro_start(x, worker, "c"), 1);
+	ck_assert_int_eq(coro_resume(x), 1);
+	ck_assert_int_eq(coro_resume(x), 0);
+	ck_assert_str_eq(trace, "abbabaccc");
+	coro_free(x);
+	coro_free(y);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("fcgiconn");
+	TCase	*tc = tcase_create("fcgiconn");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, whole_and_byte_by_byte);
+	tcase_add_test(tc, errors);
+	tcase_add_test(tc, answer_records);
+	tcase_add_test(tc, coroutines);
+	suite_add_tcase(s, tc);
+	return check_run(s);
+}
