@@ -1,7 +1,7 @@
-"""The WeChat pool holds many WeChat calls at once (wxapp-fcgi -C): a login
-flood is not limited to one call per process, the shared access_token is
-still fetched once, and a rolling restart of that pool loses no login in
-flight.
+"""The WeChat pool holds many WeChat calls at once (wxapp-fcgi -C): 400
+logins at once are not limited to one call per process, 400 phone calls
+at once on a cold access_token still fetch it once, and a rolling restart
+of that pool loses no login in flight.
 
 No timing is asserted: the stand-in counts how many WeChat calls it was
 answering at the same moment (max_inflight), which a pool of one-call
@@ -81,25 +81,25 @@ class Flood(e2e.TestCase):
         return e2e.post_json(LOGIN, {"code": c},
                              headers={"X-Forwarded-For": addr(i)}, timeout=60)
 
-    def test_a_hundred_logins_wait_for_wechat_at_once(self):
+    def test_400_logins_wait_for_wechat_at_once(self):
         e2e.wechat_reset()
-        e2e.wechat_control(latency_ms=400)
-        rs = in_parallel(self.login, 100)
+        e2e.wechat_control(latency_ms=500)
+        rs = in_parallel(self.login, 400)
         users = set()
         for r in rs:
             self.assertIsInstance(r, e2e.Response, "request failed: %r" % (r,))
             b = self.assert_envelope(r, 200)
             users.add(b["data"]["user"]["id"])
-        self.assertEqual(len(users), 100, "100 codes, 100 users")
+        self.assertEqual(len(users), 400, "400 codes, 400 users")
         most = max_inflight()
         # The WeChat pool has a few processes; one call each would cap this
         # at their number.
-        self.assertGreaterEqual(most, 50, "the stand-in never answered more "
+        self.assertGreaterEqual(most, 100, "the stand-in never answered more "
                                 "than %d WeChat calls at once" % most)
 
     def test_concurrent_phone_calls_fetch_the_token_once(self):
         # Users first, then their phone calls at once on a cold token.
-        logins = in_parallel(self.login, 60)
+        logins = in_parallel(self.login, 400)
         auths = []
         for r in logins:
             self.assertIsInstance(r, e2e.Response, "login failed: %r" % (r,))
@@ -121,10 +121,10 @@ class Flood(e2e.TestCase):
             self.assertEqual(b["data"]["phone_number"], "+86 " + phone_of(c))
         calls = e2e.wechat_stats()
         fetched = calls.get("/cgi-bin/stable_token", 0) + calls.get("/cgi-bin/token", 0)
-        self.assertEqual(fetched, 1, "60 concurrent phone calls on a cold token "
+        self.assertEqual(fetched, 1, "400 concurrent phone calls on a cold token "
                          "must fetch it once: %r" % calls)
-        self.assertEqual(calls.get("/wxa/business/getuserphonenumber"), 60, calls)
-        self.assertGreaterEqual(max_inflight(), 20, "the phone calls did not "
+        self.assertEqual(calls.get("/wxa/business/getuserphonenumber"), 400, calls)
+        self.assertGreaterEqual(max_inflight(), 100, "the phone calls did not "
                                 "wait for WeChat at once")
 
     def test_rolling_restart_of_the_wechat_pool_loses_no_login(self):
