@@ -373,6 +373,7 @@ int	p_item_get(struct app *, struct req *, struct resp *,
 void	h_ping(struct app *, struct req *, struct resp *);
 void	h_ping_post(struct app *, struct req *, struct resp *);
 void	h_healthz(struct app *, struct req *, struct resp *);
+void	h_metrics(struct app *, struct req *, struct resp *);
 void	h_status(struct app *, struct req *, struct resp *);
 void	h_login(struct app *, struct req *, struct resp *);
 void	h_refresh(struct app *, struct req *, struct resp *);

@@ -73,3 +73,130 @@ h_healthz(struct app *app, struct req *rq, struct resp *rs)
 		resp_error_data(rs, API_CACHE_UNAVAILABLE, data,
 		    "redis is unavailable");
 }
+
+/* route="...",method="..." for route index r (the last: none). */
+static const char *
+route_labels(struct arena *a, size_t r)
+{
+	struct buf	b;
+
+	buf_init(&b, a, 64);
+	metrics_label(&b, "route", r < app_nroutes ?
+	    app_routes[r].r.pattern : "none");
+	metrics_label(&b, "method", r < app_nroutes ?
+	    app_routes[r].r.method : "none");
+	return buf_cstr(&b);
+}
+
+/*
+ * GET /metrics: the pool's figures in Prometheus's text format, from the
+ * shared memory every responder counts into.  Loopback (and the /status
+ * allow-list) only, like /status.
+ */
+void
+h_metrics(struct app *app, struct req *rq, struct resp *rs)
+{
+	static const char *const lookups[LOOKUP_COUNT] = {
+		[LOOKUP_NEAR] = "near", [LOOKUP_REDIS] = "redis",
+		[LOOKUP_MISS] = "miss", [LOOKUP_UNAVAILABLE] = "unavailable"
+	};
+	static const char *const classes[POOL_RATE_CLASSES] = {
+		[RATE_NONE] = "none", [RATE_LOGIN] = "login",
+		[RATE_READ] = "read", [RATE_WRITE] = "write"
+	};
+	struct pool_metrics	*m = &app->pool->metrics;
+	struct buf		 b, l;
+	const char		*rl;
+	uint64_t		 v;
+	size_t			 r;
+	int			 c, i, busy, idle;
+
+	buf_init(&b, rq->a, 16384);
+	metrics_family(&b, "wxapp_requests_total", "counter",
+	    "Requests answered, by route pattern, method and status.");
+	for (r = 0; r <= app_nroutes; r++) {
+		rl = NULL;
+		for (c = 0; c < POOL_CODES; c++) {
+			v = atomic_load_explicit(&m->requests[r][c],
+			    memory_order_relaxed);
+			if (v == 0)
+				continue;
+			if (rl == NULL)
+				rl = route_labels(rq->a, r);
+			buf_init(&l, rq->a, 96);
+			buf_adds(&l, rl);
+			metrics_label(&l, "code", pool_code_of(c) != 0 ?
+			    arena_printf(rq->a, "%d", pool_code_of(c)) : "other");
+			metrics_sample(&b, "wxapp_requests_total", buf_cstr(&l), v);
+		}
+	}
+	metrics_family(&b, "wxapp_request_duration_seconds", "histogram",
+	    "Time from the request's arrival to its answer, by route.");
+	for (r = 0; r <= app_nroutes; r++)
+		if (atomic_load_explicit(&m->duration[r].count,
+		    memory_order_relaxed) > 0)
+			metrics_hist_samples(&b, "wxapp_request_duration_seconds",
+			    route_labels(rq->a, r), &m->duration[r]);
+	metrics_family(&b, "wxapp_cache_lookups_total", "counter",
+	    "Cached reads, by where the answer came from.");
+	for (i = 0; i < LOOKUP_COUNT; i++)
+		metrics_sample(&b, "wxapp_cache_lookups_total",
+		    arena_printf(rq->a, "result=\"%s\"", lookups[i]),
+		    atomic_load_explicit(&m->lookups[i], memory_order_relaxed));
+	metrics_family(&b, "wxapp_ratelimit_rejected_total", "counter",
+	    "Requests refused with 429, by rate-limit class.");
+	for (i = RATE_LOGIN; i < RATE_NCLASSES; i++)
+		metrics_sample(&b, "wxapp_ratelimit_rejected_total",
+		    arena_printf(rq->a, "class=\"%s\"", classes[i]),
+		    atomic_load_explicit(&m->rejected[i], memory_order_relaxed));
+	metrics_family(&b, "wxapp_breaker_state", "gauge",
+	    "Circuit breaker: 0 closed, 1 open, 2 half-open.");
+	for (i = 0; i < DEP_COUNT; i++)
+		metrics_sample(&b, "wxapp_breaker_state", arena_printf(rq->a,
+		    "dependency=\"%s\"", pool_dep_name(i)),
+		    (uint64_t)app->pool->breakers[i].state);
+	metrics_family(&b, "wxapp_breaker_transitions_total", "counter",
+	    "Times the circuit breaker opened.");
+	for (i = 0; i < DEP_COUNT; i++)
+		metrics_sample(&b, "wxapp_breaker_transitions_total",
+		    arena_printf(rq->a, "dependency=\"%s\",to=\"open\"",
+		    pool_dep_name(i)), (uint64_t)app->pool->breakers[i].opened);
+	metrics_family(&b, "wxapp_dependency_duration_seconds", "histogram",
+	    "Calls to PostgreSQL, Redis and WeChat that went out.");
+	for (i = 0; i < DEP_COUNT; i++)
+		metrics_hist_samples(&b, "wxapp_dependency_duration_seconds",
+		    arena_printf(rq->a, "dependency=\"%s\"", pool_dep_name(i)),
+		    &m->deps[i].latency);
+	metrics_family(&b, "wxapp_dependency_errors_total", "counter",
+	    "Failed calls, by dependency and kind.");
+	for (i = 0; i < DEP_COUNT; i++) {
+		metrics_sample(&b, "wxapp_dependency_errors_total",
+		    arena_printf(rq->a, "dependency=\"%s\",kind=\"failed\"",
+		    pool_dep_name(i)), atomic_load_explicit(&m->deps[i].failed,
+		    memory_order_relaxed));
+		metrics_sample(&b, "wxapp_dependency_errors_total",
+		    arena_printf(rq->a, "dependency=\"%s\",kind=\"timeout\"",
+		    pool_dep_name(i)), atomic_load_explicit(
+		    &m->deps[i].timed_out, memory_order_relaxed));
+		metrics_sample(&b, "wxapp_dependency_errors_total",
+		    arena_printf(rq->a, "dependency=\"%s\",kind=\"rejected\"",
+		    pool_dep_name(i)), atomic_load_explicit(
+		    &m->deps[i].rejected, memory_order_relaxed));
+	}
+	shm_lock(&app->shm);
+	scoreboard_count(&app->pool->sb, &busy, &idle);
+	shm_unlock(&app->shm);
+	metrics_family(&b, "wxapp_pool_responders", "gauge",
+	    "Responders of the host's pools, by state.");
+	metrics_sample(&b, "wxapp_pool_responders", "state=\"idle\"",
+	    (uint64_t)idle);
+	metrics_sample(&b, "wxapp_pool_responders", "state=\"busy\"",
+	    (uint64_t)busy);
+	metrics_family(&b, "wxapp_build_info", "gauge",
+	    "The running version.");
+	metrics_sample(&b, "wxapp_build_info", "version=\"" PACKAGE_VERSION
+	    "\"", 1);
+	resp_raw(rs, 200, b.p, b.len);
+	rs->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	resp_header(rs, "Cache-Control", "no-store");
+}

@@ -18,7 +18,7 @@ pool_init(void *data)
 
 const struct shm_layout pool_layout = {
 	.size = sizeof(struct pool),
-	.version = 5,
+	.version = 6,
 	.init = pool_init
 };
 
@@ -52,4 +52,27 @@ pool_status_json(const struct pool *p, struct buf *b)
 		    (unsigned long long)br->rejected);
 	}
 	buf_adds(b, "}}");
+}
+
+/* The statuses wxapp and nginx answer, each a series of its own. */
+static const int codes[POOL_CODES - 1] = {
+	200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429,
+	500, 503, 504
+};
+
+int
+pool_code_index(int status)
+{
+	int	i;
+
+	for (i = 0; i < POOL_CODES - 1; i++)
+		if (codes[i] == status)
+			return i;
+	return POOL_CODES - 1;
+}
+
+int
+pool_code_of(int index)
+{
+	return index >= 0 && index < POOL_CODES - 1 ? codes[index] : 0;
 }

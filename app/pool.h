@@ -11,6 +11,8 @@
 
 #include "arena.h"
 #include "breaker.h"
+#include "guard.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "scoreboard.h"
 #include "shm.h"
@@ -24,6 +26,31 @@ enum pool_dep {
 };
 
 #define POOL_COLLECTIONS	4	/* >= the collections app caches */
+#define POOL_ROUTES		48	/* >= the routes, + 1 for none */
+#define POOL_CODES		18	/* the statuses counted by name, + other */
+#define POOL_RATE_CLASSES	4	/* >= the rate-limit classes */
+
+/* How a cached read was answered. */
+enum pool_lookup {
+	LOOKUP_NEAR,		/* the responder's own copy */
+	LOOKUP_REDIS,
+	LOOKUP_MISS,		/* built, then stored */
+	LOOKUP_UNAVAILABLE,	/* Redis down: built, not stored */
+	LOOKUP_COUNT
+};
+
+/*
+ * The figures GET /metrics shows (Prometheus), counted by every responder
+ * with relaxed atomics, no lock: see lib/metrics.
+ */
+struct pool_metrics {
+	_Atomic uint64_t	requests[POOL_ROUTES][POOL_CODES];
+	struct metrics_hist	duration[POOL_ROUTES];
+	_Atomic uint64_t	lookups[LOOKUP_COUNT];
+	_Atomic uint64_t	rejected[POOL_RATE_CLASSES];
+	_Atomic uint64_t	restarts;	/* responders that started again */
+	struct guard_stats	deps[DEP_COUNT];
+};
 
 struct pool {
 	struct breaker		breakers[DEP_COUNT];
@@ -35,6 +62,7 @@ struct pool {
 	uint64_t		changes[POOL_COLLECTIONS];
 	/* Rate-limit requests already paid for in Redis (under the lock). */
 	struct rl_lease		leases[RATELIMIT_LEASE_SLOTS];
+	struct pool_metrics	metrics;
 };
 
 /* Its layout, for shm_attach: bump the version with every change. */
@@ -44,5 +72,9 @@ extern const struct shm_layout pool_layout;
 const char *pool_dep_name(enum pool_dep);
 /* The pool's status as JSON: the scoreboard and the breakers. */
 void	pool_status_json(const struct pool *, struct buf *);
+/* The index of an HTTP status in pool_metrics.requests (last: other). */
+int	pool_code_index(int status);
+/* The HTTP status of an index, 0 for other. */
+int	pool_code_of(int index);
 
 #endif

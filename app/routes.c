@@ -17,6 +17,7 @@ const struct app_route app_routes[] = {
 	H("POST",   "/ping",                 h_ping_post,    ROUTE_PUBLIC,   RATE_NONE),
 	H("GET",    "/healthz",              h_healthz,      ROUTE_PUBLIC,   RATE_NONE),
 	H("GET",    "/status",               h_status,       ROUTE_LOOPBACK, RATE_NONE),
+	H("GET",    "/metrics",              h_metrics,      ROUTE_LOOPBACK, RATE_NONE),
 	H("POST",   "/api/v1/user/login",    h_login,        ROUTE_PUBLIC,   RATE_LOGIN),
 	H("POST",   "/api/v1/user/refresh",  h_refresh,      ROUTE_PUBLIC,   RATE_LOGIN),
 	H("POST",   "/api/v1/user/logout",   h_logout,       ROUTE_USER,     RATE_WRITE),

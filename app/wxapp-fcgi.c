@@ -30,6 +30,8 @@
 #include "shm.h"
 #include "util.h"
 
+_Static_assert(RATE_NCLASSES <= POOL_RATE_CLASSES,
+    "the shared memory counts refusals of every rate-limit class");
 _Static_assert(COLL_COUNT <= POOL_COLLECTIONS &&
     COLL_COUNT <= NEARCACHE_COLLECTIONS,
     "the shared memory counts writes of every collection");
@@ -360,6 +362,19 @@ serve(struct app *app, const struct app_route *r, struct app_exchange *x)
 		r->fn(app, rq, rs);
 }
 
+/* The request in the pool's metrics: by route (or none) and status. */
+static void
+count(struct app *app, const struct req *rq, int status, int64_t us)
+{
+	struct pool_metrics	*m = &app->pool->metrics;
+	size_t			 r = app_nroutes;
+
+	if (rq->route != NULL)
+		r = (size_t)(app_route_of(rq) - app_routes);
+	metrics_add(&m->requests[r][pool_code_index(status)], 1);
+	metrics_observe(&m->duration[r], us);
+}
+
 void
 app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
     int fd, FCGX_Request *fr)
@@ -390,6 +405,8 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 		resp_error(rs, API_INTERNAL, "internal error");
 	}
 	resp_serialize(rs, rq->id, rq->head, &x->out);
+	/* Counted before the answer leaves: whoever has it sees it counted. */
+	count(app, rq, rs->status, util_mono_us() - x->start);
 }
 
 void
@@ -618,6 +635,11 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	memset(&app, 0, sizeof(app));
+	if (app_nroutes + 1 > POOL_ROUTES) {
+		fprintf(stderr, "wxapp-fcgi: %zu routes: the shared memory counts "
+		    "%d (POOL_ROUTES)\n", app_nroutes, POOL_ROUTES - 1);
+		return 1;
+	}
 	cfgpath = config_pick_path(cfgpath);
 	if (config_load(&app.cfg, cfgpath, err, sizeof(err)) == -1) {
 		fprintf(stderr, "wxapp-fcgi: %s\n", err);

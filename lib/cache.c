@@ -180,7 +180,7 @@ cache_roundtrip(struct cache *cc, struct cache_call *calls, int n)
 static void
 cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 {
-	int64_t	t0, retry;
+	int64_t	t0, retry, since;
 	int	i, fresh, rc;
 
 	for (i = 0; i < n; i++) {
@@ -191,9 +191,10 @@ cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 		cc->failures++;
 		return;
 	}
+	since = util_mono_us();
 	if (cache_ready(cc) == -1) {
 		guard_done(cc->o.guard, cc->timed_out ? BREAKER_TIMED_OUT :
-		    BREAKER_FAILED);
+		    BREAKER_FAILED, since);
 		cc->failures++;
 		return;
 	}
@@ -225,10 +226,10 @@ cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 		cc->lost = 1;
 		cc->failures++;
 		guard_done(cc->o.guard, cc->timed_out ? BREAKER_TIMED_OUT :
-		    BREAKER_FAILED);
+		    BREAKER_FAILED, since);
 		return;
 	}
-	guard_done(cc->o.guard, BREAKER_SUCCEEDED);
+	guard_done(cc->o.guard, BREAKER_SUCCEEDED, since);
 	for (i = 0; i < n; i++) {
 		calls[i].st = CACHE_OK;
 		if (calls[i].reply->type == REDIS_REPLY_ERROR) {

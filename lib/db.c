@@ -357,7 +357,7 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 {
 	const char	*what = stmt != NULL ? stmt->name : sql;
 	enum db_status	 rc;
-	int64_t		 t0, retry;
+	int64_t		 t0, retry, since;
 	int		 retried = 0, sent, may_commit;
 
 	*res = NULL;
@@ -366,6 +366,7 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 		snprintf(db->errmsg, sizeof(db->errmsg), "circuit open");
 		return DB_UNAVAILABLE;
 	}
+	since = util_mono_us();
 	if (db_ready(db) == -1) {
 		rc = DB_UNAVAILABLE;
 		goto done;
@@ -403,7 +404,7 @@ again:
 done:
 	/* The server answered (an error included): it is working. */
 	guard_done(db->o.guard, rc != DB_UNAVAILABLE ? BREAKER_SUCCEEDED :
-	    db->timed_out ? BREAKER_TIMED_OUT : BREAKER_FAILED);
+	    db->timed_out ? BREAKER_TIMED_OUT : BREAKER_FAILED, since);
 	return rc;
 }
 

@@ -28,19 +28,31 @@ guard_allow(struct guard *g, int64_t *retry_us)
 	after = g->br->state;
 	shm_unlock(g->shm);
 	changed(g, before, after);
+	if (!ok && g->stats != NULL)
+		metrics_add(&g->stats->rejected, 1);
 	return ok;
 }
 
 void
-guard_done(struct guard *g, enum breaker_outcome how)
+guard_done(struct guard *g, enum breaker_outcome how, int64_t since_us)
 {
+	int64_t	now = util_mono_us();
 	int	before, after;
 
-	if (g == NULL || g->br == NULL)
+	if (g == NULL)
+		return;
+	if (g->stats != NULL) {
+		metrics_observe(&g->stats->latency, now - since_us);
+		if (how == BREAKER_FAILED)
+			metrics_add(&g->stats->failed, 1);
+		else if (how == BREAKER_TIMED_OUT)
+			metrics_add(&g->stats->timed_out, 1);
+	}
+	if (g->br == NULL)
 		return;
 	shm_lock(g->shm);
 	before = g->br->state;
-	after = breaker_record(g->br, &g->p, util_mono_us(), how);
+	after = breaker_record(g->br, &g->p, now, how);
 	shm_unlock(g->shm);
 	changed(g, before, after);
 }

@@ -14,19 +14,29 @@
 #include <stdint.h>
 
 #include "breaker.h"
+#include "metrics.h"
 #include "shm.h"
+
+/* What the calls cost and how they failed, counted in shared memory. */
+struct guard_stats {
+	struct metrics_hist	 latency;
+	_Atomic uint64_t	 failed;
+	_Atomic uint64_t	 timed_out;
+	_Atomic uint64_t	 rejected;	/* by the open breaker */
+};
 
 struct guard {
 	const char		*name;	/* of the dependency, for the log */
 	struct shm		*shm;	/* whose lock covers br */
 	struct breaker		*br;	/* in shm's data; NULL: every call goes */
 	struct breaker_params	 p;
+	struct guard_stats	*stats;	/* NULL: not counted */
 };
 
 /* May a call go out?  1 yes; 0 no, with *retry_us until it may. */
 int	guard_allow(struct guard *, int64_t *retry_us);
-/* Record how the call went. */
-void	guard_done(struct guard *, enum breaker_outcome);
+/* Record how the call that began at since_us (monotonic) went. */
+void	guard_done(struct guard *, enum breaker_outcome, int64_t since_us);
 /*
  * Microseconds until the breaker admits a trial call (0: now), or -1 when
  * it is closed: when an idle process should probe the dependency.

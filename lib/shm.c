@@ -80,7 +80,7 @@ shm_is(const struct shm *s, const struct shm_layout *l)
  */
 static int
 shm_try_attach(struct shm *s, const char *name, const struct shm_layout *l,
-    int *stale)
+    int *stale, ino_t *ino)
 {
 	size_t		len = SHM_HDR_SIZE + l->size;
 	struct stat	st;
@@ -97,6 +97,9 @@ shm_try_attach(struct shm *s, const char *name, const struct shm_layout *l,
 		return -1;
 	if (created && ftruncate(fd, (off_t)len) == -1)
 		goto fail;
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	*ino = st.st_ino;
 	/* Another creator may not have sized it yet. */
 	for (tries = 0; tries < 100; tries++) {
 		if (fstat(fd, &st) == -1)
@@ -133,18 +136,36 @@ fail:
 	return -1;
 }
 
+/* Unlink name if it is still the object ino (not one made since). */
+static void
+unlink_if(const char *name, ino_t ino)
+{
+	struct stat	st;
+	int		fd;
+
+	if ((fd = shm_open(name, O_RDONLY, 0)) == -1)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_ino == ino)
+		(void)shm_unlink(name);
+	close(fd);
+}
+
 int
 shm_attach(struct shm *s, const char *name, const struct shm_layout *l)
 {
+	ino_t	ino = 0;
 	int	stale;
 
 	/*
 	 * Processes of the old layout keep their mapping of the unlinked
-	 * object; the new ones share the new one.
+	 * object; the new ones share the new one.  Responders starting
+	 * together all find the stale one: each unlinks it only if no other
+	 * has replaced it yet, then attaches to (or creates) the new one.
 	 */
-	if (shm_try_attach(s, name, l, &stale) == -1 && stale &&
-	    shm_unlink(name) == 0)
-		return shm_try_attach(s, name, l, &stale);
+	if (shm_try_attach(s, name, l, &stale, &ino) == -1 && stale) {
+		unlink_if(name, ino);
+		return shm_try_attach(s, name, l, &stale, &ino);
+	}
 	return s->hdr != NULL ? 0 : -1;
 }
 

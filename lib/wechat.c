@@ -165,7 +165,7 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	wx->busy_us += util_mono_us() - t0;
 	guard_done(wx->o.guard, st == WECHAT_OK || (st == WECHAT_ERRCODE &&
 	    wx->errcode != -1) ? BREAKER_SUCCEEDED : wx->timed_out ?
-	    BREAKER_TIMED_OUT : BREAKER_FAILED);
+	    BREAKER_TIMED_OUT : BREAKER_FAILED, t0);
 	return st;
 }
 
