@@ -79,6 +79,7 @@ struct config {
 	long long	 breaker_store_open_ms;
 	long long	 request_terminate_timeout;
 	long long	 slow_request_ms;
+	int		 metrics;		/* count for GET /metrics */
 	long long	 max_requests_jitter;
 	const char	*obsolete;	/* an obsolete key the file set, ignored */
 };

@@ -111,6 +111,10 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 	size_t			 r;
 	int			 c, i, busy, idle;
 
+	if (!app->cfg.metrics) {
+		resp_error(rs, API_NOT_FOUND, "metrics are off (metrics = off)");
+		return;
+	}
 	buf_init(&b, rq->a, 16384);
 	metrics_family(&b, "wxapp_requests_total", "counter",
 	    "Requests answered, by route pattern, method and status.");
@@ -192,6 +196,11 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 	    (uint64_t)idle);
 	metrics_sample(&b, "wxapp_pool_responders", "state=\"busy\"",
 	    (uint64_t)busy);
+	metrics_family(&b, "wxapp_responder_restarts_total", "counter",
+	    "Responders that exited (recycled, crashed, killed) and were "
+	    "started again by their supervisor.");
+	metrics_sample(&b, "wxapp_responder_restarts_total", NULL,
+	    atomic_load_explicit(&m->restarts, memory_order_relaxed));
 	metrics_family(&b, "wxapp_build_info", "gauge",
 	    "The running version.");
 	metrics_sample(&b, "wxapp_build_info", "version=\"" PACKAGE_VERSION

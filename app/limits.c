@@ -85,7 +85,9 @@ limits_decide(struct app *app, struct req *rq, struct resp *rs,
 		resp_header_ll(rs, "RateLimit-Remaining", r.remaining);
 		return 0;
 	}
-	metrics_add(&app->pool->metrics.rejected[app_route_of(rq)->rate], 1);
+	if (app->cfg.metrics)
+		metrics_add(&app->pool->metrics.rejected[app_route_of(rq)->rate],
+		    1);
 	/* Whatever was answered so far (a 400, a 401) gives way. */
 	resp_init(rs, rq->a);
 	resp_header_ll(rs, "RateLimit-Limit", r.limit);

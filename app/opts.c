@@ -15,7 +15,7 @@ app_guards(const struct config *c, struct shm *shm, struct pool *pool,
 		g[i].name = pool_dep_name(i);
 		g[i].shm = shm;
 		g[i].br = &pool->breakers[i];
-		g[i].stats = &pool->metrics.deps[i];
+		g[i].stats = c->metrics ? &pool->metrics.deps[i] : NULL;
 		g[i].p.window_s = c->breaker_window_s;
 		g[i].p.min_calls = c->breaker_min_calls;
 		g[i].p.error_pct = c->breaker_error_pct;

@@ -119,13 +119,15 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
 		return;
 	}
 	if (rp->copy != NULL) {
-		metrics_add(&app->pool->metrics.lookups[LOOKUP_NEAR], 1);
+		if (app->cfg.metrics)
+			metrics_add(&app->pool->metrics.lookups[LOOKUP_NEAR], 1);
 		httpcache_answer(rq, rs, rp->copy, app->cfg.http_cache_control);
 		goto shown;
 	}
-	metrics_add(&app->pool->metrics.lookups[rp->found == HC_HIT ?
-	    LOOKUP_REDIS : rp->found == HC_MISS ? LOOKUP_MISS :
-	    LOOKUP_UNAVAILABLE], 1);
+	if (app->cfg.metrics)
+		metrics_add(&app->pool->metrics.lookups[rp->found == HC_HIT ?
+		    LOOKUP_REDIS : rp->found == HC_MISS ? LOOKUP_MISS :
+		    LOOKUP_UNAVAILABLE], 1);
 	switch (rp->found) {
 	case HC_HIT:
 		if (rp->near)

@@ -369,6 +369,8 @@ count(struct app *app, const struct req *rq, int status, int64_t us)
 	struct pool_metrics	*m = &app->pool->metrics;
 	size_t			 r = app_nroutes;
 
+	if (!app->cfg.metrics)
+		return;
 	if (rq->route != NULL)
 		r = (size_t)(app_route_of(rq) - app_routes);
 	metrics_add(&m->requests[r][pool_code_index(status)], 1);
@@ -524,6 +526,25 @@ check_files(const char *cfgpath, const struct config *c, const char *user,
 	snprintf(err, errlen, "log_file %s cannot be written by %s: %s",
 	    c->log_file, who, strerror(errno));
 	return -1;
+}
+
+/*
+ * The supervisor's count of responders started again, in the pool's
+ * shared memory (attached on the first, after the responders made it).
+ */
+static void
+count_restart(void *arg)
+{
+	struct app	*app = arg;
+	struct pool	*pool;
+
+	if (!app->cfg.metrics)
+		return;
+	if (app->shm.hdr == NULL && shm_attach(&app->shm, app->cfg.shm_name,
+	    &pool_layout) == -1)
+		return;
+	pool = app->shm.data;
+	metrics_add(&pool->metrics.restarts, 1);
 }
 
 /* max_requests plus a random share of max_requests_jitter (0 = never). */
@@ -686,8 +707,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	/* With -f, this process stays behind as the socket's supervisor. */
-	if (pfo.children > 0)
+	if (pfo.children > 0) {
+		pfo.restarted = count_restart;
+		pfo.arg = &app;
 		(void)prefork_run(&pfo);
+		/* A child: its own mapping of the pool, below. */
+		memset(&app.shm, 0, sizeof(app.shm));
+	}
 	if (install_signals() == -1 || FCGX_Init() != 0 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialize: %s", strerror(errno));

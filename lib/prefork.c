@@ -159,6 +159,8 @@ prefork_run(const struct prefork_opts *o)
 				free(s);
 				return 0;
 			}
+			if (s[i].started_ms != 0 && o->restarted != NULL)
+				o->restarted(o->arg);
 			s[i].pid = pid;
 			s[i].started_ms = now_ms();
 		}

@@ -25,6 +25,9 @@ struct prefork_opts {
 	int		 fast_ms;	/* a death this soon after start is fast */
 	const char	*title;		/* the supervisor's process name, or NULL */
 	int		(*reopen)(void);/* reopens the supervisor's log, or NULL */
+	/* Called in the supervisor as a child is started again, or NULL. */
+	void		(*restarted)(void *);
+	void		*arg;
 };
 
 /*

@@ -1,8 +1,18 @@
 """GET /metrics: the pool's figures in Prometheus's text format, counted in
 shared memory by every responder, loopback only."""
 
+import json
+import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
 import unittest
+import urllib.parse
+import urllib.request
 
 import e2elib as e2e
 
@@ -107,6 +117,132 @@ class Metrics(e2e.TestCase):
     def test_strangers_are_refused(self):
         r = e2e.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
         self.assert_envelope(r, 403, 40300, message="forbidden")
+
+
+    def test_promtool_accepts_it(self):
+        r = e2e.get("/metrics")
+        p = subprocess.run(["promtool", "check", "metrics"], input=r.body,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, "promtool check metrics:\n%s"
+                         % p.stdout.decode(errors="replace"))
+
+    def test_a_restarted_responder_is_counted(self):
+        before, _ = scrape()
+        pids = sorted(e2e.responder_pids())
+        self.assertTrue(pids)
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        got = 0
+        while time.monotonic() < deadline:
+            after, _ = scrape()
+            got = (value(after, "wxapp_responder_restarts_total")
+                   - value(before, "wxapp_responder_restarts_total"))
+            if got >= 1:
+                break
+            time.sleep(0.2)
+        self.assertEqual(got, 1, "a killed responder, replaced: the counter "
+                         "moved by %s" % got)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class PrometheusServer(e2e.TestCase):
+    """A real Prometheus (Debian's package) scrapes the stack on loopback;
+    its HTTP API must see the traffic the test sent."""
+
+    def setUp(self):
+        e2e.need_stack()
+        self.dir = tempfile.mkdtemp(prefix="wxapp-prom-")
+        os.chmod(self.dir, 0o777)
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.port = free_port()
+        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
+            f.write(SCRAPE % (e2e.HOST, e2e.PORT))
+        self.proc = subprocess.Popen(
+            ["prometheus", "--config.file=" + os.path.join(self.dir, "prometheus.yml"),
+             "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "log"), "w"))
+        self.addCleanup(self._stop)
+
+    def _stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def query(self, q):
+        url = "http://127.0.0.1:%d/api/v1/query?%s" % (
+            self.port, urllib.parse.urlencode({"query": q}))
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = json.load(r)
+        res = body["data"]["result"]
+        return float(res[0]["value"][1]) if res else None
+
+    def wait_value(self, q, pred, timeout=30):
+        deadline = time.monotonic() + timeout
+        v = None
+        while time.monotonic() < deadline:
+            try:
+                v = self.query(q)
+            except OSError:
+                v = None
+            if v is not None and pred(v):
+                return v
+            time.sleep(0.5)
+        with open(os.path.join(self.dir, "log")) as f:
+            log = f.read()[-2000:]
+        raise AssertionError("%s: %r after %d s; prometheus log:\n%s"
+                             % (q, v, timeout, log))
+
+    def test_prometheus_sees_the_traffic(self):
+        series = 'wxapp_requests_total{route="/ping",method="GET",code="200"}'
+        start = self.wait_value(series, lambda v: v >= 0)
+        # 150 pings over about 15 s: 10 a second.
+        t0 = time.monotonic()
+        for i in range(150):
+            self.assertEqual(e2e.get("/ping").status, 200)
+            time.sleep(max(0, t0 + (i + 1) * 0.1 - time.monotonic()))
+        self.wait_value(series, lambda v: v - start >= 150)
+        end = self.query(series)
+        self.assertEqual(end - start, 150, "prometheus scraped %s -> %s"
+                         % (start, end))
+        rate = self.query("rate(%s[10s])" % series)
+        self.assertIsNotNone(rate)
+        self.assertTrue(5 <= rate <= 15, "rate() of 10 pings a second: %s" % rate)
+        # Every query of the shipped dashboard runs on this Prometheus.
+        src = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        with open(os.path.join(src, "spawn", "grafana-wxapp.json")) as f:
+            dash = json.load(f)
+        exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+        self.assertGreaterEqual(len(exprs), 8)
+        for e in exprs:
+            url = "http://127.0.0.1:%d/api/v1/query?%s" % (
+                self.port, urllib.parse.urlencode({"query": e}))
+            with urllib.request.urlopen(url, timeout=5) as r:
+                self.assertEqual(json.load(r)["status"], "success", e)
+
+
+SCRAPE = """# generated by tests/e2e/test_metrics.py
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: wxapp
+    scheme: https
+    tls_config:
+      insecure_skip_verify: true
+    static_configs:
+      - targets: ["%s:%d"]
+"""
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ serve(void)
 		pause();
 }
 
+/* In the supervisor: a child is started again. */
+static void
+restarted(void *arg)
+{
+	(void)arg;
+	say("restarted");
+}
+
 static void
 crash(void)
 {
@@ -109,7 +117,8 @@ status_of(pid_t pid)
 
 START_TEST(test_supervise)
 {
-	struct prefork_opts o = { .children = 3, .retries = 5, .fast_ms = 100 };
+	struct prefork_opts o = { .children = 3, .retries = 5, .fast_ms = 100,
+	    .restarted = restarted };
 	long	pids[3], pid, other;
 	pid_t	sup;
 	int	i, hups = 0;
@@ -119,8 +128,10 @@ START_TEST(test_supervise)
 		ck_assert_str_eq(next(&pids[i]), "start");
 		ck_assert_int_gt(pids[i], 0);
 	}
-	/* A child killed is replaced. */
+	/* A child killed is replaced, and the supervisor says so. */
 	ck_assert_int_eq(kill((pid_t)pids[1], SIGKILL), 0);
+	ck_assert_str_eq(next(&pid), "restarted");
+	ck_assert_int_eq(pid, sup);
 	ck_assert_str_eq(next(&pid), "start");
 	ck_assert_int_ne(pid, pids[1]);
 	pids[1] = pid;
