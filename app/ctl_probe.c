@@ -52,7 +52,8 @@ record(struct probe_buf *b, int type, const void *content, size_t n)
 	h[2] = 0, h[3] = 1;		/* request id 1 */
 	h[4] = (unsigned char)(n >> 8), h[5] = (unsigned char)n;
 	h[6] = 0, h[7] = 0;		/* no padding */
-	memcpy(h + 8, content, n);
+	if (n > 0)	/* an empty record may come with no content at all */
+		memcpy(h + 8, content, n);
 	b->len += 8 + n;
 	return 0;
 }
