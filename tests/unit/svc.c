@@ -219,3 +219,19 @@ svc_guard_free(struct guard *g)
 	shm_detach(&sg->shm);
 	free(sg);
 }
+
+const char *
+svc_sql(PGconn *c, const char *q)
+{
+	static char	 val[256];
+	PGresult	*res;
+
+	res = PQexec(c, q);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", q,
+	    PQresultErrorMessage(res));
+	snprintf(val, sizeof(val), "%s", PQntuples(res) > 0 &&
+	    PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	return val;
+}

@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "guard.h"
 
 /* The value of a variable services.sh exports; the test fails without it. */
@@ -47,6 +49,12 @@ void	svc_redis_stop(struct svc_redis *);
  */
 struct guard	*svc_guard(const char *name, const struct breaker_params *p);
 void		 svc_guard_free(struct guard *);
+
+/*
+ * Run q on c; the test fails unless it succeeds.  The first column of its
+ * first row, or "" (a static buffer: copy it before the next call).
+ */
+const char	*svc_sql(PGconn *c, const char *q);
 
 /* Milliseconds since t0 (util_mono_us). */
 long	svc_ms_since(int64_t t0);

@@ -36,17 +36,7 @@ static PGconn		*admin;
 static const char *
 sql(const char *q)
 {
-	static char	 val[256];
-	PGresult	*res;
-
-	res = PQexec(admin, q);
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK ||
-	    PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", q,
-	    PQresultErrorMessage(res));
-	snprintf(val, sizeof(val), "%s", PQntuples(res) > 0 &&
-	    PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "");
-	PQclear(res);
-	return val;
+	return svc_sql(admin, q);
 }
 
 /* A db on conninfo with the test's timeouts and guard (NULL: none). */

@@ -24,27 +24,10 @@ static size_t	 outlen;
 static FILE	*outf;
 static char	 err[512];
 
-/* Run q on c; its one value, or "" (static). */
-static const char *
-sql_on(PGconn *c, const char *q)
-{
-	static char	 val[256];
-	PGresult	*res;
-
-	res = PQexec(c, q);
-	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK ||
-	    PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", q,
-	    PQresultErrorMessage(res));
-	snprintf(val, sizeof(val), "%s", PQntuples(res) > 0 &&
-	    PQnfields(res) > 0 ? PQgetvalue(res, 0, 0) : "");
-	PQclear(res);
-	return val;
-}
-
 static const char *
 sql(const char *q)
 {
-	return sql_on(other, q);
+	return svc_sql(other, q);
 }
 
 /* A connection that keeps the server's notices to itself. */
@@ -54,7 +37,7 @@ connect_pg(void)
 	PGconn	*c = PQconnectdb(svc_env("WXAPP_TEST_PG"));
 
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-	(void)sql_on(c, "SET client_min_messages TO warning");
+	(void)svc_sql(c, "SET client_min_messages TO warning");
 	return c;
 }
 
