@@ -25,6 +25,40 @@ Endpoints (WeChat answers HTTP 200 even for errors; an error is
        /cgi-bin/token.
   POST /wxa/business/getuserphonenumber?access_token=T  {"code": "..."}
        -> {"errcode":0,"errmsg":"ok","phone_info":{...}}.
+  POST /cgi-bin/message/subscribe/send?access_token=T
+       subscribeMessage.send, body {"touser", "template_id", "data":
+       {"<key>": {"value": "..."}, ...}[, "page"][, "miniprogram_state":
+       developer|trial|formal][, "lang": zh_CN|en_US|zh_HK|zh_TW]}
+       -> {"errcode":0,"errmsg":"ok","msgid":N}, N counting up from
+       3000000000000000000 per delivered message (a JSON number past 2**53,
+       as WeChat's are).  Checked in this order (after the token: 41001,
+       40001, 42001; a body that is not a JSON object: 47001):
+         touser missing/empty/not a string   40003 invalid openid
+         touser starting with "refuse"       43101 user refuse to accept the
+                                             msg (refused, or a one-time
+                                             subscription used up)
+         template_id missing/empty, or       40037 invalid template_id
+           starting with "bad"
+         data missing/empty/not an object    47003 argument invalid! data is
+                                             empty
+         data.<key> not {"value": non-empty  47003 argument invalid!
+           string}                           data.<key>.value is empty
+         page not a string                   47001; containing "://": 41030
+                                             invalid page
+         miniprogram_state / lang not one    47001
+           of the values above
+       Any other non-empty touser is accepted (code2Session's openids and
+       literal ones alike).
+
+       Dedup by job (the stand-in's own, NOT a WeChat feature: real WeChat
+       delivers every send).  A sender may name the job a send belongs to in
+       the header `X-Wxapp-Job: <id>` (an opaque string of 1-128 characters;
+       longer: 47001; empty: as if absent).  The first send of a job that
+       passes every check is delivered and its msgid remembered; a later one
+       with the same id that would also succeed is not delivered again: it
+       answers the same msgid and counts as "deduplicated".  So tests can tell
+       a sender that resends a job (fine) from a message delivered twice.
+       Sends without the header are always delivered.
 
 Login codes (js_code) pick the answer:
 
@@ -59,11 +93,44 @@ Test control (never counted in /__stats):
                               token_ttl_s so tests can make a token expire
                               before the client expects it
        invalidate_tokens: true  kill every access token now (next use: 40001)
+       send_fail: "none"|"busy"|"quota"|"http500"|"garbage"|"slow"|"refuse"|
+                  "invalid_openid"
+                              break subscribe/send only: busy = -1 system
+                              error, quota = 45009 reach max api daily quota
+                              limit, http500 / garbage as for `fail`, slow =
+                              sleep send_slow_ms then answer normally,
+                              refuse = 43101 and invalid_openid = 40003 for
+                              every send.  Taken at the start of each send
+                              call (after latency_ms and `fail`, before the
+                              token check); a send failed this way is not
+                              delivered.  Given without send_fail_count, it
+                              sets send_fail_count to 0.
+       send_fail_count: N     integer >= 0: send_fail applies to the next N
+                              send calls only, then send_fail goes back to
+                              "none" by itself (counted exactly under
+                              concurrency); 0 (default): every call until
+                              changed
+       send_slow_ms: N        how long send_fail=slow sleeps (default 5000)
        -> {"ok": true, "settings": {...}}
   GET  /__control  -> {"settings": {...}}
   GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n,
                        "max_inflight": the most WeChat calls answered at once}
-  POST /__reset    -> counters, used codes, tokens and settings to defaults
+  GET  /__sends    -> what subscribe/send delivered, in arrival order:
+                      {"delivered": n, "deduplicated": n, "duplicates": n,
+                       "repeats": n, "sends": [{"touser", "template_id",
+                       "page", "data", "miniprogram_state", "lang", "job",
+                       "msgid", "at"}, ...]}
+                      Only delivered sends are listed (absent optional fields
+                      and job are null; "at" is the unix time it was
+                      recorded, after any latency/slow sleep, so a sender
+                      killed while waiting still had it delivered).  Errors
+                      are only counted in /__stats.  "duplicates": delivered
+                      sends whose job id an earlier delivered send had (0 by
+                      construction, given the dedup above); "repeats":
+                      delivered sends without a job id whose (touser,
+                      template_id, data) equals an earlier delivered send's.
+  POST /__reset    -> counters, used codes, tokens, settings to defaults, and
+                      the send log, msgid counter and job memory cleared
 """
 
 import argparse
@@ -92,16 +159,30 @@ DEFAULT_SETTINGS = {
     "overlap_s": 300,       # old /cgi-bin/token token stays valid this long
     "token_ttl_s": 7200,    # real server-side lifetime of an access token
     "expires_in_s": 7200,   # lifetime the answers *report*
+    "send_fail": "none",    # failure injection for subscribe/send only
+    "send_fail_count": 0,   # >0: send_fail for that many more calls only
+    "send_slow_ms": 5000,   # how long send_fail=slow sleeps
 }
 FAIL_MODES = ("none", "busy", "http500", "garbage", "timeout")
+SEND_FAIL_MODES = ("none", "busy", "quota", "http500", "garbage", "slow",
+                   "refuse", "invalid_openid")
+
+# subscribeMessage.send
+FIRST_MSGID = 3000000000000000000
+MINIPROGRAM_STATES = ("developer", "trial", "formal")
+LANGS = ("zh_CN", "en_US", "zh_HK", "zh_TW")
+JOB_HEADER = "X-Wxapp-Job"
+JOB_MAX = 128
 
 # WeChat error messages (errmsg) used below.
 ERR = {
     -1: "system error",
     40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
+    40003: "invalid openid",
     40013: "invalid appid",
     40029: "invalid code",
+    40037: "invalid template_id",
     40066: "invalid url",
     40125: "invalid appsecret",
     40163: "code been used",
@@ -110,11 +191,15 @@ ERR = {
     41002: "appid missing",
     41004: "appsecret missing",
     41008: "missing code",
+    41030: "invalid page",
     42001: "access_token expired",
     43001: "require GET method",
     43002: "require POST method",
+    43101: "user refuse to accept the msg",
+    45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit",
     47001: "data format error",
+    47003: "argument invalid!",     # WeChat appends what is wrong
 }
 
 HTML_500 = (b"<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n"
@@ -190,8 +275,10 @@ class State:
         with self.lock:
             self.settings = dict(DEFAULT_SETTINGS)
             self.calls = {}             # path -> count
-            self.inflight = 0           # WeChat calls being answered now
-            self.max_inflight = 0       # the most at once since the reset
+            # WeChat calls being answered now: live, so kept across a reset
+            # (a call still sleeping must not leave it negative).
+            self.inflight = getattr(self, "inflight", 0)
+            self.max_inflight = self.inflight   # the most at once since the reset
             self.used_login = set()     # consumed wx.login codes
             self.used_phone = set()     # consumed getPhoneNumber codes
             # token -> {"issued": t, "dies_at": None | t}.  dies_at is set
@@ -199,6 +286,11 @@ class State:
             self.tokens = {}
             self.current_token = None   # latest /cgi-bin/token token
             self.current_stable = None  # latest /cgi-bin/stable_token token
+            # subscribe/send
+            self.sends = []             # delivered sends, in arrival order
+            self.next_msgid = FIRST_MSGID
+            self.jobs = {}              # X-Wxapp-Job id -> msgid
+            self.deduplicated = 0       # sends answered from self.jobs
 
     def count(self, path):
         with self.lock:
@@ -270,6 +362,56 @@ class State:
             self.current_token = None
             self.current_stable = None
 
+    # -- subscribe/send ---------------------------------------------------
+
+    def take_send_fault(self):
+        """The send_fail mode for this call and send_slow_ms; counts one call
+        off send_fail_count (back to "none" when it reaches 0)."""
+        with self.lock:
+            mode = self.settings["send_fail"]
+            if mode != "none" and self.settings["send_fail_count"] > 0:
+                self.settings["send_fail_count"] -= 1
+                if self.settings["send_fail_count"] == 0:
+                    self.settings["send_fail"] = "none"
+            return mode, self.settings["send_slow_ms"]
+
+    def deliver(self, entry):
+        """Record a send that passed every check and return its msgid; a job
+        id already delivered is not delivered again (its msgid comes back)."""
+        job = entry["job"]
+        with self.lock:
+            if job is not None and job in self.jobs:
+                self.deduplicated += 1
+                return self.jobs[job]
+            msgid = self.next_msgid
+            self.next_msgid += 1
+            if job is not None:
+                self.jobs[job] = msgid
+            entry["msgid"] = msgid
+            entry["at"] = time.time()
+            self.sends.append(entry)
+            return msgid
+
+    def send_log(self):
+        """GET /__sends.  duplicates and repeats are computed from the log
+        itself, not from the dedup memory, so they check it."""
+        with self.lock:
+            sends = [dict(s) for s in self.sends]
+            deduplicated = self.deduplicated
+        jobs, seen = set(), set()
+        duplicates = repeats = 0
+        for s in sends:
+            same = (s["touser"], s["template_id"],
+                    json.dumps(s["data"], sort_keys=True, ensure_ascii=False))
+            if s["job"] is not None:
+                duplicates += s["job"] in jobs
+                jobs.add(s["job"])
+            elif same in seen:
+                repeats += 1
+            seen.add(same)
+        return {"delivered": len(sends), "deduplicated": deduplicated,
+                "duplicates": duplicates, "repeats": repeats, "sends": sends}
+
     # -- single-use codes -------------------------------------------------
 
     def consume(self, used, code):
@@ -325,6 +467,7 @@ class Handler(BaseHTTPRequestHandler):
         "/cgi-bin/token": ("GET", "token"),
         "/cgi-bin/stable_token": ("POST", "stable_token"),
         "/wxa/business/getuserphonenumber": ("POST", "phone"),
+        "/cgi-bin/message/subscribe/send": ("POST", "subscribe_send"),
     }
 
     def do_GET(self):
@@ -531,6 +674,71 @@ class Handler(BaseHTTPRequestHandler):
             "watermark": {"timestamp": int(time.time()), "appid": STATE.appid},
         }}
 
+    def ep_subscribe_send(self):
+        mode, slow_ms = STATE.take_send_fault()
+        if mode == "busy":
+            raise err(-1)
+        if mode == "quota":
+            raise err(45009)
+        if mode == "http500":
+            raise Reply(500, HTML_500, "text/html")
+        if mode == "garbage":
+            raise Reply(200, GARBAGE)
+        if mode == "refuse":
+            raise err(43101)
+        if mode == "invalid_openid":
+            raise err(40003)
+        if mode == "slow":
+            time.sleep(slow_ms / 1000.0)    # then answer normally
+
+        tok = self.query.get("access_token", "")
+        if not tok:
+            raise err(41001)
+        bad = STATE.check_token(tok)
+        if bad:
+            raise err(bad)
+        b = self.json_body()
+        job = self.headers.get(JOB_HEADER) or None
+        if job is not None and len(job) > JOB_MAX:
+            raise err(47001)
+
+        touser = b.get("touser")
+        if not isinstance(touser, str) or not touser:
+            raise err(40003)
+        if touser.startswith("refuse"):
+            raise err(43101)
+        template_id = b.get("template_id")
+        if (not isinstance(template_id, str) or not template_id
+                or template_id.startswith("bad")):
+            raise err(40037)
+        data = b.get("data")
+        if not isinstance(data, dict) or not data:
+            raise Reply(200, {"errcode": 47003,
+                              "errmsg": ERR[47003] + " data is empty"})
+        for key, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else None
+            if not isinstance(value, str) or not value:
+                raise Reply(200, {"errcode": 47003, "errmsg":
+                                  ERR[47003] + " data.%s.value is empty" % key})
+        page = b.get("page")
+        if "page" in b:
+            if not isinstance(page, str):
+                raise err(47001)
+            if "://" in page:
+                raise err(41030)
+        state = b.get("miniprogram_state")
+        if "miniprogram_state" in b and state not in MINIPROGRAM_STATES:
+            raise err(47001)
+        lang = b.get("lang")
+        if "lang" in b and lang not in LANGS:
+            raise err(47001)
+
+        msgid = STATE.deliver({"touser": touser, "template_id": template_id,
+                               "page": page, "data": data,
+                               "miniprogram_state": state, "lang": lang,
+                               "job": job})
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+
     # -- test control -----------------------------------------------------
 
     def control(self, path):
@@ -540,6 +748,8 @@ class Handler(BaseHTTPRequestHandler):
                 most = STATE.max_inflight
             raise Reply(200, {"calls": calls, "total": sum(calls.values()),
                               "max_inflight": most})
+        if path == "/__sends" and self.command == "GET":
+            raise Reply(200, STATE.send_log())
         if path == "/__reset" and self.command == "POST":
             STATE.reset()
             raise Reply(200, {"ok": True})
@@ -582,6 +792,20 @@ class Handler(BaseHTTPRequestHandler):
             elif key == "invalidate_tokens":
                 if not isinstance(req[key], bool):
                     raise Reply(400, {"error": "invalidate_tokens must be a boolean"})
+            elif key == "send_fail":
+                if not isinstance(req[key], str) or req[key] not in SEND_FAIL_MODES:
+                    raise Reply(400, {"error": "send_fail must be one of "
+                                      + ", ".join(SEND_FAIL_MODES)})
+                changes[key] = req[key]
+                # Alone, it means every call until changed.
+                changes.setdefault("send_fail_count", 0)
+            elif key == "send_fail_count":
+                v = req[key]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise Reply(400, {"error": "send_fail_count must be an integer >= 0"})
+                changes[key] = v
+            elif key == "send_slow_ms":
+                changes[key] = number(key, 0)
             else:
                 raise Reply(400, {"error": "unknown control key: %s" % key})
         with STATE.lock:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -50,13 +51,13 @@ def check(cond, what):
         print("FAIL " + what)
 
 
-def request(method, path, query=None, body=None, timeout=10):
+def request(method, path, query=None, body=None, timeout=10, headers=None):
     """(status, headers, raw body bytes)."""
     url = BASE + path
     if query:
         url += "?" + urllib.parse.urlencode(query)
     data = None
-    headers = {}
+    headers = dict(headers or {})
     if body is not None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
@@ -99,6 +100,37 @@ def phone(tok, code):
     body = {} if code is None else {"code": code}
     return jreq("POST", "/wxa/business/getuserphonenumber",
                 {"access_token": tok}, body)
+
+
+SEND_PATH = "/cgi-bin/message/subscribe/send"
+TEMPLATE = "tpl-order-shipped-0001"
+DATA = {"thing1": {"value": "Order 42"}, "time2": {"value": "2024-05-01 12:00"}}
+FIRST_MSGID = 3000000000000000000
+
+
+def send_body(**over):
+    """A valid subscribeMessage.send body; a None value drops the key."""
+    b = {"touser": "oTestUser0000000000000000000", "template_id": TEMPLATE,
+         "data": DATA}
+    b.update(over)
+    return {k: v for k, v in b.items() if v is not None}
+
+
+def send_raw(tok, body, job=None, timeout=10):
+    """(status, headers, raw body) of a subscribe/send; job -> X-Wxapp-Job."""
+    q = {"access_token": tok} if tok is not None else None
+    h = {"X-Wxapp-Job": job} if job is not None else None
+    return request("POST", SEND_PATH, q, body, timeout=timeout, headers=h)
+
+
+def send(tok, body=None, job=None):
+    """(status, parsed JSON) of a subscribe/send (a valid body by default)."""
+    status, _, raw = send_raw(tok, send_body() if body is None else body, job)
+    return status, json.loads(raw)
+
+
+def sends():
+    return jreq("GET", "/__sends")[1]
 
 
 def control(**kw):
@@ -417,7 +449,7 @@ def test_failures():
 def test_stats_and_reset():
     reset()
     _, a = jreq("GET", "/__stats")
-    check(a == {"calls": {}, "total": 0}, "stats empty after reset")
+    check(a["calls"] == {} and a["total"] == 0, "stats empty after reset: %s" % a)
     login("st-1")
     login("st-1")
     token()
@@ -439,7 +471,9 @@ def test_stats_and_reset():
     check(s == 200, "reset answers 200")
     _, a = jreq("GET", "/__control")
     check(a["settings"] == {"latency_ms": 0, "fail": "none", "overlap_s": 300,
-                            "token_ttl_s": 7200, "expires_in_s": 7200},
+                            "token_ttl_s": 7200, "expires_in_s": 7200,
+                            "send_fail": "none", "send_fail_count": 0,
+                            "send_slow_ms": 5000},
           "reset restores default settings")
     _, a = jreq("GET", "/__stats")
     check(a["total"] == 0, "reset zeroes counters")
@@ -493,6 +527,347 @@ def test_http():
     check(errcode(a) == 43001, "POST to jscode2session -> 43001 require GET")
 
 
+def test_subscribe_send():
+    reset()
+    _, a = token()
+    t = a["access_token"]
+    s, h, raw = send_raw(t, send_body())
+    a = json.loads(raw)
+    check(s == 200 and a == {"errcode": 0, "errmsg": "ok", "msgid": FIRST_MSGID},
+          "send success shape: %s" % a)
+    check(type(a["msgid"]) is int and b'"msgid":3000000000000000000' in raw,
+          "msgid is a JSON number (not a string): %r" % raw)
+    _, b = send(t)
+    check(b.get("msgid") == FIRST_MSGID + 1, "msgid increases per delivered send")
+
+    # An openid from code2Session, and every optional field.
+    _, lg = login("user-erin-1")
+    full = send_body(touser=lg["openid"], page="pages/order/detail?id=42",
+                     miniprogram_state="formal", lang="en_US")
+    _, a = send(t, full)
+    check(a.get("errcode") == 0 and a.get("msgid") == FIRST_MSGID + 2,
+          "send to a code2Session openid with page/state/lang")
+    for st in ("developer", "trial", "formal"):
+        check(send(t, send_body(miniprogram_state=st))[1].get("errcode") == 0,
+              "miniprogram_state=%s accepted" % st)
+    for lang in ("zh_CN", "en_US", "zh_HK", "zh_TW"):
+        check(send(t, send_body(lang=lang))[1].get("errcode") == 0,
+              "lang=%s accepted" % lang)
+    check(send(t, send_body(page=""))[1].get("errcode") == 0, "empty page accepted")
+
+    # Token and body.
+    _, a = jreq("POST", SEND_PATH, body=send_body())
+    check(a == {"errcode": 41001, "errmsg": "access_token missing"},
+          "send without access_token -> 41001")
+    check(errcode(send("bogus")[1]) == 40001, "send with unknown token -> 40001")
+    _, a = jreq("GET", SEND_PATH, {"access_token": t})
+    check(errcode(a) == 43002, "send by GET -> 43002 require POST")
+    _, _, raw = send_raw(t, b"{not json")
+    check(errcode(json.loads(raw)) == 47001, "send non-JSON body -> 47001")
+    _, _, raw = send_raw(t, b"[1, 2]")
+    check(errcode(json.loads(raw)) == 47001, "send non-object body -> 47001")
+
+    def answer(body):
+        return send(t, body)[1]
+
+    for touser in (None, "", 123):
+        a = answer(send_body(touser=touser))
+        check(a == {"errcode": 40003, "errmsg": "invalid openid"},
+              "touser %r -> 40003 (%s)" % (touser, a))
+    a = answer(send_body(touser="refuse-user-1"))
+    check(a == {"errcode": 43101, "errmsg": "user refuse to accept the msg"},
+          "touser refuse... -> 43101")
+    for tpl in (None, "", "bad-template", 7):
+        a = answer(send_body(template_id=tpl))
+        check(a == {"errcode": 40037, "errmsg": "invalid template_id"},
+              "template_id %r -> 40037 (%s)" % (tpl, a))
+    for data in (None, {}, "x", [DATA]):
+        a = answer(send_body(data=data))
+        check(a == {"errcode": 47003, "errmsg": "argument invalid! data is empty"},
+              "data %r -> 47003 data is empty (%s)" % (data, a))
+    for data, key in [({"thing1": "x"}, "thing1"),
+                      ({"thing1": {"value": 5}}, "thing1"),
+                      ({"thing1": {"value": ""}}, "thing1"),
+                      ({"thing1": {"value": "ok"}, "time2": {}}, "time2"),
+                      ({"thing1": {"value": "ok"}, "name3": {"val": "x"}}, "name3")]:
+        a = answer(send_body(data=data))
+        want = "argument invalid! data.%s.value is empty" % key
+        check(a == {"errcode": 47003, "errmsg": want},
+              "data %s -> 47003 naming %s (%s)" % (json.dumps(data), key, a))
+    a = answer(send_body(page="https://evil.example/x"))
+    check(a == {"errcode": 41030, "errmsg": "invalid page"}, "page with :// -> 41030")
+    check(errcode(answer(send_body(page=5))) == 47001, "non-string page -> 47001")
+    check(errcode(answer(send_body(miniprogram_state="prod"))) == 47001,
+          "bad miniprogram_state -> 47001")
+    check(errcode(answer(send_body(lang="fr_FR"))) == 47001, "bad lang -> 47001")
+    check(errcode(answer(dict(send_body(), lang=None))) == 47001,
+          "lang null -> 47001 (optional means absent)")
+
+    # The order of the checks.
+    check(errcode(answer(send_body(touser="", template_id="bad"))) == 40003,
+          "order: touser before template_id")
+    check(errcode(answer(send_body(touser="refuse-2", template_id="bad"))) == 43101,
+          "order: refuse before template_id")
+    check(errcode(answer(send_body(template_id="bad", data={}))) == 40037,
+          "order: template_id before data")
+    check(errcode(answer(send_body(data={}, page="a://b", lang="xx"))) == 47003,
+          "order: data before page")
+    check(errcode(answer(send_body(page="a://b", lang="xx"))) == 41030,
+          "order: page before lang")
+
+    _, a = jreq("POST", "/cgi-bin/message/subscribe/Send", {"access_token": t}, send_body())
+    check(errcode(a) == 40066, "send path is case-sensitive")
+
+    # The job header: 1-128 characters.
+    check(errcode(send(t, job="j" * 129)[1]) == 47001, "X-Wxapp-Job of 129 chars -> 47001")
+    _, a = send(t, job="j" * 128)
+    check(a.get("errcode") == 0, "X-Wxapp-Job of 128 chars accepted")
+
+    # Errors are not delivered but are counted in /__stats.
+    log = sends()
+    n_ok = 3 + 3 + 4 + 1 + 1
+    check(log["delivered"] == n_ok and len(log["sends"]) == n_ok,
+          "only successful sends are logged (%d)" % log["delivered"])
+    check([e["msgid"] for e in log["sends"]] == list(range(FIRST_MSGID, FIRST_MSGID + n_ok)),
+          "msgids consecutive in arrival order")
+    _, st = jreq("GET", "/__stats")
+    check(st["calls"].get(SEND_PATH, 0) > n_ok + 20, "errors counted in /__stats")
+
+    control(token_ttl_s=0.2)
+    time.sleep(0.3)
+    check(errcode(send(t)[1]) == 42001, "send with an expired token -> 42001")
+
+
+def test_send_dedup():
+    reset()
+    _, a = token()
+    t = a["access_token"]
+    _, a = send(t, job="job-1")
+    m = a.get("msgid")
+    check(m == FIRST_MSGID, "first send of a job delivered")
+    _, a = send(t, job="job-1")
+    check(a == {"errcode": 0, "errmsg": "ok", "msgid": m}, "resent job -> same msgid")
+    _, a = send(t, send_body(data={"thing1": {"value": "other"}}), job="job-1")
+    check(a.get("msgid") == m, "job ids are opaque: different content, same job -> same msgid")
+    _, a = send(t, job="job-2")
+    check(a.get("msgid") == m + 1, "another job -> next msgid")
+    log = sends()
+    check(log["delivered"] == 2 and log["deduplicated"] == 2 and log["duplicates"] == 0,
+          "dedup counted: %s" % {k: log[k] for k in ("delivered", "deduplicated", "duplicates")})
+    check([e["job"] for e in log["sends"]] == ["job-1", "job-2"], "job ids logged")
+
+    # A resent job whose resend fails still fails (dedup only answers what
+    # would succeed), and a failed send does not claim the job id.
+    check(errcode(send(t, send_body(template_id="bad"), job="job-1")[1]) == 40037,
+          "resent job with a bad body -> its error, not the msgid")
+    check(errcode(send("bogus", job="job-1")[1]) == 40001, "resent job with a bad token -> 40001")
+    check(errcode(send(t, send_body(touser="refuse-x"), job="job-3")[1]) == 43101,
+          "a job's failed first send")
+    _, a = send(t, job="job-3")
+    check(a.get("msgid") == m + 2, "failed send did not claim the job id")
+    control(send_fail="busy", send_fail_count=1)
+    check(errcode(send(t, job="job-1")[1]) == -1, "send_fail applies before dedup")
+    check(send(t, job="job-1")[1].get("msgid") == m, "then the job dedups again")
+
+    # Without the header every send is delivered; repeats counts the same
+    # (touser, template_id, data) again.
+    reset()
+    _, a = token()
+    t = a["access_token"]
+    _, a1 = send(t)
+    _, a2 = send(t)
+    _, a3 = send(t, send_body(data={"time2": DATA["time2"], "thing1": DATA["thing1"]}))
+    _, a4 = send(t, send_body(touser="oOtherUser"))
+    check(len({a1["msgid"], a2["msgid"], a3["msgid"], a4["msgid"]}) == 4,
+          "sends without X-Wxapp-Job are always delivered")
+    log = sends()
+    check(log["delivered"] == 4 and log["deduplicated"] == 0 and log["repeats"] == 2
+          and log["duplicates"] == 0, "repeats counts job-less resends (key order ignored): %s"
+          % {k: v for k, v in log.items() if k != "sends"})
+    send(t, job="job-x")
+    check(sends()["repeats"] == 2, "a job send is not a repeat")
+    send(t, send_body(touser="oOtherUser"))
+    check(sends()["repeats"] == 3, "job-less repeat of an earlier send counts")
+
+    # Concurrent resends of one job: delivered exactly once.
+    reset()
+    _, a = token()
+    t = a["access_token"]
+    got = []
+    lock = threading.Lock()
+
+    def one():
+        _, r = send(t, job="job-concurrent")
+        with lock:
+            got.append(r.get("msgid"))
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    log = sends()
+    check(got == [FIRST_MSGID] * 20 and log["delivered"] == 1 and log["deduplicated"] == 19,
+          "20 concurrent sends of one job: 1 delivered, 19 deduplicated")
+
+
+def test_sends_log():
+    reset()
+    log = sends()
+    check(log == {"delivered": 0, "deduplicated": 0, "duplicates": 0, "repeats": 0,
+                  "sends": []}, "empty send log after reset: %s" % log)
+    _, a = token()
+    t = a["access_token"]
+    t0 = time.time()
+    send(t, job="log-1")
+    send(t, send_body(touser="oSecond", template_id="tpl-2", page="pages/a/b",
+                      miniprogram_state="trial", lang="zh_TW"))
+    send(t, send_body(touser=""))
+    t1 = time.time()
+    log = sends()
+    es = log["sends"]
+    keys = {"touser", "template_id", "page", "data", "miniprogram_state", "lang",
+            "job", "msgid", "at"}
+    check(len(es) == 2 and all(set(e) == keys for e in es), "send log entry keys")
+    e0, e1 = es
+    check(e0["touser"] == "oTestUser0000000000000000000" and e0["template_id"] == TEMPLATE
+          and e0["data"] == DATA and e0["page"] is None and e0["miniprogram_state"] is None
+          and e0["lang"] is None and e0["job"] == "log-1" and e0["msgid"] == FIRST_MSGID,
+          "first entry: %s" % e0)
+    check(e1["touser"] == "oSecond" and e1["template_id"] == "tpl-2"
+          and e1["page"] == "pages/a/b" and e1["miniprogram_state"] == "trial"
+          and e1["lang"] == "zh_TW" and e1["job"] is None and e1["msgid"] == FIRST_MSGID + 1,
+          "second entry: %s" % e1)
+    check(t0 - 1 <= e0["at"] <= e1["at"] <= t1 + 1, "'at' is the unix time, in order")
+    s, _ = jreq("POST", "/__sends", body={})
+    check(s == 404, "POST /__sends -> 404")
+    _, st = jreq("GET", "/__stats")
+    check("/__sends" not in st["calls"], "/__sends not counted in /__stats")
+
+    # Reset clears the log, the msgid counter and the job memory.
+    reset()
+    check(sends()["sends"] == [], "reset clears the send log")
+    _, a = token()
+    t = a["access_token"]
+    _, a = send(t, job="log-1")
+    check(a.get("msgid") == FIRST_MSGID and sends()["delivered"] == 1,
+          "after reset: msgid restarts, job id forgotten")
+
+    # Delivered after the latency sleep.
+    control(latency_ms=300)
+    t0 = time.time()
+    send(t)
+    check(sends()["sends"][-1]["at"] >= t0 + 0.3, "a send is recorded after latency_ms")
+
+
+def test_send_fail():
+    reset()
+    _, a = token()
+    t = a["access_token"]
+    for mode, want in [("busy", {"errcode": -1, "errmsg": "system error"}),
+                       ("quota", {"errcode": 45009, "errmsg": "reach max api daily quota limit"}),
+                       ("refuse", {"errcode": 43101, "errmsg": "user refuse to accept the msg"}),
+                       ("invalid_openid", {"errcode": 40003, "errmsg": "invalid openid"})]:
+        s, a = control(send_fail=mode)
+        check(s == 200 and a["settings"]["send_fail"] == mode, "control send_fail=%s" % mode)
+        s, a = send(t)
+        check(s == 200 and a == want, "send_fail=%s -> %s (%s)" % (mode, want, a))
+        check(send(t, job="j-" + mode)[1] == want, "send_fail=%s: every send" % mode)
+    control(send_fail="busy")
+    check("openid" in login("sf-1")[1] and "access_token" in token()[1],
+          "send_fail leaves the other endpoints alone")
+
+    control(send_fail="http500")
+    s, h, raw = send_raw(t, send_body())
+    check(s == 500 and b"<html>" in raw and h["Content-Type"].startswith("text/html"),
+          "send_fail=http500 -> 500 HTML")
+    control(send_fail="garbage")
+    s, h, raw = send_raw(t, send_body())
+    try:
+        json.loads(raw)
+        ok = False
+    except ValueError:
+        ok = True
+    check(s == 200 and ok, "send_fail=garbage -> 200 non-JSON")
+    check(sends()["delivered"] == 0, "sends failed by send_fail are not delivered")
+
+    s, a = control(send_fail="slow", send_slow_ms=300)
+    check(s == 200 and a["settings"]["send_slow_ms"] == 300, "control send_slow_ms")
+    t0 = time.monotonic()
+    _, a = send(t)
+    dt = time.monotonic() - t0
+    check(a.get("errcode") == 0 and 0.3 <= dt < 3, "send_fail=slow: ok after ~0.3 s (%.2f s)" % dt)
+    check(sends()["delivered"] == 1, "slow send delivered")
+
+    # A sender that gives up during the sleep still had its send delivered.
+    control(send_slow_ms=600)
+    try:
+        send_raw(t, send_body(), job="gave-up", timeout=0.2)
+        timed_out = False
+    except (socket.timeout, TimeoutError, urllib.error.URLError):
+        timed_out = True
+    check(timed_out and sends()["delivered"] == 1, "client timed out before delivery")
+    time.sleep(0.8)
+    log = sends()
+    check(log["delivered"] == 2 and log["sends"][-1]["job"] == "gave-up",
+          "send recorded after the sleep though the client had gone")
+
+    # send_fail_count: the next N calls only, then back to none.
+    s, a = control(send_fail="quota", send_fail_count=2)
+    check(s == 200 and a["settings"]["send_fail_count"] == 2, "control send_fail_count=2")
+    check(errcode(send(t)[1]) == 45009 and errcode(send("bogus")[1]) == 45009,
+          "send_fail_count: first two calls fail (before the token check)")
+    check(send(t)[1].get("errcode") == 0, "send_fail_count ran out: third call succeeds")
+    _, a = jreq("GET", "/__control")
+    check(a["settings"]["send_fail"] == "none" and a["settings"]["send_fail_count"] == 0,
+          "send_fail back to none by itself")
+
+    control(send_fail="busy", send_fail_count=3)
+    _, a = control(send_fail="refuse")
+    check(a["settings"]["send_fail_count"] == 0, "send_fail alone resets send_fail_count to 0")
+    _, a = control(send_fail_count=1, send_fail="busy")
+    check(a["settings"]["send_fail_count"] == 1, "send_fail_count given with send_fail wins")
+
+    # Global fail first: it doesn't use up send_fail_count.
+    control(fail="busy", send_fail="quota", send_fail_count=1)
+    check(errcode(send(t)[1]) == -1, "global fail applies before send_fail")
+    control(fail="none")
+    check(errcode(send(t)[1]) == 45009, "send_fail_count not used by the global fail")
+    check(send(t)[1].get("errcode") == 0, "then sends succeed")
+
+    # Counted exactly under concurrency.
+    control(send_fail="quota", send_fail_count=5)
+    codes = []
+    lock = threading.Lock()
+
+    def one():
+        _, r = send(t)
+        with lock:
+            codes.append(r.get("errcode"))
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    check(codes.count(45009) == 5 and codes.count(0) == 15,
+          "20 concurrent sends, send_fail_count=5: 5 fail, 15 ok (%s)" % codes)
+
+    # Control validation; a bad request changes nothing.
+    control(send_fail="none", send_slow_ms=5000)
+    for bad in [{"send_fail": "nope"}, {"send_fail": 1}, {"send_fail": None},
+                {"send_fail_count": -1}, {"send_fail_count": 1.5},
+                {"send_fail_count": True}, {"send_fail_count": "2"},
+                {"send_slow_ms": -1}, {"send_slow_ms": "5"}, {"send_slow_ms": False},
+                {"send_fail": "busy", "send_fail_count": -1},
+                {"send_fail": "busy", "send_slow_ms": "x"}]:
+        s, a = control(**bad)
+        check(s == 400 and "error" in a, "control rejects %s" % json.dumps(bad))
+    _, a = jreq("GET", "/__control")
+    st = a["settings"]
+    check(st["send_fail"] == "none" and st["send_fail_count"] == 0
+          and st["send_slow_ms"] == 5000, "bad send control requests changed nothing")
+    check(send(t)[1].get("errcode") == 0, "sends still succeed")
+
+
 # --------------------------------------------------------------------------
 # Runner
 # --------------------------------------------------------------------------
@@ -527,7 +902,8 @@ def main():
                 check(f.read().strip() == str(proc.pid), "pid file holds the server pid")
 
         tests = [test_code2session, test_prefixes, test_token, test_stable_token,
-                 test_phone, test_failures, test_stats_and_reset, test_http]
+                 test_phone, test_failures, test_stats_and_reset, test_http,
+                 test_subscribe_send, test_send_dedup, test_sends_log, test_send_fail]
         for t in tests:
             if VERBOSE:
                 print("== " + t.__name__)
