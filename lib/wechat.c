@@ -63,13 +63,15 @@ wechat_free(struct wechat *wx)
 }
 
 /*
- * GET (post == NULL) or POST a JSON body to url; parse the answer.  On
+ * GET (post == NULL) or POST a JSON body to url, with one more header
+ * line if header is not NULL (POST only); parse the answer.  On
  * WECHAT_OK *out is the answer (the caller puts it); errcode is checked.
  * `what` names the call in log lines (never the URL: it holds the secret).
  */
 static enum wechat_status
 wechat_http(struct wechat *wx, struct arena *a, const char *what,
-    const char *url, const char *post, struct json_object **out)
+    const char *url, const char *post, const char *header,
+    struct json_object **out)
 {
 	struct curl_slist	*hdrs = NULL;
 	struct json_object	*obj = NULL, *ec;
@@ -96,6 +98,8 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	curl_easy_setopt(wx->curl, CURLOPT_USERAGENT, "wxapp/" PACKAGE_VERSION);
 	if (post != NULL) {
 		hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+		if (hdrs != NULL && header != NULL)
+			hdrs = curl_slist_append(hdrs, header);
 		curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(wx->curl, CURLOPT_POSTFIELDS, post);
 	} else {
@@ -147,7 +151,8 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
  */
 static enum wechat_status
 wechat_call(struct wechat *wx, struct arena *a, const char *what,
-    const char *url, const char *post, struct json_object **out)
+    const char *url, const char *post, const char *header,
+    struct json_object **out)
 {
 	enum wechat_status	 st;
 	int64_t			 t0, retry;
@@ -161,7 +166,7 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	}
 	t0 = util_mono_us();
 	wx->timed_out = 0;
-	st = wechat_http(wx, a, what, url, post, out);
+	st = wechat_http(wx, a, what, url, post, header, out);
 	wx->busy_us += util_mono_us() - t0;
 	guard_done(wx->o.guard, st == WECHAT_OK || (st == WECHAT_ERRCODE &&
 	    wx->errcode != -1) ? BREAKER_SUCCEEDED : wx->timed_out ?
@@ -208,7 +213,7 @@ wechat_code2session(struct wechat *wx, struct arena *a, const char *code,
 	url = arena_printf(a, "%s/sns/jscode2session?appid=%s&secret=%s"
 	    "&js_code=%s&grant_type=authorization_code",
 	    wx->o.api_base, eappid, esecret, ecode);
-	if ((st = wechat_call(wx, a, "code2session", url, NULL, &o)) != WECHAT_OK)
+	if ((st = wechat_call(wx, a, "code2session", url, NULL, NULL, &o)) != WECHAT_OK)
 		return st;
 	ws->openid = field(a, o, "openid");
 	ws->session_key = field(a, o, "session_key");
@@ -256,7 +261,7 @@ wechat_fetch_token(struct wechat *wx, struct arena *a, const char **token,
 		url = arena_printf(a, "%s/cgi-bin/token?grant_type="
 		    "client_credential&appid=%s&secret=%s",
 		    wx->o.api_base, eappid, esecret);
-	if ((st = wechat_call(wx, a, "access_token", url, post, &o)) != WECHAT_OK)
+	if ((st = wechat_call(wx, a, "access_token", url, post, NULL, &o)) != WECHAT_OK)
 		return st;
 	*token = field(a, o, "access_token");
 	*ttl = json_object_object_get_ex(o, "expires_in", &exp) ?
@@ -338,29 +343,28 @@ stale_token(long errcode)
 	return errcode == 40001 || errcode == 40014 || errcode == 42001;
 }
 
-enum wechat_status
-wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
-    const char **phone)
+/*
+ * POST post to path?access_token=<the shared token>, with header (or
+ * NULL); when WeChat calls the token stale, refresh it and try once more.
+ */
+static enum wechat_status
+wechat_call_token(struct wechat *wx, struct arena *a, const char *what,
+    const char *path, const char *post, const char *header,
+    struct json_object **out)
 {
-	struct json_object	*o, *body, *info;
 	enum wechat_status	 st;
-	const char		*token, *post;
+	const char		*token;
 	char			*url, *etok;
 	int			 attempt;
 
-	body = json_object_new_object();
-	json_object_object_add(body, "code", json_object_new_string(code));
-	post = arena_strdup(a, json_object_to_json_string_ext(body,
-	    JSON_C_TO_STRING_PLAIN));
-	json_object_put(body);
 	for (attempt = 0; attempt < 2; attempt++) {
 		if ((st = wechat_access_token(wx, a, &token)) != WECHAT_OK)
 			return st;
 		if ((etok = wechat_escape(wx, a, token)) == NULL)
 			return WECHAT_UNAVAILABLE;
-		url = arena_printf(a, "%s/wxa/business/getuserphonenumber"
-		    "?access_token=%s", wx->o.api_base, etok);
-		st = wechat_call(wx, a, "getuserphonenumber", url, post, &o);
+		url = arena_printf(a, "%s%s?access_token=%s", wx->o.api_base,
+		    path, etok);
+		st = wechat_call(wx, a, what, url, post, header, out);
 		if (st != WECHAT_ERRCODE || !stale_token(wx->errcode))
 			break;
 		log_warn("wechat: access_token rejected (errcode %ld); "
@@ -368,7 +372,24 @@ wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
 		/* Drop the cached token if it is still the bad one. */
 		cache_del_if(wx->cache, KEYS_WX_TOKEN, token);
 	}
-	if (st != WECHAT_OK)
+	return st;
+}
+
+enum wechat_status
+wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
+    const char **phone)
+{
+	struct json_object	*o, *body, *info;
+	enum wechat_status	 st;
+	const char		*post;
+
+	body = json_object_new_object();
+	json_object_object_add(body, "code", json_object_new_string(code));
+	post = arena_strdup(a, json_object_to_json_string_ext(body,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(body);
+	if ((st = wechat_call_token(wx, a, "getuserphonenumber",
+	    "/wxa/business/getuserphonenumber", post, NULL, &o)) != WECHAT_OK)
 		return st;
 	*phone = json_object_object_get_ex(o, "phone_info", &info) ?
 	    field(a, info, "phoneNumber") : NULL;
@@ -378,5 +399,24 @@ wechat_phone_number(struct wechat *wx, struct arena *a, const char *code,
 		    "getuserphonenumber: answer lacks phone_info.phoneNumber");
 		return WECHAT_UNAVAILABLE;
 	}
+	return WECHAT_OK;
+}
+
+enum wechat_status
+wechat_subscribe_send(struct wechat *wx, struct arena *a, const char *body,
+    const char *job_id, long long *msgid)
+{
+	struct json_object	*o, *m;
+	enum wechat_status	 st;
+	const char		*hdr = NULL;
+
+	if (job_id != NULL)
+		hdr = arena_printf(a, "X-Wxapp-Job: %s", job_id);
+	if ((st = wechat_call_token(wx, a, "subscribe_send",
+	    "/cgi-bin/message/subscribe/send", body, hdr, &o)) != WECHAT_OK)
+		return st;
+	*msgid = json_object_object_get_ex(o, "msgid", &m) ?
+	    (long long)json_object_get_int64(m) : 0;
+	json_object_put(o);
 	return WECHAT_OK;
 }

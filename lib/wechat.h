@@ -2,8 +2,8 @@
  * wechat: calls to WeChat's server API through one reused libcurl handle
  * (connection reuse, connect and total timeouts): code2Session,
  * the server access_token (shared by all responders through Redis and
- * refreshed by one of them at a time under a Redis lock), and the phone
- * number exchange.  The appsecret and session keys never reach a log line.
+ * refreshed by one of them at a time under a Redis lock), the phone
+ * number exchange and subscribe messages.  The appsecret and session keys never reach a log line.
  */
 #ifndef WX_WECHAT_H
 #define WX_WECHAT_H
@@ -83,5 +83,14 @@ enum wechat_status wechat_access_token(struct wechat *, struct arena *,
 /* phonenumber.getPhoneNumber; refreshes the access_token once if stale. */
 enum wechat_status wechat_phone_number(struct wechat *, struct arena *,
 	    const char *code, const char **phone);
+
+/*
+ * subscribeMessage.send of body (the JSON WeChat takes: touser,
+ * template_id, data...); refreshes the access_token once if stale.
+ * job_id, when not NULL, goes along in an X-Wxapp-Job header (WeChat
+ * ignores it; it names the job in a proxy's or the stand-in's log).
+ */
+enum wechat_status wechat_subscribe_send(struct wechat *, struct arena *,
+	    const char *body, const char *job_id, long long *msgid);
 
 #endif

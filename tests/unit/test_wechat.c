@@ -821,6 +821,69 @@ START_TEST(a_token_stale_again_is_not_retried_forever)
 }
 END_TEST
 
+#define SEND	"/cgi-bin/message/subscribe/send"
+#define SEND_BODY(who) "{\"touser\":\"" who "\",\"template_id\":\"tpl\"," \
+	"\"data\":{\"thing1\":{\"value\":\"hi\"}}}"
+
+/* A number of the stand-in's /__sends log. */
+static long long
+sends(const char *what)
+{
+	struct json_object	*o, *n;
+	long long		 v = -1;
+
+	o = standin("/__sends", NULL);
+	if (json_object_object_get_ex(o, what, &n))
+		v = json_object_get_int64(n);
+	json_object_put(o);
+	return v;
+}
+
+START_TEST(subscribe_send_delivers_and_names_its_job)
+{
+	long long	msgid = 0, again = 0;
+
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("o1"),
+	    "job-1", &msgid), WECHAT_OK);
+	ck_assert_int_gt(msgid, 0);
+	/* The same job sent again: the stand-in's dedup answers its msgid. */
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("o1"),
+	    "job-1", &again), WECHAT_OK);
+	ck_assert_int_eq(again, msgid);
+	ck_assert_int_eq(sends("delivered"), 1);
+	ck_assert_int_eq(sends("deduplicated"), 1);
+	/* Without a job, every send is delivered. */
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("o1"),
+	    NULL, &again), WECHAT_OK);
+	ck_assert_int_ne(again, msgid);
+	ck_assert_int_eq(sends("delivered"), 2);
+}
+END_TEST
+
+START_TEST(subscribe_send_errors)
+{
+	long long	msgid;
+
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("refuse-1"),
+	    "j", &msgid), WECHAT_ERRCODE);
+	ck_assert_int_eq(wx.errcode, 43101);
+	control("{\"send_fail\": \"quota\", \"send_fail_count\": 1}");
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("o1"),
+	    "j", &msgid), WECHAT_ERRCODE);
+	ck_assert_int_eq(wx.errcode, 45009);
+	control("{\"send_fail\": \"http500\", \"send_fail_count\": 1}");
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("o1"),
+	    "j", &msgid), WECHAT_UNAVAILABLE);
+	/* A stale token is refreshed once, as for the phone number. */
+	control("{\"invalidate_tokens\": true}");
+	ck_assert_int_eq(wechat_subscribe_send(&wx, &a, SEND_BODY("o1"),
+	    "j", &msgid), WECHAT_OK);
+	ck_assert_int_eq(calls(STABLE_TOKEN), 2);
+	ck_assert_int_eq(calls(SEND), 5);
+	ck_assert_int_eq(sends("delivered"), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -849,6 +912,8 @@ main(void)
 	tcase_add_test(tc, without_redis_each_call_fetches);
 	tcase_add_test(tc, phone_number_refreshes_a_stale_token_once);
 	tcase_add_test(tc, a_token_stale_again_is_not_retried_forever);
+	tcase_add_test(tc, subscribe_send_delivers_and_names_its_job);
+	tcase_add_test(tc, subscribe_send_errors);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
