@@ -36,6 +36,7 @@
 
 #include "app.h"
 #include "coro.h"
+#include "cowait.h"
 #include "fcgiconn.h"
 #include "log.h"
 #include "util.h"
@@ -48,8 +49,7 @@
 enum task_state {
 	TASK_FREE,
 	TASK_READING,		/* the request is arriving */
-	TASK_WAITING,		/* its coroutine waits for a transfer */
-	TASK_PAUSED		/* its coroutine sleeps until wake_us */
+	TASK_RUNNING		/* its coroutine runs or waits (cw) */
 };
 
 struct loop;
@@ -61,8 +61,7 @@ struct task {
 	int64_t			 since_us;	/* accepted */
 	struct app_exchange	 x;
 	size_t			 body_off;
-	CURLcode		 result;	/* of the transfer it waited for */
-	int64_t			 wake_us;
+	struct cowait_task	 cw;
 	/* Swapped with the app's while the coroutine runs. */
 	struct arena		 arena;
 	struct wechat		 wx;
@@ -77,11 +76,10 @@ struct task {
 
 struct loop {
 	struct app	*app;
-	CURLM		*multi;
+	struct cowait	 cw;
 	struct task	*tasks;
 	int		 max;
 	int		 live;		/* tasks not FREE */
-	struct task	*current;	/* whose coroutine runs */
 };
 
 #define SWAP(T, a, b)	do { T tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
@@ -103,47 +101,12 @@ swap_state(struct app *app, struct task *t)
 
 /* May the running coroutine yield?  Not inside a transaction. */
 static int
-may_yield(struct loop *L)
+may_yield(void *arg)
 {
-	struct app	*app = L->app;
+	struct app	*app = arg;
 
-	return L->current != NULL && coro_current() != NULL &&
-	    app->txn_depth == 0 && (app->db.conn == NULL ||
+	return app->txn_depth == 0 && (app->db.conn == NULL ||
 	    PQtransactionStatus(app->db.conn) == PQTRANS_IDLE);
-}
-
-/* lib/wechat's perform hook: the transfer goes to the multi handle. */
-static CURLcode
-co_perform(void *arg, CURL *h)
-{
-	struct loop	*L = arg;
-	struct task	*t = L->current;
-
-	if (!may_yield(L))
-		return curl_easy_perform(h);
-	curl_easy_setopt(h, CURLOPT_PRIVATE, t);
-	if (curl_multi_add_handle(L->multi, h) != CURLM_OK)
-		return curl_easy_perform(h);
-	t->state = TASK_WAITING;
-	coro_yield();
-	curl_multi_remove_handle(L->multi, h);
-	return t->result;
-}
-
-/* lib/wechat's pause hook. */
-static void
-co_pause(void *arg, int64_t us)
-{
-	struct loop	*L = arg;
-	struct task	*t = L->current;
-
-	if (!may_yield(L)) {
-		usleep((useconds_t)us);
-		return;
-	}
-	t->wake_us = util_mono_us() + us;
-	t->state = TASK_PAUSED;
-	coro_yield();
 }
 
 static int
@@ -195,12 +158,13 @@ step(struct loop *L, struct task *t, int start)
 	int		 more;
 
 	swap_state(app, t);
-	L->current = t;
+	L->cw.current = &t->cw;
 	if (!start)
 		log_set_request(t->x.rq.id);
+	t->state = TASK_RUNNING;
 	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
 	log_set_request(NULL);
-	L->current = NULL;
+	L->cw.current = NULL;
 	swap_state(app, t);
 	if (!more)
 		task_end(L, t);
@@ -272,22 +236,10 @@ accept_all(struct loop *L, int lfd, const struct wechat_opts *wo)
 static void
 transfers_done(struct loop *L)
 {
-	struct CURLMsg	*m;
-	struct task	*t;
-	char		*priv;
-	int		 running, q;
+	struct cowait_task	*cw;
 
-	(void)curl_multi_perform(L->multi, &running);
-	while ((m = curl_multi_info_read(L->multi, &q)) != NULL) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		priv = NULL;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-		if ((t = (struct task *)priv) == NULL || t->state != TASK_WAITING)
-			continue;
-		t->result = m->data.result;
-		step(L, t, 0);
-	}
+	while ((cw = cowait_done(&L->cw)) != NULL)
+		step(L, cw->owner, 0);
 }
 
 int
@@ -295,15 +247,16 @@ app_serve_concurrent(struct app *app, int lfd, int max,
     volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen,
     unsigned long limit)
 {
-	struct loop		 L = { .app = app, .max = max };
+	struct loop		 L = { .app = app, .max = max,
+	    .cw = { .may_yield = may_yield, .arg = app } };
 	struct wechat_opts	 wo = app->wx.o;
 	struct curl_waitfd	*wfd = NULL;
 	struct task		*t, **wt = NULL;
-	int64_t			 now, wait_ms;
+	int64_t			 now, wake_us;
 	int			 i, n, stopping = 0, rc = -1;
 
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
-	    (L.multi = curl_multi_init()) == NULL ||
+	    cowait_init(&L.cw) == -1 ||
 	    (L.tasks = calloc((size_t)max, sizeof(*L.tasks))) == NULL ||
 	    (wfd = calloc((size_t)max + 1, sizeof(*wfd))) == NULL ||
 	    (wt = calloc((size_t)max + 1, sizeof(*wt))) == NULL) {
@@ -314,10 +267,11 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	for (i = 0; i < max; i++) {
 		L.tasks[i].loop = &L;
 		L.tasks[i].conn.fd = -1;
+		L.tasks[i].cw.owner = &L.tasks[i];
 	}
-	wo.perform = co_perform;
-	wo.pause = co_pause;
-	wo.io_arg = &L;
+	wo.perform = cowait_perform;
+	wo.pause = cowait_pause;
+	wo.io_arg = &L.cw;
 	log_info("concurrent loop: up to %d requests in flight", max);
 	for (;;) {
 		if (!stopping && (*stop || (limit > 0 && app->served >= limit))) {
@@ -341,8 +295,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			wfd[n].events = CURL_WAIT_POLLIN;
 			wfd[n++].revents = 0;
 		}
-		now = util_mono_us();
-		wait_ms = 1000;
+		wake_us = 0;
 		for (i = 0; i < max; i++) {
 			t = &L.tasks[i];
 			if (t->state == TASK_READING) {
@@ -350,15 +303,12 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				wfd[n].fd = t->conn.fd;
 				wfd[n].events = CURL_WAIT_POLLIN;
 				wfd[n++].revents = 0;
-			} else if (t->state == TASK_PAUSED) {
-				if (t->wake_us <= now)
-					wait_ms = 0;
-				else if ((t->wake_us - now) / 1000 + 1 < wait_ms)
-					wait_ms = (t->wake_us - now) / 1000 + 1;
-			}
+			} else if (t->state == TASK_RUNNING &&
+			    t->cw.waiting == COWAIT_TIMER &&
+			    (wake_us == 0 || t->cw.wake_us < wake_us))
+				wake_us = t->cw.wake_us;
 		}
-		(void)curl_multi_poll(L.multi, wfd, (unsigned)n, (int)wait_ms,
-		    NULL);
+		cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
 		/* Requests that arrived whole start their coroutines. */
 		for (i = 0; i < n; i++) {
 			if ((t = wt[i]) == NULL || wfd[i].revents == 0 ||
@@ -382,7 +332,9 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		now = util_mono_us();
 		for (i = 0; i < max; i++) {
 			t = &L.tasks[i];
-			if (t->state == TASK_PAUSED && t->wake_us <= now)
+			if (t->state == TASK_RUNNING &&
+			    t->cw.waiting == COWAIT_TIMER &&
+			    t->cw.wake_us <= now)
 				step(&L, t, 0);
 			else if (t->state == TASK_READING &&
 			    now - t->since_us > READ_MS * 1000LL) {
@@ -409,7 +361,6 @@ out:
 	}
 	free(wfd);
 	free(wt);
-	if (L.multi != NULL)
-		curl_multi_cleanup(L.multi);
+	cowait_free(&L.cw);
 	return rc;
 }
