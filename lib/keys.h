@@ -21,4 +21,13 @@
 #define KEYS_WX_TOKEN		"wx:access_token"
 #define KEYS_WX_TOKEN_LOCK	"wx:access_token:lock"
 
+/*
+ * job: the stream of jobs, the sorted set of retries waiting, the
+ * dead-letter stream, and an idempotency key's job (wx:jobs:key:<key>).
+ */
+#define KEYS_JOBS		"wx:jobs"
+#define KEYS_JOBS_RETRY		"wx:jobs:retry"
+#define KEYS_JOBS_DEAD		"wx:jobs:dead"
+#define KEYS_JOBS_KEY		"wx:jobs:key:"
+
 #endif
