@@ -15,6 +15,7 @@
 #include "db.h"
 #include "guard.h"
 #include "httpcache.h"
+#include "job.h"
 #include "nearcache.h"
 #include "ratelimit.h"
 #include "request.h"
@@ -175,6 +176,17 @@ enum stmt_id {
 	STMT_FAV_COUNT_MINE,
 	STMT_FAV_OF_ITEM,
 	STMT_LOGIN,
+	STMT_USER_OPENID,
+	STMT_MSG_LIMITS,
+	STMT_MSG_CREATE,
+	STMT_MSG_DROP,
+	STMT_MSG_GET,
+	STMT_MSG_SENDING,
+	STMT_MSG_OUTCOME,
+	STMT_OUTBOX_ADD,
+	STMT_OUTBOX_TAKE,
+	STMT_OUTBOX_DEL,
+	STMT_OUTBOX_COUNT,
 	STMT_COUNT
 };
 
@@ -206,6 +218,14 @@ enum idem_col {
 /* The columns of STMT_FAV_OF_ITEM. */
 enum fav_col {
 	FC_ITEM, FC_COUNT, FC_MTIME
+};
+/* The columns of STMT_MSG_GET, and of STMT_OUTBOX_TAKE. */
+enum msg_col {
+	MC_JOB, MC_SENDER, MC_USER, MC_TEMPLATE, MC_STATUS, MC_ATTEMPTS,
+	MC_MSGID, MC_ERRCODE, MC_ERROR, MC_CREATED, MC_UPDATED
+};
+enum outbox_col {
+	OB_ID, OB_JOB, OB_TYPE, OB_PAYLOAD, OB_KEY
 };
 /* The columns of STMT_PROFILE_GET. */
 enum profile_col {
@@ -252,6 +272,7 @@ void	app_cache_opts(const struct config *, struct guard *,
 void	app_wechat_opts(const struct config *, struct guard *,
 	    struct wechat_opts *);
 void	app_token_opts(const struct config *, struct token_opts *);
+void	app_job_opts(const struct config *, struct job_opts *);
 /* Sessions seen by this responder (app/auth.c). */
 int	auth_init(struct app *);
 void	auth_free(struct app *);
@@ -361,6 +382,50 @@ int	app_serve_concurrent(struct app *, int lfd, int max,
 	    volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen,
 	    unsigned long limit);
 
+/*
+ * A transaction for a handler's writes, unless one is open (then begin
+ * and end nest): -1 with the error answered.  end commits when commit is
+ * set and the answer so far is a 2xx, else rolls back; then the held
+ * invalidations go out (app/idempotency.c).
+ */
+int	app_txn_begin(struct app *, struct resp *);
+void	app_txn_end(struct app *, struct resp *, int commit);
+
+/*
+ * Jobs (app/jobs.c).  The job types of this program: a worker runs each
+ * with its handler (app/worker_jobs.c).
+ */
+#define JOB_SUBSCRIBE	"subscribe"	/* subscribeMessage.send */
+/*
+ * Enqueue j (id, type, payload and key set): 0 when queued (*dup: its
+ * key was queued already, j->id is that job's) or, with Redis down, kept
+ * in the outbox of the open transaction for a type that must not be
+ * lost; else -1 with 503 answered.
+ */
+int	app_job_enqueue(struct app *, struct resp *, struct job *, int *dup);
+/* A subscribe message to send. */
+struct message {
+	long long	 sender_id;	/* who asked; 0: the app itself */
+	long long	 user_id;	/* the recipient, if a user; or 0 */
+	const char	*openid;	/* ... its openid */
+	const char	*template_id;
+	const char	*body;		/* subscribeMessage.send's JSON */
+	const char	*key;		/* idempotency key, or NULL */
+	int		 quiet;		/* over a limit: 1, no answer set */
+	const char	*job_id;	/* set by app_message_enqueue */
+};
+/*
+ * Record m and enqueue its job, in the open transaction; 0, or -1 with
+ * the answer set (429 over message_user_hourly or
+ * message_template_hourly, 503), or 1 when m->quiet and over a limit.
+ */
+int	app_message_enqueue(struct app *, struct resp *, struct message *);
+/*
+ * The job queue's figures as a JSON object (for /status and wxappctl
+ * jobs --json): depth, pending per consumer, retrying, dead, the oldest
+ * job's age and the outbox; {"available":false} without Redis.
+ */
+void	app_jobs_json(struct buf *, struct cache *, struct db *);
 /* Handlers, and the plans of reads. */
 int	p_users_list(struct app *, struct req *, struct resp *,
 	    struct read_plan *);
@@ -388,6 +453,8 @@ void	h_item_delete(struct app *, struct req *, struct resp *);
 void	h_user_create(struct app *, struct req *, struct resp *);
 void	h_user_patch(struct app *, struct req *, struct resp *);
 void	h_user_delete(struct app *, struct req *, struct resp *);
+void	h_message_subscribe(struct app *, struct req *, struct resp *);
+void	h_message_get(struct app *, struct req *, struct resp *);
 void	h_favorite_put(struct app *, struct req *, struct resp *);
 void	h_favorite_delete(struct app *, struct req *, struct resp *);
 int	p_favorites_mine(struct app *, struct req *, struct resp *,

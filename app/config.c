@@ -94,6 +94,15 @@ static const struct conf_key keys[] = {
 	K(slow_request_ms, CONF_INT, "1000", 0, 600000, 0),
 	K(metrics, CONF_BOOL, "on", 0, 0, 0),
 	K(max_requests_jitter, CONF_INT, "50000", 0, 1000000000, 0),
+	K(job_concurrency, CONF_INT, "64", 1, 4096, 0),
+	K(job_claim_idle_ms, CONF_INT, "60000", 1000, 86400000, 0),
+	K(job_retry_base_ms, CONF_INT, "1000", 10, 3600000, 0),
+	K(job_retry_max, CONF_INT, "8", 0, 100, 0),
+	K(job_dedup_ttl, CONF_INT, "86400", 1, 2592000, 0),
+	K(job_stop_timeout, CONF_INT, "10", 0, 3600, 0),
+	K(message_user_hourly, CONF_INT, "10", 0, 1000000, 0),
+	K(message_template_hourly, CONF_INT, "100000", 0, 100000000, 0),
+	K(message_item_published_template, CONF_STR, "", 0, 0, 0),
 };
 #undef K
 #undef E

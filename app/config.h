@@ -81,6 +81,15 @@ struct config {
 	long long	 slow_request_ms;
 	int		 metrics;		/* count for GET /metrics */
 	long long	 max_requests_jitter;
+	long long	 job_concurrency;
+	long long	 job_claim_idle_ms;
+	long long	 job_retry_base_ms;
+	long long	 job_retry_max;
+	long long	 job_dedup_ttl;
+	long long	 job_stop_timeout;
+	long long	 message_user_hourly;
+	long long	 message_template_hourly;
+	char		*message_item_published_template;
 	const char	*obsolete;	/* an obsolete key the file set, ignored */
 };
 

@@ -53,5 +53,6 @@ int	ctl_config(struct ctl *, int, char **);
 int	ctl_user(struct ctl *, int, char **);
 int	ctl_token(struct ctl *, int, char **);
 int	ctl_probe(struct ctl *, int, char **);
+int	ctl_jobs(struct ctl *, int, char **);
 
 #endif

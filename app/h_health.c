@@ -43,8 +43,17 @@ h_ping_post(struct app *app, struct req *rq, struct resp *rs)
 void
 h_status(struct app *app, struct req *rq, struct resp *rs)
 {
+	struct buf	*b = resp_begin(rs, 200);
+
 	(void)rq;
-	pool_status_json(app->pool, resp_begin(rs, 200));
+	pool_status_json(app->pool, b);
+	/* One more member in pool_status_json's object: the job queue. */
+	if (b->len > 0 && b->p[b->len - 1] == '}') {
+		b->len--;
+		buf_adds(b, ",\"jobs\":");
+		app_jobs_json(b, &app->cache, &app->db);
+		buf_addc(b, '}');
+	}
 	resp_end(rs, "ok");
 	resp_header(rs, "Cache-Control", "no-store");
 }

@@ -9,10 +9,12 @@
  * item owns it, and only its owner or an admin may change or delete it
  * (items from before owners existed: admins only).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "data.h"
+#include "util.h"
 
 /* ?owner=me and ?status= of a list: 0 (q says which list), or -1. */
 static int
@@ -149,6 +151,75 @@ item_fields_parse(struct req *rq, struct resp *rs, struct json_object *body,
 	return 0;
 }
 
+/*
+ * Will the write of status (NULL: unchanged, or the default of a new
+ * item when create) publish an item whose owner is to be told?
+ */
+static int
+tells_owner(struct app *app, const char *status, int create)
+{
+	return app->cfg.message_item_published_template[0] != '\0' &&
+	    (status != NULL ? strcmp(status, "published") == 0 : create);
+}
+
+/*
+ * The business event "an item was published": a subscribe message to its
+ * owner (message_item_published_template), enqueued in the transaction
+ * of the write -- the way an application hands work to the worker.  Its
+ * key makes publishing an item again within job_dedup_ttl one message.
+ * 0 (sent, or nothing to send), or -1 with the answer set.
+ */
+static int
+tell_owner(struct app *app, struct req *rq, struct resp *rs, PGresult *item)
+{
+	struct message		 m = { .quiet = 1 };
+	struct json_object	*send, *data, *v;
+	const char		*params[1], *title, *id;
+	PGresult		*res;
+	enum db_status		 st;
+	size_t			 n, len, k;
+
+	if (PQgetisnull(item, 0, IC_OWNER) ||
+	    strcmp(PQgetvalue(item, 0, IC_STATUS), "published") != 0)
+		return 0;
+	id = PQgetvalue(item, 0, IC_ID);
+	params[0] = PQgetvalue(item, 0, IC_OWNER);
+	if ((st = db_exec(&app->db, STMT_USER_OPENID, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, "item published: owner");
+		return -1;
+	}
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		return 0;	/* an owner WeChat does not know */
+	}
+	m.openid = arena_strdup(rq->a, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	m.sender_id = m.user_id = strtoll(params[0], NULL, 10);
+	m.template_id = app->cfg.message_item_published_template;
+	m.key = arena_printf(rq->a, "item-published:%s", id);
+	/* A "thing" of WeChat's templates: at most 20 characters. */
+	title = PQgetvalue(item, 0, IC_TITLE);
+	len = strlen(title);
+	for (n = 0, k = 0; n < 20 && k < len; n++)
+		k += util_utf8_seq((const unsigned char *)title + k, len - k);
+	send = json_object_new_object();
+	data = json_object_new_object();
+	v = json_object_new_object();
+	json_object_object_add(v, "value", json_object_new_string_len(title,
+	    (int)k));
+	json_object_object_add(data, "thing1", v);
+	json_object_object_add(send, "touser", json_object_new_string(m.openid));
+	json_object_object_add(send, "template_id",
+	    json_object_new_string(m.template_id));
+	json_object_object_add(send, "page", json_object_new_string(
+	    arena_printf(rq->a, "pages/item/item?id=%s", id)));
+	json_object_object_add(send, "data", data);
+	m.body = arena_strdup(rq->a, json_object_to_json_string_ext(send,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(send);
+	return app_message_enqueue(app, rs, &m) == -1 ? -1 : 0;
+}
+
 /* POST /api/v1/data: the caller owns what it creates. */
 void
 h_item_create(struct app *app, struct req *rq, struct resp *rs)
@@ -156,6 +227,7 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 	struct json_object	*body;
 	const char		*params[IF_COUNT + 1];
 	PGresult		*res;
+	int			 tell;
 
 	/* $1..$5 the fields, $6 the owner */
 	if (req_json_body(rq, rs, &body) == -1 ||
@@ -168,13 +240,20 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 		return;
 	}
 	params[IF_COUNT] = arena_printf(rq->a, "%lld", app->who.user_id);
-	if ((res = app_write(app, rs, STMT_ITEM_CREATE, params, COLL_ITEMS,
-	    "item", 0, NULL)) == NULL)
+	tell = tells_owner(app, params[IF_STATUS], 1);
+	if (tell && app_txn_begin(app, rs) == -1)
 		return;
-	app_answer_row(rs, 201, res, data_item_json);
-	resp_header(rs, "Location", "/api/v1/data/%s",
-	    PQgetvalue(res, 0, IC_ID));
-	PQclear(res);
+	if ((res = app_write(app, rs, STMT_ITEM_CREATE, params, COLL_ITEMS,
+	    "item", 0, NULL)) != NULL) {
+		if (!tell || tell_owner(app, rq, rs, res) == 0) {
+			app_answer_row(rs, 201, res, data_item_json);
+			resp_header(rs, "Location", "/api/v1/data/%s",
+			    PQgetvalue(res, 0, IC_ID));
+		}
+		PQclear(res);
+	}
+	if (tell)
+		app_txn_end(app, rs, 1);
 }
 
 #define OWNER_RULE	"only the owner of an item or an admin may change or " \
@@ -196,7 +275,7 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	const char		*params[IF_COUNT + 2], *fields = "";
 	PGresult		*res;
 	long long		 id;
-	int			 i, any = 0;
+	int			 i, any = 0, tell;
 
 	/* $1 the id, $2..$6 the fields, $7 the owner guard */
 	if (data_parse_id(rq, rs, &id) == -1 ||
@@ -215,17 +294,24 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 		return;
 	}
 	params[IF_COUNT + 1] = owner_guard(app, rq);
+	tell = tells_owner(app, params[1 + IF_STATUS], 0);
+	if (tell && app_txn_begin(app, rs) == -1)
+		return;
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {
 		if (rs->status == 404)
 			app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item",
 			    IC_STATUS, OWNER_RULE);
-		return;
+	} else {
+		if (!tell || tell_owner(app, rq, rs, res) == 0) {
+			/* Its status may hide it: its favorites count with it. */
+			app_invalidate(app, COLL_FAVORITES);
+			app_answer_row(rs, 200, res, data_item_json);
+		}
+		PQclear(res);
 	}
-	/* Its status may hide it: its favorites count with it. */
-	app_invalidate(app, COLL_FAVORITES);
-	app_answer_row(rs, 200, res, data_item_json);
-	PQclear(res);
+	if (tell)
+		app_txn_end(app, rs, 1);
 }
 
 /* DELETE /api/v1/data/{id}: its owner, or an admin. */

@@ -124,10 +124,8 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 	    app->who.user_id) : arena_printf(rq->a, "a:%s", rq->remote_addr);
 	params[1] = key;
 	params[2] = hash = request_hash(rq);
-	if ((st = db_begin(&app->db)) != DB_OK) {
-		app_db_error(app, rs, st, "idempotency: begin");
+	if (app_txn_begin(app, rs) == -1)
 		return;
-	}
 	/* Waits for a transaction that holds the key, if one does. */
 	if ((st = db_exec(&app->db, STMT_IDEM_CLAIM, params, &res)) != DB_OK) {
 		app_db_error(app, rs, st, "idempotency: claim");
@@ -141,10 +139,8 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 		goto fail;
 	}
 	/* The write, its invalidations held until the commit. */
-	app->txn_depth++;
 	mark = rs->headers.len;
 	r->fn(app, rq, rs);
-	app->txn_depth--;
 	if (rs->status < 200 || rs->status > 299)
 		goto fail;
 	params[2] = arena_printf(rq->a, "%d", rs->status);
@@ -164,14 +160,44 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 	}
 	PQclear(res);
 	res = NULL;
-	if ((st = db_commit(&app->db)) != DB_OK) {
-		app_db_error(app, rs, st, "idempotency: commit");
-		goto fail;
-	}
-	app_invalidate_held(app);
+	app_txn_end(app, rs, 1);
 	return;
 fail:
 	PQclear(res);
+	app_txn_end(app, rs, 0);
+}
+
+int
+app_txn_begin(struct app *app, struct resp *rs)
+{
+	enum db_status	st;
+
+	if (app->txn_depth > 0) {	/* nested: the outer one decides */
+		app->txn_depth++;
+		return 0;
+	}
+	if ((st = db_begin(&app->db)) != DB_OK) {
+		app_db_error(app, rs, st, "begin");
+		return -1;
+	}
+	app->txn_depth++;
+	return 0;
+}
+
+void
+app_txn_end(struct app *app, struct resp *rs, int commit)
+{
+	enum db_status	st;
+
+	if (--app->txn_depth > 0)
+		return;
+	if (commit && rs->status >= 200 && rs->status <= 299) {
+		if ((st = db_commit(&app->db)) == DB_OK) {
+			app_invalidate_held(app);
+			return;
+		}
+		app_db_error(app, rs, st, "commit");
+	}
 	db_rollback(&app->db);
 	/* A commit in doubt may have made the change: invalidate anyway. */
 	if (app->db.in_doubt)

@@ -75,3 +75,12 @@ app_token_opts(const struct config *c, struct token_opts *o)
 	o->leeway = c->jwt_leeway;
 	o->max_ttl = c->access_token_ttl;
 }
+
+void
+app_job_opts(const struct config *c, struct job_opts *o)
+{
+	o->claim_idle_ms = c->job_claim_idle_ms;
+	o->retry_base_ms = c->job_retry_base_ms;
+	o->retry_max = c->job_retry_max;
+	o->dedup_ttl_s = c->job_dedup_ttl;
+}

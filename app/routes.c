@@ -39,5 +39,7 @@ const struct app_route app_routes[] = {
 	H("DELETE", "/api/v1/data/{id}/favorite", h_favorite_delete, ROUTE_USER, RATE_WRITE),
 	P("GET",    "/api/v1/data/{id}/favorites", p_favorites_of_item, ROUTE_PUBLIC, RATE_READ),
 	P("GET",    "/api/v1/user/favorites", p_favorites_mine, ROUTE_USER,  RATE_READ),
+	H("POST",   "/api/v1/messages/subscribe", h_message_subscribe, ROUTE_ADMIN | ROUTE_IDEMPOTENT, RATE_WRITE),
+	H("GET",    "/api/v1/messages/{id}", h_message_get, ROUTE_USER,     RATE_READ),
 };
 const size_t app_nroutes = sizeof(app_routes) / sizeof(app_routes[0]);

@@ -230,6 +230,42 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    " WHERE item_id = items.id),"
 	    " floor(extract(epoch FROM updated_at))::bigint"
 	    " FROM items WHERE id = $1 AND " PUBLISHED, .nparams = 1 },
+	[STMT_USER_OPENID] = { .name = "user_openid",
+	    .sql = "SELECT openid FROM users WHERE id = $1", .nparams = 1 },
+	[STMT_MSG_LIMITS] = { .name = "msg_limits",
+	    .sql = "SELECT (SELECT count(*) FROM messages WHERE openid = $1"
+	    " AND created_at > now() - interval '1 hour'),"
+	    " (SELECT count(*) FROM messages WHERE template_id = $2"
+	    " AND created_at > now() - interval '1 hour')", .nparams = 2 },
+	[STMT_MSG_CREATE] = { .name = "msg_create",
+	    .sql = "INSERT INTO messages (job_id, sender_id, user_id, openid,"
+	    " template_id) VALUES ($1, $2, $3, $4, $5)", .nparams = 5 },
+	[STMT_MSG_DROP] = { .name = "msg_drop",
+	    .sql = "DELETE FROM messages WHERE job_id = $1", .nparams = 1 },
+	[STMT_MSG_GET] = { .name = "msg_get",
+	    .sql = "SELECT job_id, sender_id, user_id, template_id, status,"
+	    " attempts, msgid, errcode, error, " TS("created_at") ", "
+	    TS("updated_at") " FROM messages WHERE job_id = $1",
+	    .nparams = 1 },
+	[STMT_MSG_SENDING] = { .name = "msg_sending",
+	    .sql = "UPDATE messages SET status = 'sending',"
+	    " attempts = attempts + 1, updated_at = now()"
+	    " WHERE job_id = $1 AND status <> 'sent' RETURNING 1",
+	    .nparams = 1 },
+	[STMT_MSG_OUTCOME] = { .name = "msg_outcome",
+	    .sql = "UPDATE messages SET status = $2, msgid = $3::bigint,"
+	    " errcode = $4::integer, error = $5, updated_at = now()"
+	    " WHERE job_id = $1", .nparams = 5 },
+	[STMT_OUTBOX_ADD] = { .name = "outbox_add",
+	    .sql = "INSERT INTO job_outbox (job_id, type, payload, idem_key)"
+	    " VALUES ($1, $2, $3, $4)", .nparams = 4 },
+	[STMT_OUTBOX_TAKE] = { .name = "outbox_take",
+	    .sql = "SELECT id, job_id, type, payload, idem_key FROM job_outbox"
+	    " ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED", .nparams = 0 },
+	[STMT_OUTBOX_DEL] = { .name = "outbox_del",
+	    .sql = "DELETE FROM job_outbox WHERE id = $1", .nparams = 1 },
+	[STMT_OUTBOX_COUNT] = { .name = "outbox_count",
+	    .sql = "SELECT count(*) FROM job_outbox", .nparams = 0 },
 	[STMT_CATEGORIES] = { .name = "categories",
 	    .sql = "SELECT DISTINCT category FROM items WHERE " PUBLISHED
 	    " ORDER BY 1", .nparams = 0 },

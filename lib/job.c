@@ -264,7 +264,7 @@ job_setup(struct cache *cc)
 }
 
 enum cache_status
-job_take(struct cache *cc, struct arena *a, const char *consumer,
+job_take(struct cache *cc, struct arena *a, const char *consumer, int mine,
     long long block_ms, struct job *jobs, int max, int *n)
 {
 	const char		*argv[11];
@@ -289,7 +289,7 @@ job_take(struct cache *cc, struct arena *a, const char *consumer,
 	}
 	ARG(argc++, "STREAMS");
 	ARG(argc++, KEYS_JOBS);
-	ARG(argc++, ">");
+	ARG(argc++, mine ? "0" : ">");
 	for (tries = 0; tries < 2; tries++) {
 		st = cache_cmd(cc, &r, argc, argv, argvlen);
 		if (st != CACHE_ERROR || strncmp(cc->errmsg, "NOGROUP", 7) != 0)

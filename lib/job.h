@@ -59,11 +59,14 @@ enum cache_status job_enqueue(struct cache *, const struct job_opts *,
 enum cache_status job_setup(struct cache *);
 /*
  * Up to max new jobs for consumer, waiting up to block_ms (0: not at
- * all) for one; *n taken.  Recreates a group that Redis lost.
+ * all) for one; *n taken.  With mine set, instead the jobs that consumer
+ * took and never finished: a worker started again under its name takes
+ * back at once what it held when it died.  Recreates a group that Redis
+ * lost.
  */
 enum cache_status job_take(struct cache *, struct arena *,
-	    const char *consumer, long long block_ms, struct job *, int max,
-	    int *n);
+	    const char *consumer, int mine, long long block_ms, struct job *,
+	    int max, int *n);
 /*
  * Up to max jobs that another consumer took more than claim_idle_ms ago
  * and never finished; *cursor (start at "0-0") carries the scan on.

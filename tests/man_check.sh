@@ -13,7 +13,7 @@ if ! command -v mandoc >/dev/null 2>&1; then
 fi
 # The pages as built (from man/*.in, with this installation's paths), and
 # wxapp-stack(1), which is not built.
-for page in man/wxapp.conf.5 man/wxapp-fcgi.8 man/wxapp-pool.8 man/wxappctl.8 \
+for page in man/wxapp.conf.5 man/wxapp-fcgi.8 man/wxapp-pool.8 man/wxappctl.8 man/wxapp-worker.8 \
     "$srcdir"/man/wxapp-stack.1; do
 	[ -f "$page" ] || { echo "$page is missing"; fail=1; continue; }
 	if grep -n '@[a-z_]*@' "$page"; then

@@ -5,6 +5,8 @@ nginx at https://localhost/ (run by tests/deploy/run).
   basics   over HTTP/2 (curl): login through the WeChat stand-in, a
            cached read and its 304, a write, and the JSON error envelopes
            (404, 401, 413, 400) that nginx and the responders answer
+  job      a subscribe message, sent by an admin, reaches the stand-in
+           through the worker (its job's status becomes "sent")
   load     logins (the WeChat pool) and reads (the main pool) from
            several threads until SIGINT or --seconds; exits 1 if any
            request failed (anything but 200/201/304), 0 otherwise
@@ -105,6 +107,28 @@ def basics():
     print("errors: 404, 401, 413 and 400 are JSON envelopes over HTTP/2")
 
 
+def job():
+    _, doc = envelope("POST", "/api/v1/user/login", 200, login_body(),
+                      {"Content-Type": "application/json"})
+    uid = doc["data"]["user"]["id"]
+    subprocess.run(["runuser", "-u", "wxapp", "--", "wxappctl", "user", "grant",
+                    str(uid), "admin"], check=True, stdout=subprocess.DEVNULL)
+    auth = {"Authorization": "Bearer " + doc["data"]["access_token"],
+            "Content-Type": "application/json"}
+    _, doc = envelope("POST", "/api/v1/messages/subscribe", 202, json.dumps({
+        "user_id": uid, "template_id": "tpl-deploy",
+        "data": {"thing1": {"value": "deployed"}}}).encode(), auth)
+    jid = doc["data"]["job_id"]
+    for _ in range(100):
+        _, doc = envelope("GET", "/api/v1/messages/" + jid, 200, headers=auth)
+        if doc["data"]["status"] == "sent":
+            print("job: message %s sent by the worker (msgid %s)"
+                  % (jid, doc["data"]["msgid"]))
+            return
+        time.sleep(0.2)
+    raise AssertionError("job %s: still %s after 20 s" % (jid, doc["data"]["status"]))
+
+
 class Load:
     def __init__(self):
         self.stop = threading.Event()
@@ -161,11 +185,14 @@ def load(seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("basics", "load"))
+    ap.add_argument("what", choices=("basics", "job", "load"))
     ap.add_argument("--seconds", type=float, default=30)
     a = ap.parse_args()
     if a.what == "basics":
         basics()
+        return 0
+    if a.what == "job":
+        job()
         return 0
     return load(a.seconds)
 

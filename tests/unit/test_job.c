@@ -79,7 +79,7 @@ take(const char *consumer, struct job *jobs, int max)
 {
 	int	n;
 
-	ck_assert_int_eq(job_take(&cc, &a, consumer, 0, jobs, max, &n),
+	ck_assert_int_eq(job_take(&cc, &a, consumer, 0, 0, jobs, max, &n),
 	    CACHE_OK);
 	return n;
 }
@@ -284,6 +284,26 @@ START_TEST(a_dead_consumers_jobs_are_claimed)
 }
 END_TEST
 
+START_TEST(a_consumer_started_again_takes_back_its_own)
+{
+	struct job	j[4], mine[4];
+	int		n;
+
+	put("send", "{}", "", 0, 0);
+	put("send", "{}", "", 0, 0);
+	ck_assert_int_eq(take("host-1", j, 4), 2);
+	ck_assert_int_eq(job_done(&cc, &j[0]), CACHE_OK);
+	/* host-1 dies holding j[1]; started again, it takes it back. */
+	ck_assert_int_eq(job_take(&cc, &a, "host-1", 1, 0, mine, 4, &n),
+	    CACHE_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(mine[0].id, j[1].id);
+	ck_assert_int_eq(job_take(&cc, &a, "host-2", 1, 0, mine, 4, &n),
+	    CACHE_OK);
+	ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 START_TEST(a_lost_group_is_made_again)
 {
 	struct job	j[2];
@@ -356,6 +376,7 @@ main(void)
 	tcase_add_test(tc, a_permanent_failure_is_dead_at_once);
 	tcase_add_test(tc, dead_letters_revived_one_or_all_then_purged);
 	tcase_add_test(tc, a_dead_consumers_jobs_are_claimed);
+	tcase_add_test(tc, a_consumer_started_again_takes_back_its_own);
 	tcase_add_test(tc, a_lost_group_is_made_again);
 	tcase_add_test(tc, a_failure_of_a_job_finished_elsewhere_changes_nothing);
 	tcase_add_test(tc, backoff_doubles_with_jitter_and_is_capped);
