@@ -273,6 +273,11 @@ void	app_wechat_opts(const struct config *, struct guard *,
 	    struct wechat_opts *);
 void	app_token_opts(const struct config *, struct token_opts *);
 void	app_job_opts(const struct config *, struct job_opts *);
+/*
+ * A program's signals: SIGTERM, SIGUSR1 and SIGINT call stop, SIGHUP
+ * hup; SIGPIPE is ignored.  0 or -1.
+ */
+int	app_signals(void (*stop)(int), void (*hup)(int));
 /* Sessions seen by this responder (app/auth.c). */
 int	auth_init(struct app *);
 void	auth_free(struct app *);
@@ -426,6 +431,12 @@ int	app_message_enqueue(struct app *, struct resp *, struct message *);
  * job's age and the outbox; {"available":false} without Redis.
  */
 void	app_jobs_json(struct buf *, struct cache *, struct db *);
+/*
+ * What GET /status and wxappctl status --json answer: the pool's
+ * scoreboard and breakers (pool_status_json) and the job queue.
+ */
+void	app_status_json(struct buf *, const struct pool *, struct cache *,
+	    struct db *);
 /* Handlers, and the plans of reads. */
 int	p_users_list(struct app *, struct req *, struct resp *,
 	    struct read_plan *);

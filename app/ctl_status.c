@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "app.h"
 #include "ctl.h"
 #include "pool.h"
 #include "util.h"
@@ -68,6 +69,7 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct shm		 shm;
+	struct cache		 cc;
 	const struct pool	*r;
 	struct arena		 a;
 	struct buf		 b;
@@ -99,7 +101,11 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 	if (json) {
 		arena_init(&a, 64 * 1024, 1);
 		buf_init(&b, &a, 4096);
-		pool_status_json(r, &b);
+		ctl_redis(ctl, &cc);
+		(void)cache_connect(&cc);
+		(void)ctl_db(ctl, 1);	/* the outbox's count, or null */
+		app_status_json(&b, r, &cc, &ctl->db);
+		cache_close(&cc);
 		printf("%s\n", buf_cstr(&b));
 		arena_free(&a);
 	} else

@@ -46,14 +46,7 @@ h_status(struct app *app, struct req *rq, struct resp *rs)
 	struct buf	*b = resp_begin(rs, 200);
 
 	(void)rq;
-	pool_status_json(app->pool, b);
-	/* One more member in pool_status_json's object: the job queue. */
-	if (b->len > 0 && b->p[b->len - 1] == '}') {
-		b->len--;
-		buf_adds(b, ",\"jobs\":");
-		app_jobs_json(b, &app->cache, &app->db);
-		buf_addc(b, '}');
-	}
+	app_status_json(b, app->pool, &app->cache, &app->db);
 	resp_end(rs, "ok");
 	resp_header(rs, "Cache-Control", "no-store");
 }

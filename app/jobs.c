@@ -10,6 +10,7 @@
  * Subscribe messages (app_message_enqueue) are such jobs: the message's
  * row, its hourly limits and its job are one transaction.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
@@ -72,42 +73,39 @@ app_job_enqueue(struct app *app, struct resp *rs, struct job *j, int *dup)
 static int
 over_limits(struct app *app, struct resp *rs, const struct message *m)
 {
+	const struct {
+		long long	 max;
+		const char	*per, *key;
+	} lim[2] = {
+		{ app->cfg.message_user_hourly, "user", "message_user_hourly" },
+		{ app->cfg.message_template_hourly, "template",
+		    "message_template_hourly" }
+	};
 	const char	*params[2] = { m->openid, m->template_id };
 	PGresult	*res;
 	enum db_status	 st;
-	long long	 user, tpl;
+	long long	 n[2];
+	int		 i;
 
-	if (app->cfg.message_user_hourly == 0 &&
-	    app->cfg.message_template_hourly == 0)
+	if (lim[0].max == 0 && lim[1].max == 0)
 		return 0;
 	if ((st = db_exec(&app->db, STMT_MSG_LIMITS, params, &res)) != DB_OK) {
 		app_db_error(app, rs, st, "message limits");
 		return -1;
 	}
-	user = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	tpl = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	for (i = 0; i < 2; i++)
+		n[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
 	PQclear(res);
-	if (m->quiet && ((app->cfg.message_user_hourly > 0 &&
-	    user >= app->cfg.message_user_hourly) ||
-	    (app->cfg.message_template_hourly > 0 &&
-	    tpl >= app->cfg.message_template_hourly))) {
-		log_warn("message %s: over an hourly limit, not sent",
-		    m->template_id);
-		return 1;
-	}
-	if (app->cfg.message_user_hourly > 0 &&
-	    user >= app->cfg.message_user_hourly) {
-		resp_error(rs, API_RATE_LIMITED, "at most %lld messages per "
-		    "user per hour (message_user_hourly)",
-		    app->cfg.message_user_hourly);
-		resp_header(rs, "Retry-After", "60");
-		return -1;
-	}
-	if (app->cfg.message_template_hourly > 0 &&
-	    tpl >= app->cfg.message_template_hourly) {
-		resp_error(rs, API_RATE_LIMITED, "at most %lld messages per "
-		    "template per hour (message_template_hourly)",
-		    app->cfg.message_template_hourly);
+	for (i = 0; i < 2; i++) {
+		if (lim[i].max == 0 || n[i] < lim[i].max)
+			continue;
+		if (m->quiet) {
+			log_warn("message %s: over %s, not sent", m->template_id,
+			    lim[i].key);
+			return 1;
+		}
+		resp_error(rs, API_RATE_LIMITED, "at most %lld messages per %s "
+		    "per hour (%s)", lim[i].max, lim[i].per, lim[i].key);
 		resp_header(rs, "Retry-After", "60");
 		return -1;
 	}
@@ -189,4 +187,18 @@ app_jobs_json(struct buf *b, struct cache *cc, struct db *db)
 		buf_printf(b, ":%lld", s.consumer[i].pending);
 	}
 	buf_adds(b, "}}");
+}
+
+void
+app_status_json(struct buf *b, const struct pool *pool, struct cache *cc,
+    struct db *db)
+{
+	pool_status_json(pool, b);
+	/* One more member in pool_status_json's object: the job queue. */
+	if (b->len > 0 && b->p[b->len - 1] == '}') {
+		b->len--;
+		buf_adds(b, ",\"jobs\":");
+		app_jobs_json(b, cc, db);
+		buf_addc(b, '}');
+	}
 }

@@ -228,24 +228,14 @@ install_signals(void)
 {
 	struct sigaction	sa;
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;
-	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGUSR1, &sa, NULL) == -1 ||
-	    sigaction(SIGINT, &sa, NULL) == -1)
-		return -1;
-	sa.sa_handler = on_hup;
-	if (sigaction(SIGHUP, &sa, NULL) == -1)
+	if (app_signals(on_stop, on_hup) == -1)
 		return -1;
 	/* Ticks (see watchdog_start) must not break a read or a write. */
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_alarm;
 	sa.sa_flags = SA_RESTART;
-	if (sigaction(SIGALRM, &sa, NULL) == -1)
-		return -1;
-	sa.sa_flags = 0;
-	sa.sa_handler = SIG_IGN;
-	return sigaction(SIGPIPE, &sa, NULL);
+	return sigaction(SIGALRM, &sa, NULL);
 }
 
 /* A connection is waiting on the listening socket fd. */

@@ -91,25 +91,6 @@ on_hup(int sig)
 	reopen_log = 1;
 }
 
-static int
-install_signals(void)
-{
-	struct sigaction	sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;
-	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGUSR1, &sa, NULL) == -1 ||
-	    sigaction(SIGINT, &sa, NULL) == -1)
-		return -1;
-	sa.sa_handler = on_hup;
-	if (sigaction(SIGHUP, &sa, NULL) == -1)
-		return -1;
-	sa.sa_handler = SIG_IGN;
-	return sigaction(SIGPIPE, &sa, NULL);
-}
-
 static void
 usage(FILE *f)
 {
@@ -471,7 +452,7 @@ main(int argc, char *argv[])
 	/* With -f, this process stays behind and starts it again. */
 	if (supervise)
 		(void)prefork_run(&pfo);
-	if (install_signals() == -1 ||
+	if (app_signals(on_stop, on_hup) == -1 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    shm_private(&w.shm, &pool_layout) == -1 ||
 	    cowait_init(&w.cw) == -1) {

@@ -280,7 +280,7 @@ class Status(e2e.TestCase):
 
     def _check_shape(self, doc, what):
         self.assertIsInstance(doc, dict, "%s: not an object: %r" % (what, doc))
-        self.assertEqual(set(doc), {"pool", "breakers"},
+        self.assertEqual(set(doc), {"pool", "breakers", "jobs"},
                          "%s: top-level keys %s" % (what, sorted(doc)))
         pool = doc["pool"]
         self.assertEqual(set(pool), POOL_KEYS, "%s: pool keys %s" % (what, sorted(pool)))

@@ -1298,4 +1298,4 @@ class Edge(e2e.TestCase):
         self.assert_envelope(r, 403, 40300, message="forbidden")
         r = e2e.get("/status")
         body = self.assert_envelope(r, 200)
-        self.assertEqual(set(body["data"]), {"pool", "breakers"}, r.describe())
+        self.assertEqual(set(body["data"]), {"pool", "breakers", "jobs"}, r.describe())

@@ -651,13 +651,18 @@ class Handler(BaseHTTPRequestHandler):
         tok, expires_in = STATE.stable_token(force)
         return {"access_token": tok, "expires_in": expires_in}
 
-    def ep_phone(self):
+    def require_token(self):
+        """The access_token of the query: 41001 without one, 40001 or
+        42001 when it is not (or no longer) valid."""
         tok = self.query.get("access_token", "")
         if not tok:
             raise err(41001)
         bad = STATE.check_token(tok)
         if bad:
             raise err(bad)
+
+    def ep_phone(self):
+        self.require_token()
         b = self.json_body()
         code = b.get("code")
         if not isinstance(code, str) or not code:
@@ -691,12 +696,7 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "slow":
             time.sleep(slow_ms / 1000.0)    # then answer normally
 
-        tok = self.query.get("access_token", "")
-        if not tok:
-            raise err(41001)
-        bad = STATE.check_token(tok)
-        if bad:
-            raise err(bad)
+        self.require_token()
         b = self.json_body()
         job = self.headers.get(JOB_HEADER) or None
         if job is not None and len(job) > JOB_MAX:
