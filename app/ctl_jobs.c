@@ -29,9 +29,10 @@ jobs_show(struct ctl *ctl, struct cache *cc, int json)
 		(void)ctl_db(ctl, 1);
 		app_jobs_json(&b, cc, &ctl->db);
 		printf("%s\n", buf_cstr(&b));
-		arena_free(&a);
-		return strstr(b.p, "\"available\":true") != NULL ? CTL_OK :
+		i = strstr(b.p, "\"available\":true") != NULL ? CTL_OK :
 		    CTL_FAIL;
+		arena_free(&a);
+		return i;
 	}
 	if (job_stats(cc, &s) != CACHE_OK) {
 		ctl_err("jobs: redis %s unavailable: %s", ctl->cfg.redis_addr,
