@@ -156,10 +156,11 @@ crypto_equal(const void *a, const void *b, size_t n)
 	return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-enum crypto_aes_result
-crypto_aes128cbc_decrypt(const unsigned char key[16],
+/* AES-CBC decryption of n bytes, PKCS#7 padding checked or not. */
+static enum crypto_aes_result
+aes_cbc_decrypt(const EVP_CIPHER *cipher, const unsigned char *key,
     const unsigned char iv[16], const unsigned char *in, size_t n,
-    unsigned char *out, size_t *outlen)
+    unsigned char *out, size_t *outlen, int pkcs7)
 {
 	EVP_CIPHER_CTX		*ctx;
 	enum crypto_aes_result	 rc = CRYPTO_AES_BAD_PADDING;
@@ -169,8 +170,9 @@ crypto_aes128cbc_decrypt(const unsigned char key[16],
 		return CRYPTO_AES_BAD_LENGTH;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return CRYPTO_AES_BAD_PADDING;
-	/* EVP checks PKCS#7 padding in DecryptFinal. */
-	if (EVP_DecryptInit_ex(ctx, EVP_aes_128_cbc(), NULL, key, iv) == 1 &&
+	/* With padding on, EVP checks PKCS#7 in DecryptFinal. */
+	if (EVP_DecryptInit_ex(ctx, cipher, NULL, key, iv) == 1 &&
+	    EVP_CIPHER_CTX_set_padding(ctx, pkcs7) == 1 &&
 	    EVP_DecryptUpdate(ctx, out, &l1, in, (int)n) == 1 &&
 	    EVP_DecryptFinal_ex(ctx, out + l1, &l2) == 1) {
 		*outlen = (size_t)l1 + (size_t)l2;
@@ -178,6 +180,26 @@ crypto_aes128cbc_decrypt(const unsigned char key[16],
 	}
 	EVP_CIPHER_CTX_free(ctx);
 	return rc;
+}
+
+enum crypto_aes_result
+crypto_aes128cbc_decrypt(const unsigned char key[16],
+    const unsigned char iv[16], const unsigned char *in, size_t n,
+    unsigned char *out, size_t *outlen)
+{
+	return aes_cbc_decrypt(EVP_aes_128_cbc(), key, iv, in, n, out, outlen,
+	    1);
+}
+
+enum crypto_aes_result
+crypto_aes256cbc_decrypt_raw(const unsigned char key[32],
+    const unsigned char iv[16], const unsigned char *in, size_t n,
+    unsigned char *out)
+{
+	size_t	len;
+
+	return aes_cbc_decrypt(EVP_aes_256_cbc(), key, iv, in, n, out, &len,
+	    0);
 }
 
 void

@@ -2,7 +2,7 @@
  * crypto: the primitives the session and Mini Program data decryption
  * need, over OpenSSL's libcrypto: strict base64 (standard and url-safe),
  * random tokens, SHA-1/SHA-256, HMAC-SHA-256, hex, AES-128-CBC with
- * PKCS#7 padding checked, AES-256-GCM sealing, and constant-time
+ * PKCS#7 padding checked, AES-256-CBC without, AES-256-GCM sealing, and constant-time
  * comparison.
  */
 #ifndef WX_CRYPTO_H
@@ -44,6 +44,13 @@ int	crypto_equal(const void *a, const void *b, size_t n);
 enum crypto_aes_result crypto_aes128cbc_decrypt(const unsigned char key[16],
 	    const unsigned char iv[16], const unsigned char *in, size_t n,
 	    unsigned char *out, size_t *outlen);
+/*
+ * Decrypt AES-256-CBC without removing any padding (the caller knows its
+ * scheme); out needs n bytes.  Only CRYPTO_AES_BAD_LENGTH can fail.
+ */
+enum crypto_aes_result crypto_aes256cbc_decrypt_raw(const unsigned char key[32],
+	    const unsigned char iv[16], const unsigned char *in, size_t n,
+	    unsigned char *out);
 
 /* What AES-256-GCM adds to a sealed message: a 12-byte nonce, a 16-byte tag. */
 #define CRYPTO_SEAL_OVERHEAD	28
