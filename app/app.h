@@ -187,6 +187,14 @@ enum stmt_id {
 	STMT_OUTBOX_TAKE,
 	STMT_OUTBOX_DEL,
 	STMT_OUTBOX_COUNT,
+	STMT_PUSH_RECORD,
+	STMT_MOD_ADD,
+	STMT_MOD_GET,
+	STMT_MOD_BY_TRACE,
+	STMT_MOD_PENDING,
+	STMT_MOD_MEDIA_LATE,
+	STMT_MOD_REASON,
+	STMT_MOD_DECIDE,
 	STMT_COUNT
 };
 
@@ -223,6 +231,14 @@ enum fav_col {
 enum msg_col {
 	MC_JOB, MC_SENDER, MC_USER, MC_TEMPLATE, MC_STATUS, MC_ATTEMPTS,
 	MC_MSGID, MC_ERRCODE, MC_ERROR, MC_CREATED, MC_UPDATED
+};
+enum mod_col {
+	MDC_ID, MDC_ITEM, MDC_USER, MDC_AUTHOR, MDC_FIELD, MDC_CONTENT,
+	MDC_REASON, MDC_TRACE, MDC_PUBLISH, MDC_STATUS, MDC_CREATED
+};
+/* The columns of STMT_MOD_DECIDE. */
+enum decide_col {
+	DEC_ITEM, DEC_USER, DEC_ITEM_STATUS, DEC_NAMED, DEC_OWNER, DEC_TITLE
 };
 enum outbox_col {
 	OB_ID, OB_JOB, OB_TYPE, OB_PAYLOAD, OB_KEY
@@ -401,13 +417,10 @@ void	app_txn_end(struct app *, struct resp *, int commit);
  * with its handler (app/worker_jobs.c).
  */
 #define JOB_SUBSCRIBE	"subscribe"	/* subscribeMessage.send */
-/*
- * Enqueue j (id, type, payload and key set): 0 when queued (*dup: its
- * key was queued already, j->id is that job's) or, with Redis down, kept
- * in the outbox of the open transaction for a type that must not be
- * lost; else -1 with 503 answered.
- */
-int	app_job_enqueue(struct app *, struct resp *, struct job *, int *dup);
+#define JOB_PUSH	"push"		/* a message WeChat pushed */
+#define JOB_RECHECK	"recheck"	/* content WeChat could not check */
+/* A nonce of message push seen (app/h_push.c), for the skew window. */
+#define KEY_PUSH_NONCE	"wx:push:nonce:"
 /* A subscribe message to send. */
 struct message {
 	long long	 sender_id;	/* who asked; 0: the app itself */
@@ -419,6 +432,36 @@ struct message {
 	int		 quiet;		/* over a limit: 1, no answer set */
 	const char	*job_id;	/* set by app_message_enqueue */
 };
+/* Where the jobs_* functions work, and why they failed. */
+struct jobs_ctx {
+	struct db		*db;
+	struct cache		*cache;
+	const struct config	*cfg;
+	struct arena		*a;
+	enum db_status		 dbst;		/* of JOBS_DB */
+	const char		*limit;		/* of JOBS_OVER_LIMIT: its key */
+	const char		*limit_per;
+	long long		 limit_max;
+};
+enum jobs_result {
+	JOBS_OK,
+	JOBS_QUEUE_DOWN,	/* Redis down, and the type is not durable */
+	JOBS_DB,		/* PostgreSQL failed: dbst */
+	JOBS_OVER_LIMIT,	/* a message over an hourly limit */
+	JOBS_INTERNAL
+};
+/*
+ * Enqueue j (id, type, payload and key set): queued (*dup: its key was
+ * queued already, j->id is that job's) or, with Redis down, for a type
+ * that must not be lost, kept in the outbox (in the open transaction,
+ * if any).
+ */
+enum jobs_result jobs_enqueue(struct jobs_ctx *, struct job *,
+	    int *dup);
+/* Record message m and enqueue its job, within the hourly limits. */
+enum jobs_result jobs_message(struct jobs_ctx *, struct message *);
+/* The same for a request: 0, or -1 with the answer set (503, 429). */
+int	app_job_enqueue(struct app *, struct resp *, struct job *, int *dup);
 /*
  * Record m and enqueue its job, in the open transaction; 0, or -1 with
  * the answer set (429 over message_user_hourly or
@@ -437,6 +480,71 @@ void	app_jobs_json(struct buf *, struct cache *, struct db *);
  */
 void	app_status_json(struct buf *, const struct pool *, struct cache *,
 	    struct db *);
+/*
+ * Content security (app/moderation.c).  What a write's content got: pass,
+ * review (a moderator decides), unchecked (WeChat could not be asked:
+ * content_check_fail queue), media (an image's verdict comes by push).
+ */
+enum check_verdict {
+	CHECK_PASS,
+	CHECK_REVIEW,
+	CHECK_UNCHECKED,
+	CHECK_MEDIA
+};
+#define CHECKED_MAX	4
+struct checked_field {
+	const char		*field;
+	const char		*content;
+	int			 image;
+	enum check_verdict	 verdict;
+	const char		*trace_id;	/* CHECK_MEDIA's */
+};
+struct checked {
+	struct checked_field	f[CHECKED_MAX];
+	int			n;
+};
+/*
+ * Check content (a text, or an image's URL when image) that the caller
+ * writes into field, in WeChat's scene (1 profile, 3 forum); added to c.
+ * -1 with the answer set: 422/42200 when risky, 503 when WeChat cannot
+ * be asked and content_check_fail is closed.
+ */
+int	moderation_check(struct app *, struct req *, struct resp *,
+	    struct checked *, const char *field, const char *content, int scene,
+	    int image);
+/* Does anything of c wait for a verdict? */
+int	moderation_waits(const struct checked *);
+/*
+ * Record what of c waits (for item_id or user_id), in the open
+ * transaction; the unchecked get a recheck job.  publish: the item is to
+ * be published once nothing waits.  0, or -1 answered.
+ */
+int	moderation_hold(struct app *, struct resp *, const struct checked *,
+	    long long item_id, long long user_id, int publish);
+enum moderation_result {
+	MODERATION_OK,
+	MODERATION_NONE,	/* no such row waits */
+	MODERATION_DB		/* PostgreSQL failed: db->errmsg */
+};
+struct moderation_outcome {
+	struct arena	*a;		/* set by the caller */
+	long long	 item_id, user_id, owner_id;
+	const char	*item_status;	/* published, archived, or NULL */
+	const char	*title;
+	int		 renamed;
+};
+/*
+ * Approve or reject the waiting row id, by whom (a moderator's name, or
+ * "wechat"), and apply it: an item with nothing more waiting published
+ * (if its owner asked), a rejected one archived, a name applied; the
+ * caches told.  Shared by the responder, the worker and wxappctl.
+ */
+enum moderation_result moderation_decide(struct db *, struct cache *,
+	    uint64_t *changes, long long id, int approve, const char *by,
+	    struct moderation_outcome *);
+/* The rows of res (STMT_MOD_PENDING) as a JSON array. */
+void	moderation_json(struct buf *, PGresult *);
+
 /* Handlers, and the plans of reads. */
 int	p_users_list(struct app *, struct req *, struct resp *,
 	    struct read_plan *);
@@ -465,6 +573,9 @@ void	h_user_create(struct app *, struct req *, struct resp *);
 void	h_user_patch(struct app *, struct req *, struct resp *);
 void	h_user_delete(struct app *, struct req *, struct resp *);
 void	h_message_subscribe(struct app *, struct req *, struct resp *);
+void	h_push_verify(struct app *, struct req *, struct resp *);
+void	h_moderation(struct app *, struct req *, struct resp *);
+void	h_push(struct app *, struct req *, struct resp *);
 void	h_message_get(struct app *, struct req *, struct resp *);
 void	h_favorite_put(struct app *, struct req *, struct resp *);
 void	h_favorite_delete(struct app *, struct req *, struct resp *);

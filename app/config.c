@@ -21,6 +21,8 @@
 
 static const char *const token_apis[] = { "stable_token", "token", NULL };
 static const char *const fail_opens[] = { "none", "read", "all", NULL };
+static const char *const push_modes[] = { "plain", "safe", NULL };
+static const char *const check_fails[] = { "closed", "open", "queue", NULL };
 
 #define K(n, t, d, lo, hi, s) { .name = #n, .type = t, \
 	.off = offsetof(struct config, n), .def = d, .min = lo, .max = hi, \
@@ -103,6 +105,13 @@ static const struct conf_key keys[] = {
 	K(message_user_hourly, CONF_INT, "10", 0, 1000000, 0),
 	K(message_template_hourly, CONF_INT, "100000", 0, 100000000, 0),
 	K(message_item_published_template, CONF_STR, "", 0, 0, 0),
+	K(wechat_push_token, CONF_STR, "", 0, 0, 1),
+	K(wechat_push_aes_key, CONF_STR, "", 0, 0, 1),
+	E(wechat_push_mode, "safe", push_modes),
+	K(wechat_push_max_skew, CONF_INT, "300", 1, 86400, 0),
+	E(content_check_fail, "queue", check_fails),
+	K(media_check_timeout, CONF_INT, "1800", 10, 86400, 0),
+	K(message_item_rejected_template, CONF_STR, "", 0, 0, 0),
 };
 #undef K
 #undef E
@@ -167,6 +176,21 @@ config_check_serving(const struct config *c, char *err, size_t errlen)
 	}
 	if (c->wechat_appid[0] == '\0' || c->wechat_secret[0] == '\0') {
 		snprintf(err, errlen, "wechat_appid and wechat_secret must be set");
+		return -1;
+	}
+	/* WeChat's console takes a Token of 3 to 32 characters. */
+	if (c->wechat_push_token[0] != '\0' &&
+	    (strlen(c->wechat_push_token) < 3 ||
+	    strlen(c->wechat_push_token) > 32)) {
+		snprintf(err, errlen, "wechat_push_token must be 3 to 32 "
+		    "characters");
+		return -1;
+	}
+	if (c->wechat_push_token[0] != '\0' && c->wechat_push_mode ==
+	    PUSH_SAFE && strlen(c->wechat_push_aes_key) != 43) {
+		snprintf(err, errlen, "wechat_push_mode safe needs "
+		    "wechat_push_aes_key: the console's 43-character "
+		    "EncodingAESKey");
 		return -1;
 	}
 	return 0;

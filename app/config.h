@@ -9,6 +9,19 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* How WeChat's message push arrives. */
+enum push_mode {
+	PUSH_PLAIN,
+	PUSH_SAFE		/* encrypted with wechat_push_aes_key */
+};
+
+/* What content security does when WeChat cannot be asked. */
+enum check_fail {
+	CHECK_FAIL_CLOSED,	/* refuse the write (503) */
+	CHECK_FAIL_OPEN,	/* let it through */
+	CHECK_FAIL_QUEUE	/* hold it, and ask again later */
+};
+
 /* Which requests a token may pass without its session state. */
 enum auth_fail_open {
 	AUTH_OPEN_NONE,
@@ -90,6 +103,13 @@ struct config {
 	long long	 message_user_hourly;
 	long long	 message_template_hourly;
 	char		*message_item_published_template;
+	char		*wechat_push_token;
+	char		*wechat_push_aes_key;
+	int		 wechat_push_mode;	/* enum push_mode */
+	long long	 wechat_push_max_skew;
+	int		 content_check_fail;	/* enum check_fail */
+	long long	 media_check_timeout;
+	char		*message_item_rejected_template;
 	const char	*obsolete;	/* an obsolete key the file set, ignored */
 };
 

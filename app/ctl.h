@@ -54,5 +54,6 @@ int	ctl_user(struct ctl *, int, char **);
 int	ctl_token(struct ctl *, int, char **);
 int	ctl_probe(struct ctl *, int, char **);
 int	ctl_jobs(struct ctl *, int, char **);
+int	ctl_moderation(struct ctl *, int, char **);
 
 #endif

@@ -220,14 +220,36 @@ tell_owner(struct app *app, struct req *rq, struct resp *rs, PGresult *item)
 	return app_message_enqueue(app, rs, &m) == -1 ? -1 : 0;
 }
 
-/* POST /api/v1/data: the caller owns what it creates. */
+/*
+ * Content security of the text and image fields of an item being written
+ * (app/moderation.c); -1 answered (risky, or WeChat unavailable and
+ * content_check_fail closed).
+ */
+static int
+item_checks(struct app *app, struct req *rq, struct resp *rs,
+    const char *const *v, struct checked *c)
+{
+	memset(c, 0, sizeof(*c));
+	return moderation_check(app, rq, rs, c, data_item_fields[IF_TITLE],
+	    v[IF_TITLE], 3, 0) == -1 ||
+	    moderation_check(app, rq, rs, c, data_item_fields[IF_SUMMARY],
+	    v[IF_SUMMARY], 3, 0) == -1 ||
+	    moderation_check(app, rq, rs, c, data_item_fields[IF_COVER],
+	    v[IF_COVER], 3, 1) == -1 ? -1 : 0;
+}
+
+/*
+ * POST /api/v1/data: the caller owns what it creates.  Content that waits
+ * for a verdict makes it a draft until then.
+ */
 void
 h_item_create(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
+	struct checked		 c;
 	const char		*params[IF_COUNT + 1];
 	PGresult		*res;
-	int			 tell;
+	int			 tell, held, publish, txn;
 
 	/* $1..$5 the fields, $6 the owner */
 	if (req_json_body(rq, rs, &body) == -1 ||
@@ -239,21 +261,54 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 		    IF_CATEGORY]);
 		return;
 	}
+	if (item_checks(app, rq, rs, params, &c) == -1)
+		return;
+	publish = params[IF_STATUS] == NULL ||
+	    strcmp(params[IF_STATUS], "published") == 0;
+	if ((held = moderation_waits(&c)))
+		params[IF_STATUS] = "draft";
 	params[IF_COUNT] = arena_printf(rq->a, "%lld", app->who.user_id);
-	tell = tells_owner(app, params[IF_STATUS], 1);
-	if (tell && app_txn_begin(app, rs) == -1)
+	tell = !held && tells_owner(app, params[IF_STATUS], 1);
+	if ((txn = tell || held) && app_txn_begin(app, rs) == -1)
 		return;
 	if ((res = app_write(app, rs, STMT_ITEM_CREATE, params, COLL_ITEMS,
 	    "item", 0, NULL)) != NULL) {
-		if (!tell || tell_owner(app, rq, rs, res) == 0) {
+		if ((!tell || tell_owner(app, rq, rs, res) == 0) &&
+		    (!held || moderation_hold(app, rs, &c, strtoll(
+		    PQgetvalue(res, 0, IC_ID), NULL, 10), 0, publish) == 0)) {
 			app_answer_row(rs, 201, res, data_item_json);
 			resp_header(rs, "Location", "/api/v1/data/%s",
 			    PQgetvalue(res, 0, IC_ID));
 		}
 		PQclear(res);
 	}
-	if (tell)
+	if (txn)
 		app_txn_end(app, rs, 1);
+}
+
+/*
+ * Item id as it is now: 0 with its owner (0: none) and whether it is
+ * published, or -1 when there is none (or PostgreSQL failed).
+ */
+static int
+item_now(struct app *app, long long id, long long *owner, int *published)
+{
+	const char	*params[1];
+	PGresult	*res;
+	int		 rc = -1;
+
+	params[0] = arena_printf(&app->arena, "%lld", id);
+	if (db_exec(&app->db, STMT_ITEM_GET, params, &res) != DB_OK)
+		return -1;
+	if (PQntuples(res) == 1) {
+		*owner = PQgetisnull(res, 0, IC_OWNER) ? 0 :
+		    strtoll(PQgetvalue(res, 0, IC_OWNER), NULL, 10);
+		*published = strcmp(PQgetvalue(res, 0, IC_STATUS),
+		    "published") == 0;
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
 }
 
 #define OWNER_RULE	"only the owner of an item or an admin may change or " \
@@ -273,9 +328,12 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
 	const char		*params[IF_COUNT + 2], *fields = "";
+	struct checked		 c;
 	PGresult		*res;
 	long long		 id;
-	int			 i, any = 0, tell;
+	long long		 owner = 0;
+	int			 i, any = 0, tell, held, publish = 0, txn;
+	int			 published = 0;
 
 	/* $1 the id, $2..$6 the fields, $7 the owner guard */
 	if (data_parse_id(rq, rs, &id) == -1 ||
@@ -294,8 +352,27 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 		return;
 	}
 	params[IF_COUNT + 1] = owner_guard(app, rq);
-	tell = tells_owner(app, params[1 + IF_STATUS], 0);
-	if (tell && app_txn_begin(app, rs) == -1)
+	/*
+	 * Content to check: only once the caller may write it (WeChat is not
+	 * asked on a stranger's behalf).
+	 */
+	if ((params[1 + IF_TITLE] != NULL || params[1 + IF_SUMMARY] != NULL ||
+	    params[1 + IF_COVER] != NULL) && (item_now(app, id, &owner,
+	    &published) == -1 || (!app->who.admin &&
+	    owner != app->who.user_id))) {
+		app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item", IC_STATUS,
+		    OWNER_RULE);
+		return;
+	}
+	if (item_checks(app, rq, rs, params + 1, &c) == -1)
+		return;
+	if ((held = moderation_waits(&c))) {
+		publish = params[1 + IF_STATUS] != NULL ?
+		    strcmp(params[1 + IF_STATUS], "published") == 0 : published;
+		params[1 + IF_STATUS] = "draft";
+	}
+	tell = !held && tells_owner(app, params[1 + IF_STATUS], 0);
+	if ((txn = tell || held) && app_txn_begin(app, rs) == -1)
 		return;
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {
@@ -303,14 +380,16 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 			app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item",
 			    IC_STATUS, OWNER_RULE);
 	} else {
-		if (!tell || tell_owner(app, rq, rs, res) == 0) {
+		if ((!tell || tell_owner(app, rq, rs, res) == 0) &&
+		    (!held || moderation_hold(app, rs, &c, id, 0,
+		    publish) == 0)) {
 			/* Its status may hide it: its favorites count with it. */
 			app_invalidate(app, COLL_FAVORITES);
 			app_answer_row(rs, 200, res, data_item_json);
 		}
 		PQclear(res);
 	}
-	if (tell)
+	if (txn)
 		app_txn_end(app, rs, 1);
 }
 

@@ -134,9 +134,11 @@ void
 h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
+	struct checked		 c;
 	const char		*v[2], *params[3];
 	PGresult		*res;
 	long long		 id;
+	int			 held;
 
 	if (data_parse_id(rq, rs, &id) == -1 ||
 	    user_may_change(app, rq, rs, id) == -1 ||
@@ -148,15 +150,30 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 		    "administrator only (addresses are not verified)");
 		return;
 	}
+	/* A new name: content security first (scene 1, a profile). */
+	memset(&c, 0, sizeof(c));
+	if (moderation_check(app, rq, rs, &c, "name", v[0], 1, 0) == -1)
+		return;
+	if ((held = moderation_waits(&c))) {
+		v[0] = NULL;		/* the old name stays meanwhile */
+		if (app_txn_begin(app, rs) == -1)
+			return;
+	}
 	params[0] = arena_printf(rq->a, "%lld", id);
 	params[1] = v[0];
 	params[2] = v[1];
 	if ((res = app_write(app, rs, STMT_USER_PATCH, params,
-	    COLL_USERS, "user", id, EMAIL_TAKEN)) == NULL)
-		return;
-	app_answer_row(rs, 200, res, data_user_full_json);
-	resp_header_str(rs, "Cache-Control", "private, no-cache");
-	PQclear(res);
+	    COLL_USERS, "user", id, EMAIL_TAKEN)) != NULL) {
+		if (!held || moderation_hold(app, rs, &c, 0, id, 0) == 0) {
+			/* 202: the rest is done, the name waits. */
+			app_answer_row(rs, held ? 202 : 200, res,
+			    data_user_full_json);
+			resp_header_str(rs, "Cache-Control", "private, no-cache");
+		}
+		PQclear(res);
+	}
+	if (held)
+		app_txn_end(app, rs, 1);
 }
 
 /* DELETE /api/v1/users/{id}: the account, as DELETE /api/v1/user/me. */

@@ -1,14 +1,16 @@
 /*
- * jobs: how a request hands work to wxapp-worker.  A responder only
- * enqueues -- one round trip to Redis (lib/job), never a WeChat call --
- * inside the transaction of the change the job belongs to.  When Redis is
- * down, a job of a type that must not be lost is written to the outbox
- * table in that same transaction instead, and the worker moves it into
- * the stream when Redis is back: either the change and its job are both
- * committed, or neither is.
+ * jobs: how a request (or the worker) hands work to wxapp-worker.  A
+ * responder only enqueues -- one round trip to Redis (lib/job), never a
+ * WeChat call -- inside the transaction of the change the job belongs
+ * to.  When Redis is down, a job of a type that must not be lost is
+ * written to the outbox table in that same transaction instead, and the
+ * worker moves it into the stream when Redis is back: either the change
+ * and its job are both committed, or neither is.
  *
- * Subscribe messages (app_message_enqueue) are such jobs: the message's
- * row, its hourly limits and its job are one transaction.
+ * Subscribe messages (jobs_message) are such jobs: the message's row, its
+ * hourly limits and its job are one transaction.  The jobs_* functions
+ * take their connections in a struct jobs_ctx, so that the responder and
+ * the worker share them; app_* answer a request with their outcome.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,8 @@
 #include "log.h"
 
 /* Job types whose jobs take the outbox when Redis is down. */
-static const char *const durable_types[] = { JOB_SUBSCRIBE, NULL };
+static const char *const durable_types[] = { JOB_SUBSCRIBE, JOB_RECHECK,
+	NULL };
 
 static int
 durable(const char *type)
@@ -30,134 +33,171 @@ durable(const char *type)
 	return 0;
 }
 
-int
-app_job_enqueue(struct app *app, struct resp *rs, struct job *j, int *dup)
+enum jobs_result
+jobs_enqueue(struct jobs_ctx *x, struct job *j, int *dup)
 {
 	struct job_opts		 jo;
 	const char		*params[4];
 	PGresult		*res;
 	enum cache_status	 cst;
-	enum db_status		 st;
 
-	app_job_opts(&app->cfg, &jo);
+	app_job_opts(x->cfg, &jo);
 	*dup = 0;
-	if ((cst = job_enqueue(&app->cache, &jo, &app->arena, j, 0, dup)) ==
-	    CACHE_OK)
-		return 0;
+	if ((cst = job_enqueue(x->cache, &jo, x->a, j, 0, dup)) == CACHE_OK)
+		return JOBS_OK;
 	if (cst == CACHE_ERROR)
-		log_error("job %s: enqueue: %s", j->type, app->cache.errmsg);
-	if (!durable(j->type) || app->txn_depth == 0) {
-		resp_error(rs, API_CACHE_UNAVAILABLE, "the job queue is "
-		    "unavailable");
-		resp_header(rs, "Retry-After", "1");
-		return -1;
-	}
+		log_error("job %s: enqueue: %s", j->type, x->cache->errmsg);
+	if (!durable(j->type))
+		return JOBS_QUEUE_DOWN;
 	params[0] = j->id;
 	params[1] = j->type;
 	params[2] = j->payload;
 	params[3] = j->key;
-	if ((st = db_exec(&app->db, STMT_OUTBOX_ADD, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "job outbox");
-		return -1;
-	}
+	if ((x->dbst = db_exec(x->db, STMT_OUTBOX_ADD, params, &res)) !=
+	    DB_OK)
+		return JOBS_DB;
 	PQclear(res);
 	log_warn("job %s %s: redis unavailable, kept in the outbox", j->type,
 	    j->id);
-	return 0;
+	return JOBS_OK;
 }
 
 /*
- * Over an hourly limit of message m?  -1 with the 429 (or error) set; 1,
- * nothing set, when m->quiet.
+ * Over an hourly limit of message m?  JOBS_OVER_LIMIT naming it in
+ * x->limit (its key) and x->limit_max; JOBS_DB; or JOBS_OK.
  */
-static int
-over_limits(struct app *app, struct resp *rs, const struct message *m)
+static enum jobs_result
+over_limits(struct jobs_ctx *x, const struct message *m)
 {
 	const struct {
 		long long	 max;
 		const char	*per, *key;
 	} lim[2] = {
-		{ app->cfg.message_user_hourly, "user", "message_user_hourly" },
-		{ app->cfg.message_template_hourly, "template",
+		{ x->cfg->message_user_hourly, "user", "message_user_hourly" },
+		{ x->cfg->message_template_hourly, "template",
 		    "message_template_hourly" }
 	};
 	const char	*params[2] = { m->openid, m->template_id };
 	PGresult	*res;
-	enum db_status	 st;
 	long long	 n[2];
 	int		 i;
 
 	if (lim[0].max == 0 && lim[1].max == 0)
-		return 0;
-	if ((st = db_exec(&app->db, STMT_MSG_LIMITS, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "message limits");
-		return -1;
-	}
+		return JOBS_OK;
+	if ((x->dbst = db_exec(x->db, STMT_MSG_LIMITS, params, &res)) != DB_OK)
+		return JOBS_DB;
 	for (i = 0; i < 2; i++)
 		n[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
 	PQclear(res);
-	for (i = 0; i < 2; i++) {
-		if (lim[i].max == 0 || n[i] < lim[i].max)
-			continue;
-		if (m->quiet) {
-			log_warn("message %s: over %s, not sent", m->template_id,
-			    lim[i].key);
-			return 1;
+	for (i = 0; i < 2; i++)
+		if (lim[i].max > 0 && n[i] >= lim[i].max) {
+			x->limit = lim[i].key;
+			x->limit_per = lim[i].per;
+			x->limit_max = lim[i].max;
+			return JOBS_OVER_LIMIT;
 		}
-		resp_error(rs, API_RATE_LIMITED, "at most %lld messages per %s "
-		    "per hour (%s)", lim[i].max, lim[i].per, lim[i].key);
-		resp_header(rs, "Retry-After", "60");
-		return -1;
+	return JOBS_OK;
+}
+
+enum jobs_result
+jobs_message(struct jobs_ctx *x, struct message *m)
+{
+	struct job		 j = { .type = JOB_SUBSCRIBE, .payload = m->body,
+	    .key = m->key != NULL ? m->key : "" };
+	char			*id;
+	const char		*params[5];
+	PGresult		*res;
+	enum jobs_result	 r;
+	int			 dup;
+
+	if ((r = over_limits(x, m)) != JOBS_OK)
+		return r;
+	id = arena_alloc(x->a, JOB_ID_LEN + 1);
+	if (job_new_id(id) == -1)
+		return JOBS_INTERNAL;
+	j.id = id;
+	/* The row first: the worker finds it, once committed. */
+	params[0] = id;
+	params[1] = m->sender_id > 0 ? arena_printf(x->a, "%lld",
+	    m->sender_id) : NULL;
+	params[2] = m->user_id > 0 ? arena_printf(x->a, "%lld",
+	    m->user_id) : NULL;
+	params[3] = m->openid;
+	params[4] = m->template_id;
+	if ((x->dbst = db_exec(x->db, STMT_MSG_CREATE, params, &res)) != DB_OK)
+		return JOBS_DB;
+	PQclear(res);
+	if ((r = jobs_enqueue(x, &j, &dup)) != JOBS_OK)
+		return r;
+	if (dup) {
+		/* Its key was enqueued already: that job is the message. */
+		if ((x->dbst = db_exec(x->db, STMT_MSG_DROP, params, &res)) !=
+		    DB_OK)
+			return JOBS_DB;
+		PQclear(res);
 	}
-	return 0;
+	m->job_id = j.id;
+	return JOBS_OK;
+}
+
+/* The responder's context for the jobs_* functions. */
+static struct jobs_ctx
+app_jobs_ctx(struct app *app)
+{
+	return (struct jobs_ctx){ .db = &app->db, .cache = &app->cache,
+	    .cfg = &app->cfg, .a = &app->arena };
+}
+
+/* Answer the failure r of x (or nothing for JOBS_OK); -1 when one. */
+static int
+app_jobs_answer(struct app *app, struct resp *rs, const struct jobs_ctx *x,
+    enum jobs_result r, const char *what)
+{
+	switch (r) {
+	case JOBS_OK:
+		return 0;
+	case JOBS_QUEUE_DOWN:
+		resp_error(rs, API_CACHE_UNAVAILABLE, "the job queue is "
+		    "unavailable");
+		resp_header(rs, "Retry-After", "1");
+		break;
+	case JOBS_DB:
+		app_db_error(app, rs, x->dbst, what);
+		break;
+	case JOBS_OVER_LIMIT:
+		resp_error(rs, API_RATE_LIMITED, "at most %lld messages per %s "
+		    "per hour (%s)", x->limit_max, x->limit_per, x->limit);
+		resp_header(rs, "Retry-After", "60");
+		break;
+	case JOBS_INTERNAL:
+		log_error("%s: no randomness for a job id", what);
+		resp_error(rs, API_INTERNAL, "internal error");
+		break;
+	}
+	return -1;
+}
+
+int
+app_job_enqueue(struct app *app, struct resp *rs, struct job *j, int *dup)
+{
+	struct jobs_ctx	x = app_jobs_ctx(app);
+
+	return app_jobs_answer(app, rs, &x, jobs_enqueue(&x, j, dup),
+	    "job outbox");
 }
 
 int
 app_message_enqueue(struct app *app, struct resp *rs, struct message *m)
 {
-	struct job	 j = { .type = JOB_SUBSCRIBE, .payload = m->body,
-	    .key = m->key != NULL ? m->key : "" };
-	char		*id;
-	const char	*params[5];
-	PGresult	*res;
-	enum db_status	 st;
-	int		 dup, over;
+	struct jobs_ctx		x = app_jobs_ctx(app);
+	enum jobs_result	r = jobs_message(&x, m);
 
-	if ((over = over_limits(app, rs, m)) != 0)
-		return over;
-	id = arena_alloc(&app->arena, JOB_ID_LEN + 1);
-	if (job_new_id(id) == -1) {
-		log_error("message: no randomness for a job id");
-		resp_error(rs, API_INTERNAL, "internal error");
-		return -1;
+	if (r == JOBS_OVER_LIMIT && m->quiet) {
+		log_warn("message %s: over %s, not sent", m->template_id,
+		    x.limit);
+		return 1;
 	}
-	j.id = id;
-	/* The row first: the worker finds it, once committed. */
-	params[0] = id;
-	params[1] = m->sender_id > 0 ? arena_printf(&app->arena, "%lld",
-	    m->sender_id) : NULL;
-	params[2] = m->user_id > 0 ? arena_printf(&app->arena, "%lld",
-	    m->user_id) : NULL;
-	params[3] = m->openid;
-	params[4] = m->template_id;
-	if ((st = db_exec(&app->db, STMT_MSG_CREATE, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "message");
-		return -1;
-	}
-	PQclear(res);
-	if (app_job_enqueue(app, rs, &j, &dup) == -1)
-		return -1;
-	if (dup) {
-		/* Its key was enqueued already: that job is the message. */
-		if ((st = db_exec(&app->db, STMT_MSG_DROP, params, &res)) !=
-		    DB_OK) {
-			app_db_error(app, rs, st, "message");
-			return -1;
-		}
-		PQclear(res);
-	}
-	m->job_id = j.id;
-	return 0;
+	return app_jobs_answer(app, rs, &x, r, "message");
 }
 
 void

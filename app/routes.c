@@ -41,5 +41,9 @@ const struct app_route app_routes[] = {
 	P("GET",    "/api/v1/user/favorites", p_favorites_mine, ROUTE_USER,  RATE_READ),
 	H("POST",   "/api/v1/messages/subscribe", h_message_subscribe, ROUTE_ADMIN | ROUTE_IDEMPOTENT, RATE_WRITE),
 	H("GET",    "/api/v1/messages/{id}", h_message_get, ROUTE_USER,     RATE_READ),
+	H("GET",    "/api/v1/moderation",    h_moderation,   ROUTE_ADMIN,    RATE_READ),
+	/* WeChat, proven by the message's signature (app/h_push.c). */
+	H("GET",    "/api/v1/wechat/push",   h_push_verify,  ROUTE_PUBLIC,   RATE_NONE),
+	H("POST",   "/api/v1/wechat/push",   h_push,         ROUTE_PUBLIC,   RATE_NONE),
 };
 const size_t app_nroutes = sizeof(app_routes) / sizeof(app_routes[0]);

@@ -22,6 +22,10 @@
 	TS("created_at") ", " TS("updated_at") \
 	", floor(extract(epoch FROM updated_at))::bigint"
 #define PUBLISHED	"status = 'published'"
+/* A row of moderation: every column enum mod_col names, in its order. */
+#define MOD_COLS \
+	"id, item_id, user_id, author_id, field, content, reason, trace_id," \
+	" publish, status, " TS("created_at")
 /*
  * The filters of a list that is not the public one: an owner, a status
  * and a category, each NULL for any.
@@ -266,6 +270,55 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    .sql = "DELETE FROM job_outbox WHERE id = $1", .nparams = 1 },
 	[STMT_OUTBOX_COUNT] = { .name = "outbox_count",
 	    .sql = "SELECT count(*) FROM job_outbox", .nparams = 0 },
+	[STMT_PUSH_RECORD] = { .name = "push_record",
+	    .sql = "INSERT INTO push_events (dedup_key, msg_type, event,"
+	    " payload, handled) VALUES ($1, $2, $3, $4::jsonb, $5::boolean)"
+	    " ON CONFLICT (dedup_key) DO NOTHING", .nparams = 5 },
+	[STMT_MOD_ADD] = { .name = "mod_add",
+	    .sql = "INSERT INTO moderation (item_id, user_id, author_id, field,"
+	    " content, reason, trace_id, publish) VALUES ($1::bigint,"
+	    " $2::bigint, $3::bigint, $4, $5, $6, $7, $8::boolean) RETURNING id",
+	    .nparams = 8 },
+	[STMT_MOD_GET] = { .name = "mod_get",
+	    .sql = "SELECT " MOD_COLS " FROM moderation WHERE id = $1",
+	    .nparams = 1 },
+	[STMT_MOD_BY_TRACE] = { .name = "mod_by_trace",
+	    .sql = "SELECT " MOD_COLS " FROM moderation WHERE trace_id = $1",
+	    .nparams = 1 },
+	[STMT_MOD_PENDING] = { .name = "mod_pending",
+	    .sql = "SELECT " MOD_COLS " FROM moderation WHERE status = 'pending'"
+	    " ORDER BY id LIMIT $1", .nparams = 1 },
+	[STMT_MOD_MEDIA_LATE] = { .name = "mod_media_late",
+	    .sql = "SELECT " MOD_COLS " FROM moderation WHERE status = 'pending'"
+	    " AND reason = 'media' AND created_at < now() - $1::int"
+	    " * interval '1 second' ORDER BY id LIMIT 100", .nparams = 1 },
+	[STMT_MOD_REASON] = { .name = "mod_reason",
+	    .sql = "UPDATE moderation SET reason = $2, trace_id = $3"
+	    " WHERE id = $1 AND status = 'pending'", .nparams = 3 },
+	/*
+	 * A decision: the row, then what it releases -- an approved name
+	 * applied; an item published once nothing of it waits any more (and
+	 * its owner asked for that), or archived when rejected.  One
+	 * statement, so that two decisions at once cannot both miss the last.
+	 */
+	[STMT_MOD_DECIDE] = { .name = "mod_decide",
+	    .sql = "WITH d AS (UPDATE moderation SET status = $2,"
+	    " decided_by = $3, decided_at = now()"
+	    " WHERE id = $1 AND status = 'pending' RETURNING *),"
+	    " n AS (UPDATE users u SET name = d.content, updated_at = now()"
+	    " FROM d WHERE d.status = 'approved' AND u.id = d.user_id"
+	    " AND d.field = 'name' RETURNING u.id),"
+	    " i AS (UPDATE items it SET status = CASE WHEN d.status ="
+	    " 'rejected' THEN 'archived' ELSE 'published' END,"
+	    " updated_at = now() FROM d WHERE it.id = d.item_id AND"
+	    " (d.status = 'rejected' OR (d.publish AND NOT EXISTS (SELECT 1"
+	    " FROM moderation m WHERE m.item_id = d.item_id AND"
+	    " m.status = 'pending' AND m.id <> d.id))) RETURNING it.id,"
+	    " it.status)"
+	    " SELECT d.item_id, d.user_id, (SELECT status FROM i),"
+	    " (SELECT count(*) FROM n), (SELECT owner_id FROM items"
+	    " WHERE id = d.item_id), (SELECT title FROM items"
+	    " WHERE id = d.item_id) FROM d", .nparams = 3 },
 	[STMT_CATEGORIES] = { .name = "categories",
 	    .sql = "SELECT DISTINCT category FROM items WHERE " PUBLISHED
 	    " ORDER BY 1", .nparams = 0 },

@@ -41,5 +41,10 @@ struct job_type {
 
 /* The job types the worker runs; NULL-ended. */
 extern const struct job_type worker_job_types[];
+/*
+ * Images whose verdict did not come within media_check_timeout: what
+ * content_check_fail says (a chore of the worker's, once a second).
+ */
+void	worker_media_late(struct job_run *);
 
 #endif

@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "app.h"
+#include "jsonparse.h"
 #include "log.h"
 #include "worker.h"
 
@@ -134,7 +137,305 @@ run_subscribe(struct job_run *r, const struct job *j)
 	return gone ? JOB_FAILED : JOB_RETRY;
 }
 
+/*
+ * The owner of an item that content security rejected is told
+ * (message_item_rejected_template; none when it is empty or the owner
+ * has no openid).  -1 when that could not be recorded (r->error).
+ */
+static int
+tell_rejected(struct job_run *r, const struct moderation_outcome *o)
+{
+	struct jobs_ctx		 x = { .db = r->db, .cache = r->cache,
+	    .cfg = r->cfg, .a = r->a };
+	struct message		 m = { .sender_id = o->owner_id,
+	    .user_id = o->owner_id,
+	    .template_id = r->cfg->message_item_rejected_template };
+	struct json_object	*send, *data, *v;
+	const char		*params[1];
+	PGresult		*res;
+	enum jobs_result	 jr;
+
+	if (m.template_id[0] == '\0' || o->owner_id == 0 || o->title == NULL)
+		return 0;
+	params[0] = arena_printf(r->a, "%lld", o->owner_id);
+	if (db_exec(r->db, STMT_USER_OPENID, params, &res) != DB_OK)
+		goto down;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		m.openid = arena_strdup(r->a, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (m.openid == NULL)
+		return 0;
+	send = json_object_new_object();
+	data = json_object_new_object();
+	v = json_object_new_object();
+	json_object_object_add(v, "value", json_object_new_string_len(o->title,
+	    (int)strnlen(o->title, 20)));
+	json_object_object_add(data, "thing1", v);
+	json_object_object_add(send, "touser", json_object_new_string(m.openid));
+	json_object_object_add(send, "template_id",
+	    json_object_new_string(m.template_id));
+	json_object_object_add(send, "data", data);
+	m.body = arena_strdup(r->a, json_object_to_json_string_ext(send,
+	    JSON_C_TO_STRING_PLAIN));
+	json_object_put(send);
+	m.key = arena_printf(r->a, "item-rejected:%lld", o->item_id);
+	if ((jr = jobs_message(&x, &m)) == JOBS_OK ||
+	    jr == JOBS_OVER_LIMIT)
+		return 0;
+down:
+	snprintf(r->error, sizeof(r->error), "telling the owner: postgres: "
+	    "%.180s", r->db->errmsg);
+	return -1;
+}
+
+/*
+ * WeChat's verdict on moderation row id: pass approves, risky rejects
+ * (and tells the owner), review leaves it to a moderator.
+ */
+static enum job_result
+verdict(struct job_run *r, long long id, const char *suggest)
+{
+	struct moderation_outcome	 o = { .a = r->a };
+	const char			*params[3];
+	PGresult			*res;
+
+	if (strcmp(suggest, "review") == 0) {
+		params[0] = arena_printf(r->a, "%lld", id);
+		params[1] = "review";
+		params[2] = NULL;
+		if (db_exec(r->db, STMT_MOD_REASON, params, &res) != DB_OK)
+			goto down;
+		PQclear(res);
+		return JOB_DONE;
+	}
+	switch (moderation_decide(r->db, r->cache, NULL, id,
+	    strcmp(suggest, "pass") == 0, "wechat", &o)) {
+	case MODERATION_DB:
+		goto down;
+	case MODERATION_NONE:		/* decided already */
+		return JOB_DONE;
+	case MODERATION_OK:
+		break;
+	}
+	log_info("moderation %lld: wechat says %s%s%s", id, suggest,
+	    o.item_status != NULL ? ", item " : "",
+	    o.item_status != NULL ? o.item_status : "");
+	if (strcmp(suggest, "risky") == 0 && o.item_id > 0 &&
+	    tell_rejected(r, &o) == -1)
+		log_error("moderation %lld: %s", id, r->error);
+	return JOB_DONE;
+down:
+	snprintf(r->error, sizeof(r->error), "postgres: %.200s",
+	    r->db->errmsg);
+	return JOB_RETRY;
+}
+
+/* push wxa_media_check: the verdict on an image, by trace_id. */
+static enum job_result
+push_media_check(struct job_run *r, const struct job *j, struct json_object *o)
+{
+	const char	*params[1];
+	PGresult	*res;
+	long long	 id = 0;
+	const char	*suggest = jsonparse_string(o, "result.suggest");
+
+	(void)j;
+	if ((params[0] = jsonparse_string(o, "trace_id")) == NULL ||
+	    suggest == NULL)
+		return JOB_DONE;	/* recorded; nothing to match */
+	if (db_exec(r->db, STMT_MOD_BY_TRACE, params, &res) != DB_OK) {
+		snprintf(r->error, sizeof(r->error), "postgres: %.200s",
+		    r->db->errmsg);
+		return JOB_RETRY;
+	}
+	if (PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, MDC_STATUS), "pending") == 0)
+		id = strtoll(PQgetvalue(res, 0, MDC_ID), NULL, 10);
+	PQclear(res);
+	return id > 0 ? verdict(r, id, suggest) : JOB_DONE;
+}
+
+/*
+ * Handlers of pushed messages, by MsgType and Event ("" for a message
+ * that is not an event): NULL-ended.
+ */
+static const struct {
+	const char	*msg_type;
+	const char	*event;
+	enum job_result	(*run)(struct job_run *, const struct job *,
+			    struct json_object *);
+} push_handlers[] = {
+	{ "event", "wxa_media_check", push_media_check },
+	{ NULL, NULL, NULL }
+};
+
+/* A string member of o, or "". */
+static const char *
+member(struct json_object *o, const char *name)
+{
+	const char	*s = jsonparse_string(o, name);
+
+	return s != NULL ? s : "";
+}
+
+/*
+ * push: a message WeChat pushed (app/h_push.c).  Every one is recorded
+ * (push_events, once per WeChat message); those of a type with a handler
+ * are handled, the others only recorded and acknowledged.
+ */
+static enum job_result
+run_push(struct job_run *r, const struct job *j)
+{
+	struct json_object	*o = NULL;
+	struct jsonparse_err	 err;
+	enum job_result		 res = JOB_DONE;
+	const char		*params[5], *type, *event;
+	PGresult		*pr;
+	int			 i, handled = 0;
+
+	if (jsonparse_bytes(j->payload, strlen(j->payload), &o, &err) == -1 ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		snprintf(r->error, sizeof(r->error), "payload is not a JSON "
+		    "object");
+		return JOB_FAILED;
+	}
+	type = arena_strdup(r->a, member(o, "MsgType"));
+	event = arena_strdup(r->a, member(o, "Event"));
+	for (i = 0; push_handlers[i].run != NULL; i++)
+		if (strcmp(push_handlers[i].msg_type, type) == 0 &&
+		    strcmp(push_handlers[i].event, event) == 0) {
+			handled = 1;
+			res = push_handlers[i].run(r, j, o);
+			break;
+		}
+	json_object_put(o);
+	if (res != JOB_DONE)
+		return res;
+	params[0] = j->key;
+	params[1] = type;
+	params[2] = event[0] != '\0' ? event : NULL;
+	params[3] = j->payload;
+	params[4] = handled ? "true" : "false";
+	if (db_exec(r->db, STMT_PUSH_RECORD, params, &pr) != DB_OK) {
+		snprintf(r->error, sizeof(r->error), "postgres: %.200s",
+		    r->db->errmsg);
+		return JOB_RETRY;
+	}
+	PQclear(pr);
+	if (!handled)
+		log_info("push %s/%s: recorded (no handler)", type, event);
+	return JOB_DONE;
+}
+
+/*
+ * recheck: content WeChat could not be asked about as it was written
+ * (content_check_fail = queue).  Asked again; while WeChat stays away the
+ * job is retried, and once it is dead the content waits for a moderator.
+ */
+static enum job_result
+run_recheck(struct job_run *r, const struct job *j)
+{
+	struct json_object	*o = NULL, *idv;
+	struct jsonparse_err	 err;
+	struct wechat_verdict	 v;
+	enum wechat_status	 st;
+	const char		*params[3], *openid = NULL, *trace;
+	PGresult		*res;
+	long long		 id = 0;
+	int			 image, tries;
+	char			*field, *content;
+
+	if (jsonparse_bytes(j->payload, strlen(j->payload), &o, &err) == 0 &&
+	    json_object_object_get_ex(o, "id", &idv))
+		id = json_object_get_int64(idv);
+	json_object_put(o);
+	if (id <= 0) {
+		snprintf(r->error, sizeof(r->error), "payload has no id");
+		return JOB_FAILED;
+	}
+	params[0] = arena_printf(r->a, "%lld", id);
+	/* Enqueued in the transaction that adds the row: it may be young. */
+	for (tries = 0; ; tries++) {
+		if (db_exec(r->db, STMT_MOD_GET, params, &res) != DB_OK)
+			goto down;
+		if (PQntuples(res) == 1 || tries == UNRECORDED_WAITS)
+			break;
+		PQclear(res);
+		r->pause(r->pause_arg, UNRECORDED_PAUSE_US);
+	}
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, MDC_STATUS),
+	    "pending") != 0 || strcmp(PQgetvalue(res, 0, MDC_REASON),
+	    "unchecked") != 0) {
+		PQclear(res);
+		return JOB_DONE;	/* decided, or asked already */
+	}
+	field = arena_strdup(r->a, PQgetvalue(res, 0, MDC_FIELD));
+	content = arena_strdup(r->a, PQgetvalue(res, 0, MDC_CONTENT));
+	params[1] = PQgetisnull(res, 0, MDC_AUTHOR) ? NULL :
+	    arena_strdup(r->a, PQgetvalue(res, 0, MDC_AUTHOR));
+	PQclear(res);
+	if (params[1] != NULL) {
+		const char	*who[1] = { params[1] };
+
+		if (db_exec(r->db, STMT_USER_OPENID, who, &res) != DB_OK)
+			goto down;
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+			openid = arena_strdup(r->a, PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	if (openid == NULL)		/* WeChat cannot be asked: a person */
+		return verdict(r, id, "review");
+	image = strcmp(field, "cover_url") == 0;
+	st = image ? wechat_media_check_async(r->wx, r->a, openid, 3, content,
+	    2, &trace) : wechat_msg_sec_check(r->wx, r->a, openid,
+	    strcmp(field, "name") == 0 ? 1 : 3, content, &v);
+	if (st != WECHAT_OK) {
+		snprintf(r->error, sizeof(r->error), "%s", r->wx->errmsg);
+		return r->last ? verdict(r, id, "review") : JOB_RETRY;
+	}
+	if (!image)
+		return verdict(r, id, v.suggest);
+	params[1] = "media";
+	params[2] = trace;
+	if (db_exec(r->db, STMT_MOD_REASON, params, &res) != DB_OK)
+		goto down;
+	PQclear(res);
+	return JOB_DONE;
+down:
+	snprintf(r->error, sizeof(r->error), "postgres: %.200s",
+	    r->db->errmsg);
+	return JOB_RETRY;
+}
+
+void
+worker_media_late(struct job_run *r)
+{
+	const char	*params[1];
+	PGresult	*res;
+	int		 i, n;
+	long long	*ids;
+
+	params[0] = arena_printf(r->a, "%lld", r->cfg->media_check_timeout);
+	if (db_exec(r->db, STMT_MOD_MEDIA_LATE, params, &res) != DB_OK)
+		return;
+	n = PQntuples(res);
+	ids = arena_calloc(r->a, (size_t)n + 1, sizeof(*ids));
+	for (i = 0; i < n; i++)
+		ids[i] = strtoll(PQgetvalue(res, i, MDC_ID), NULL, 10);
+	PQclear(res);
+	for (i = 0; i < n; i++) {
+		log_warn("moderation %lld: no media check verdict within "
+		    "media_check_timeout", ids[i]);
+		(void)verdict(r, ids[i], r->cfg->content_check_fail ==
+		    CHECK_FAIL_OPEN ? "pass" : r->cfg->content_check_fail ==
+		    CHECK_FAIL_CLOSED ? "risky" : "review");
+	}
+}
+
 const struct job_type worker_job_types[] = {
 	{ .type = JOB_SUBSCRIBE, .run = run_subscribe },
+	{ .type = JOB_PUSH, .run = run_push },
+	{ .type = JOB_RECHECK, .run = run_recheck },
 	{ .type = NULL }
 };

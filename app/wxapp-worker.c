@@ -260,7 +260,18 @@ drain_outbox(struct worker *w)
 	log_info("outbox: %d jobs moved into the stream", moved);
 }
 
-/* Once a second: due retries, jobs of dead workers, the outbox. */
+/* Images waiting too long for WeChat's verdict (outside any job). */
+static void
+media_late(struct worker *w)
+{
+	struct job_run	r = { .cfg = &w->cfg, .db = &w->db,
+	    .cache = &w->cache, .a = &w->arena, .pause = cowait_pause,
+	    .pause_arg = &w->cw };
+
+	worker_media_late(&r);
+}
+
+/* Once a second: due retries, jobs of dead workers, the outbox, images. */
 static void
 chores(struct worker *w, const struct wechat_opts *wo)
 {
@@ -278,6 +289,7 @@ chores(struct worker *w, const struct wechat_opts *wo)
 		start_jobs(w, jobs, n, wo);
 	}
 	drain_outbox(w);
+	media_late(w);
 }
 
 /* The worker's loop, until stopped and drained; 0 or -1. */

@@ -20,6 +20,8 @@ static const struct ctl_cmd cmds[] = {
 	C("preload",	"preload",				ctl_preload),
 	C("cache",	"cache flush [--collection NAME]",	ctl_cache),
 	C("status",	"status [--json]",			ctl_status),
+	C("moderation",	"moderation list [--json] | moderation approve ID | "
+	    "moderation reject ID",				ctl_moderation),
 	C("jobs",	"jobs [--json] | jobs dead [--limit N] | "
 	    "jobs retry ID|--all | jobs purge",			ctl_jobs),
 	C("config",	"config [--keys]",			ctl_config),

@@ -420,3 +420,72 @@ wechat_subscribe_send(struct wechat *wx, struct arena *a, const char *body,
 	json_object_put(o);
 	return WECHAT_OK;
 }
+
+enum wechat_status
+wechat_msg_sec_check(struct wechat *wx, struct arena *a, const char *openid,
+    int scene, const char *content, struct wechat_verdict *v)
+{
+	struct json_object	*o, *body, *res, *label;
+	enum wechat_status	 st;
+
+	body = json_object_new_object();
+	json_object_object_add(body, "version", json_object_new_int(2));
+	json_object_object_add(body, "openid", json_object_new_string(openid));
+	json_object_object_add(body, "scene", json_object_new_int(scene));
+	json_object_object_add(body, "content",
+	    json_object_new_string(content));
+	st = wechat_call_token(wx, a, "msg_sec_check", "/wxa/msg_sec_check",
+	    arena_strdup(a, json_object_to_json_string_ext(body,
+	    JSON_C_TO_STRING_PLAIN)), NULL, &o);
+	json_object_put(body);
+	if (st != WECHAT_OK)
+		return st;
+	v->trace_id = field(a, o, "trace_id");
+	v->suggest = json_object_object_get_ex(o, "result", &res) ?
+	    field(a, res, "suggest") : NULL;
+	/* label comes as a number, or as a string. */
+	v->label = res != NULL && json_object_object_get_ex(res, "label",
+	    &label) ? (long)json_object_get_int64(label) : 0;
+	json_object_put(o);
+	if (v->suggest == NULL || (strcmp(v->suggest, "pass") != 0 &&
+	    strcmp(v->suggest, "review") != 0 &&
+	    strcmp(v->suggest, "risky") != 0)) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg),
+		    "msg_sec_check: answer lacks result.suggest");
+		return WECHAT_UNAVAILABLE;
+	}
+	return WECHAT_OK;
+}
+
+enum wechat_status
+wechat_media_check_async(struct wechat *wx, struct arena *a,
+    const char *openid, int scene, const char *media_url, int media_type,
+    const char **trace_id)
+{
+	struct json_object	*o, *body;
+	enum wechat_status	 st;
+
+	body = json_object_new_object();
+	json_object_object_add(body, "media_url",
+	    json_object_new_string(media_url));
+	json_object_object_add(body, "media_type",
+	    json_object_new_int(media_type));
+	json_object_object_add(body, "version", json_object_new_int(2));
+	json_object_object_add(body, "openid", json_object_new_string(openid));
+	json_object_object_add(body, "scene", json_object_new_int(scene));
+	st = wechat_call_token(wx, a, "media_check_async",
+	    "/wxa/media_check_async", arena_strdup(a,
+	    json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN)),
+	    NULL, &o);
+	json_object_put(body);
+	if (st != WECHAT_OK)
+		return st;
+	*trace_id = field(a, o, "trace_id");
+	json_object_put(o);
+	if (*trace_id == NULL) {
+		snprintf(wx->errmsg, sizeof(wx->errmsg),
+		    "media_check_async: answer lacks trace_id");
+		return WECHAT_UNAVAILABLE;
+	}
+	return WECHAT_OK;
+}

@@ -3,7 +3,7 @@
  * (connection reuse, connect and total timeouts): code2Session,
  * the server access_token (shared by all responders through Redis and
  * refreshed by one of them at a time under a Redis lock), the phone
- * number exchange and subscribe messages.  The appsecret and session keys never reach a log line.
+ * number exchange, subscribe messages and content security.  The appsecret and session keys never reach a log line.
  */
 #ifndef WX_WECHAT_H
 #define WX_WECHAT_H
@@ -92,5 +92,24 @@ enum wechat_status wechat_phone_number(struct wechat *, struct arena *,
  */
 enum wechat_status wechat_subscribe_send(struct wechat *, struct arena *,
 	    const char *body, const char *job_id, long long *msgid);
+
+/* Content security's verdict on a text or an image. */
+struct wechat_verdict {
+	const char	*suggest;	/* "pass", "review" or "risky" */
+	long		 label;		/* 100: normal; 20001...: why */
+	const char	*trace_id;
+};
+/* msgSecCheck v2 of a text the user openid wrote, in scene 1..4. */
+enum wechat_status wechat_msg_sec_check(struct wechat *, struct arena *,
+	    const char *openid, int scene, const char *content,
+	    struct wechat_verdict *);
+/*
+ * mediaCheckAsync v2 of an image (media_type 2) or audio (1) at an https
+ * URL: *trace_id; the verdict comes later through message push, as a
+ * wxa_media_check event with that trace_id.
+ */
+enum wechat_status wechat_media_check_async(struct wechat *, struct arena *,
+	    const char *openid, int scene, const char *media_url,
+	    int media_type, const char **trace_id);
 
 #endif

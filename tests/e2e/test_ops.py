@@ -422,7 +422,10 @@ class Status(e2e.TestCase):
 # 3. One responder, standalone: lifecycle
 # --------------------------------------------------------------------------
 
-class Lifecycle(e2e.TestCase):
+class OwnResponder(e2e.TestCase):
+    """A wxapp-fcgi of the test's own, on a socket of its own, with the
+    stack's configuration and the test's overrides (start(**env)); talked
+    to with fcgi.py.  No tests: Lifecycle's below, and other modules'."""
 
     def setUp(self):
         e2e.need_run_dir()
@@ -539,6 +542,9 @@ class Lifecycle(e2e.TestCase):
     def diag(self):
         return ("\nresponder log %s:\n%s\nstderr: %s"
                 % (self.logf, tail(read_text(self.logf)), read_text(self.errf)[-500:]))
+
+
+class Lifecycle(OwnResponder):
 
     # (a)
     def test_a_max_requests_exits_0(self):

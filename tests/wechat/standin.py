@@ -59,6 +59,68 @@ Endpoints (WeChat answers HTTP 200 even for errors; an error is
        answers the same msgid and counts as "deduplicated".  So tests can tell
        a sender that resends a job (fine) from a message delivered twice.
        Sends without the header are always delivered.
+  POST /wxa/msg_sec_check?access_token=T
+       msgSecCheck v2, body {"version": 2, "openid", "scene": 1..4,
+       "content": 1..2500 characters}
+       -> {"errcode":0,"errmsg":"ok","trace_id":"<24 hex>","result":
+       {"suggest":S,"label":L},"detail":[{"strategy":"keyword","errcode":0,
+       "suggest":S,"label":L,"prob":90,"keyword":K}]}: content containing
+       "RISKY" -> S "risky", L 20001, K "RISKY"; else containing "REVIEW" ->
+       "review", 20002, "REVIEW"; else "pass", 100, "".  Checked in this
+       order (after sec_fail and the token; a body that is not a JSON
+       object: 47001): version not 2 -> 47001, openid missing/empty/not a
+       string -> 40003, scene not an integer 1..4 -> 47001, content not a
+       string of 1..2500 characters -> 47001.
+  POST /wxa/media_check_async?access_token=T
+       mediaCheckAsync v2, body {"media_url": "https://...", "media_type":
+       1 (audio) | 2 (image), "version": 2, "openid": non-empty, "scene":
+       1..4}; anything else (incl. a media_url not starting with https://)
+       -> 47001.  -> {"errcode":0,"errmsg":"ok","trace_id":"<24 hex>"} at
+       once; then, media_delay_ms later, on a background thread, the verdict
+       is POSTed as a message push (see below) to push_url:
+         {"ToUserName":"gh_standin","FromUserName":<openid>,"CreateTime":
+          <now>,"MsgType":"event","Event":"wxa_media_check","appid":<appid>,
+          "trace_id":<trace_id>,"version":2,"result":{"suggest":S,"label":L},
+          "detail":[{"strategy":"content_model","errcode":0,"suggest":S,
+          "label":L,"prob":90}]}
+       with S/L "risky"/20001 when media_url contains "risky", else
+       "review"/20002 when it contains "review", else "pass"/100.  A
+       media_url containing "never" gets no callback at all.  In the XML
+       format the same fields are elements (ints without CDATA; result and
+       the detail entry as nested elements).  One attempt only (no retries);
+       the outcome is logged in /__pushes.  The push uses the settings at
+       the time it is sent; a /__reset in between cancels it.
+
+Message push (WeChat -> the backend's callback URL), as WeChat sends it:
+query signature = sha1(sorted [token, timestamp, nonce] joined), lower-case
+hex, plus timestamp and nonce; in safe mode also encrypt_type=aes and
+msg_signature = sha1(sorted [token, timestamp, nonce, Encrypt] joined), and
+the body is {"ToUserName", "Encrypt"} (JSON) or <xml><ToUserName/><Encrypt/>
+</xml>, Encrypt = base64(AES-256-CBC(key = b64decode(EncodingAESKey + "="),
+iv = key[:16], 16 random bytes | 4-byte big-endian length | message | appid,
+PKCS#7-padded to 32 bytes)).  TLS certificates are not verified (the backend
+has a self-signed one).  Importable by tests (`import standin`):
+
+  push_signature(*strings)         lower-case hex sha1 of the sorted strings
+  push_encrypt(aes_key_43, appid, message_bytes, rand16=None) -> base64 text
+                                   (AES through the `openssl` command)
+  push_decrypt(aes_key_43, b64)    -> (message_bytes, appid); ValueError when
+                                   it is not a valid encryption
+  push_xml(message)                <xml><Name><![CDATA[v]]></Name>...</xml>
+                                   (ints bare, dicts nested, lists repeated)
+  build_push(message, token, mode, fmt, aes_key=None, appid=None,
+             timestamp=None, nonce=None, tamper=None, raw=None)
+                                   -> (query_string, body_bytes, content_type);
+                                   message: a dict, or a str/bytes body used
+                                   as is (or give it as raw=, message then
+                                   only gives ToUserName); mode
+                                   "plain"|"safe", fmt "json"|"xml";
+                                   tamper "signature"|
+                                   "msg_signature"|"encrypt" flips one
+                                   character of that value after signing
+  send_push(url, query, body, ctype, timeout=10) -> (status, body bytes);
+                                   HTTP(S) POST, no TLS verification, no
+                                   proxy; connection errors raise OSError
 
 Login codes (js_code) pick the answer:
 
@@ -111,6 +173,23 @@ Test control (never counted in /__stats):
                               concurrency); 0 (default): every call until
                               changed
        send_slow_ms: N        how long send_fail=slow sleeps (default 5000)
+       sec_fail: "none"|"busy"|"timeout"|"http500"
+                              break msg_sec_check only (busy = -1, timeout =
+                              sleep 30 s then answer normally, http500 as for
+                              `fail`); taken like send_fail (after latency_ms
+                              and `fail`, before the token check); given
+                              without sec_fail_count, it sets it to 0
+       sec_fail_count: N      as send_fail_count, for sec_fail
+       media_delay_ms: N      delay before a media_check_async verdict is
+                              pushed (default 200)
+       push_url: "http(s)://..."  the backend's message push URL ("" =
+                              none, the default: verdicts are logged as not
+                              sent)
+       push_token: "..."      the Token of the push configuration (default "")
+       push_aes_key: "..."    the EncodingAESKey: 43 characters of
+                              [A-Za-z0-9], or "" (default)
+       push_mode: "plain"|"safe"  (default "safe")
+       push_format: "json"|"xml"  (default "json")
        -> {"ok": true, "settings": {...}}
   GET  /__control  -> {"settings": {...}}
   GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n,
@@ -129,8 +208,32 @@ Test control (never counted in /__stats):
                       construction, given the dedup above); "repeats":
                       delivered sends without a job id whose (touser,
                       template_id, data) equals an earlier delivered send's.
+  GET  /__pushes   -> the media_check_async verdict pushes, in the order
+                      they finished: {"count": n, "pushes": [{"url",
+                      "trace_id", "openid", "suggest", "label", "mode",
+                      "format", "status", "body", "error", "at"}, ...]}
+                      status: the HTTP status the backend answered, body:
+                      its answer as text; both null when nothing was
+                      answered, error then says why (push_url not set, no
+                      push_aes_key in safe mode, connection error...), else
+                      error is null.  "at": unix time of the outcome.
+  POST /__push     JSON {"message": {...}} or {"raw": "<body text, signed
+                      (and in safe mode encrypted) as is>"}, optional
+                      overrides of the push_* settings "mode", "format",
+                      "token", "aes_key", "appid" (default: the --appid),
+                      "timestamp", "nonce" (strings or integers), "tamper":
+                      "signature"|"msg_signature"|"encrypt" (the latter two
+                      in safe mode only).  Builds the push with build_push,
+                      POSTs it to push_url and answers
+                      {"status": N, "body": "<the backend's answer>",
+                       "query": "<query string sent>", "sent": "<body sent>"}
+                      (status and body null, plus "error", when the backend
+                      could not be reached).  400 when push_url is not set,
+                      a value is bad, or safe mode has no AES key.  Not
+                      logged in /__pushes.
   POST /__reset    -> counters, used codes, tokens, settings to defaults, and
-                      the send log, msgid counter and job memory cleared
+                      the send log, msgid counter, job memory and push log
+                      cleared (pending verdict pushes are dropped)
 """
 
 import argparse
@@ -142,10 +245,14 @@ import re
 import secrets
 import signal
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 JSON_CT = "application/json; charset=utf-8"
@@ -162,10 +269,39 @@ DEFAULT_SETTINGS = {
     "send_fail": "none",    # failure injection for subscribe/send only
     "send_fail_count": 0,   # >0: send_fail for that many more calls only
     "send_slow_ms": 5000,   # how long send_fail=slow sleeps
+    "sec_fail": "none",     # failure injection for msg_sec_check only
+    "sec_fail_count": 0,    # >0: sec_fail for that many more calls only
+    "media_delay_ms": 200,  # media_check_async verdict push delay
+    "push_url": "",         # the backend's message push URL ("" = none)
+    "push_token": "",       # message push Token
+    "push_aes_key": "",     # message push EncodingAESKey (43 chars) or ""
+    "push_mode": "safe",    # "plain" | "safe"
+    "push_format": "json",  # "json" | "xml"
 }
 FAIL_MODES = ("none", "busy", "http500", "garbage", "timeout")
 SEND_FAIL_MODES = ("none", "busy", "quota", "http500", "garbage", "slow",
                    "refuse", "invalid_openid")
+SEC_FAIL_MODES = ("none", "busy", "timeout", "http500")
+# <prefix>_fail / <prefix>_fail_count pairs, and their modes.
+FAULT_MODES = {"send": SEND_FAIL_MODES, "sec": SEC_FAIL_MODES}
+
+# Content security (msgSecCheck / mediaCheckAsync v2)
+SEC_SCENES = (1, 2, 3, 4)
+SEC_CONTENT_MAX = 2500
+MEDIA_TYPES = (1, 2)            # 1 audio, 2 image
+# (marker, suggest, label), first match wins; else ("pass", 100).
+SEC_MARKERS = (("RISKY", "risky", 20001), ("REVIEW", "review", 20002))
+MEDIA_MARKERS = (("risky", "risky", 20001), ("review", "review", 20002))
+MEDIA_NEVER = "never"           # a media_url with this gets no callback
+PUSH_TO_USER = "gh_standin"
+
+# Message push
+PUSH_MODES = ("plain", "safe")
+PUSH_FORMATS = ("json", "xml")
+PUSH_CTYPES = {"json": "application/json", "xml": "text/xml"}
+PUSH_TAMPER = ("signature", "msg_signature", "encrypt")
+AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
+PUSH_BLOCK = 32                 # WeChat's PKCS#7 block size (not AES's 16)
 
 # subscribeMessage.send
 FIRST_MSGID = 3000000000000000000
@@ -261,6 +397,190 @@ def new_access_token():
 
 
 # --------------------------------------------------------------------------
+# Message push (WeChat -> the backend), importable by tests
+# --------------------------------------------------------------------------
+
+def push_signature(*strings):
+    """Lower-case hex sha1 of the strings sorted lexicographically and
+    concatenated (signature and msg_signature)."""
+    return hashlib.sha1("".join(sorted(str(x) for x in strings))
+                        .encode("utf-8")).hexdigest()
+
+
+def _aes_key(aes_key_43):
+    """The 32-byte AESKey of an EncodingAESKey; ValueError when bad."""
+    if not isinstance(aes_key_43, str) or len(aes_key_43) != 43:
+        raise ValueError("EncodingAESKey must be 43 characters")
+    key = base64.b64decode(aes_key_43 + "=")
+    if len(key) != 32:
+        raise ValueError("EncodingAESKey does not decode to 32 bytes")
+    return key
+
+
+def _openssl_aes(key, data, decrypt):
+    """AES-256-CBC, iv = key[:16], no padding, by the openssl command."""
+    cmd = ["openssl", "enc", "-aes-256-cbc", "-K", key.hex(),
+           "-iv", key[:16].hex(), "-nopad"]
+    if decrypt:
+        cmd.append("-d")
+    r = subprocess.run(cmd, input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        raise ValueError("openssl enc failed: %s"
+                         % r.stderr.decode("utf-8", "replace").strip())
+    return r.stdout
+
+
+def push_encrypt(aes_key_43, appid, message_bytes, rand16=None):
+    """WeChat's Encrypt value: base64 of AES-256-CBC(16 random bytes |
+    4-byte big-endian length | message | appid, PKCS#7 to 32 bytes)."""
+    key = _aes_key(aes_key_43)
+    if isinstance(message_bytes, str):
+        message_bytes = message_bytes.encode("utf-8")
+    if rand16 is None:
+        rand16 = os.urandom(16)
+    if len(rand16) != 16:
+        raise ValueError("rand16 must be 16 bytes")
+    plain = (rand16 + len(message_bytes).to_bytes(4, "big") + message_bytes
+             + appid.encode("utf-8"))
+    pad = PUSH_BLOCK - len(plain) % PUSH_BLOCK      # 1..32
+    plain += bytes([pad]) * pad
+    return base64.b64encode(_openssl_aes(key, plain, False)).decode("ascii")
+
+
+def push_decrypt(aes_key_43, b64):
+    """The reverse of push_encrypt: (message_bytes, appid).  ValueError when
+    the text is not base64 of whole blocks, or padding/length are wrong."""
+    key = _aes_key(aes_key_43)
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (ValueError, TypeError):
+        raise ValueError("Encrypt is not base64")
+    if not raw or len(raw) % 16:
+        raise ValueError("Encrypt is not whole AES blocks")
+    plain = _openssl_aes(key, raw, True)
+    pad = plain[-1]
+    if not 1 <= pad <= PUSH_BLOCK or plain[-pad:] != bytes([pad]) * pad:
+        raise ValueError("bad PKCS#7 padding")
+    plain = plain[:-pad]
+    if len(plain) < 20:
+        raise ValueError("plaintext too short")
+    n = int.from_bytes(plain[16:20], "big")
+    if 20 + n > len(plain):
+        raise ValueError("message length past the end")
+    return plain[20:20 + n], plain[20 + n:].decode("utf-8", "replace")
+
+
+def _cdata(text):
+    # "]]>" cannot appear inside one CDATA section: split it across two.
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def _xml_fields(message):
+    out = []
+    for name, value in message.items():
+        for v in (value if isinstance(value, list) else [value]):
+            if isinstance(v, dict):
+                inner = _xml_fields(v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                inner = str(v)
+            else:
+                inner = _cdata(str(v))
+            out.append("<%s>%s</%s>" % (name, inner, name))
+    return "".join(out)
+
+
+def push_xml(message):
+    """<xml><Name><![CDATA[value]]></Name>...</xml>: ints without CDATA,
+    dicts as nested elements, a list as the element repeated."""
+    return "<xml>" + _xml_fields(message) + "</xml>"
+
+
+def _flip(text):
+    """text with its middle character changed (hex and base64 stay valid)."""
+    i = len(text) // 2
+    return text[:i] + ("1" if text[i] == "0" else "0") + text[i + 1:]
+
+
+def build_push(message, token, mode, fmt, aes_key=None, appid=None,
+               timestamp=None, nonce=None, tamper=None, raw=None):
+    """A message push request as WeChat signs it:
+    (query_string, body_bytes, content_type).  See the module docstring.
+    raw (str/bytes), when given, is the message text instead of message's
+    (message then only gives the safe-mode ToUserName)."""
+    if mode not in PUSH_MODES:
+        raise ValueError("mode must be one of " + ", ".join(PUSH_MODES))
+    if fmt not in PUSH_FORMATS:
+        raise ValueError("fmt must be one of " + ", ".join(PUSH_FORMATS))
+    if tamper is not None and tamper not in PUSH_TAMPER:
+        raise ValueError("tamper must be one of " + ", ".join(PUSH_TAMPER))
+    if tamper in ("msg_signature", "encrypt") and mode != "safe":
+        raise ValueError("tamper=%s needs safe mode" % tamper)
+    if raw is not None:
+        to_user = message.get("ToUserName", "") if isinstance(message, dict) else ""
+        text = raw.encode("utf-8") if isinstance(raw, str) else raw
+    elif isinstance(message, dict):
+        to_user = message.get("ToUserName", "")
+        if fmt == "json":
+            text = json.dumps(message, ensure_ascii=False).encode("utf-8")
+        else:
+            text = push_xml(message).encode("utf-8")
+    else:
+        to_user = ""
+        text = message.encode("utf-8") if isinstance(message, str) else message
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    if nonce is None:
+        nonce = "".join(secrets.choice("0123456789") for _ in range(10))
+    nonce = str(nonce)
+    token = token or ""
+
+    params = [("signature", push_signature(token, timestamp, nonce)),
+              ("timestamp", timestamp), ("nonce", nonce)]
+    if mode == "plain":
+        body = text
+    else:
+        if not aes_key:
+            raise ValueError("safe mode needs an EncodingAESKey")
+        encrypt = push_encrypt(aes_key, appid or "", text)
+        params += [("encrypt_type", "aes"),
+                   ("msg_signature",
+                    push_signature(token, timestamp, nonce, encrypt))]
+        if tamper == "encrypt":
+            encrypt = _flip(encrypt)
+        if fmt == "json":
+            body = json.dumps({"ToUserName": to_user, "Encrypt": encrypt},
+                              ensure_ascii=False).encode("utf-8")
+        else:
+            body = ("<xml><ToUserName>%s</ToUserName><Encrypt>%s</Encrypt></xml>"
+                    % (_cdata(str(to_user)), _cdata(encrypt))).encode("utf-8")
+    if tamper in ("signature", "msg_signature"):
+        params = [(k, _flip(v) if k == tamper else v) for k, v in params]
+    return urllib.parse.urlencode(params), body, PUSH_CTYPES[fmt]
+
+
+# No proxy (the backend is local) and no TLS verification (self-signed).
+_PUSH_OPENER = urllib.request.build_opener(
+    urllib.request.ProxyHandler({}),
+    urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+
+
+def send_push(url, query, body, ctype, timeout=10):
+    """POST a built push to url: (status, body bytes).  An HTTP error status
+    is an answer too; a connection failure or timeout raises OSError."""
+    full = url + ("&" if "?" in url else "?") + query if query else url
+    req = urllib.request.Request(full, data=body, method="POST",
+                                 headers={"Content-Type": ctype})
+    try:
+        with _PUSH_OPENER.open(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, e.read()
+        finally:
+            e.close()
+
+
+# --------------------------------------------------------------------------
 # Shared state (one lock; handlers run on many threads)
 # --------------------------------------------------------------------------
 
@@ -291,6 +611,10 @@ class State:
             self.next_msgid = FIRST_MSGID
             self.jobs = {}              # X-Wxapp-Job id -> msgid
             self.deduplicated = 0       # sends answered from self.jobs
+            # media_check_async verdict pushes, in the order they finished;
+            # push_gen cancels the pushes pending at a reset.
+            self.pushes = []
+            self.push_gen = getattr(self, "push_gen", 0) + 1
 
     def count(self, path):
         with self.lock:
@@ -364,16 +688,18 @@ class State:
 
     # -- subscribe/send ---------------------------------------------------
 
-    def take_send_fault(self):
-        """The send_fail mode for this call and send_slow_ms; counts one call
-        off send_fail_count (back to "none" when it reaches 0)."""
+    def take_fault(self, prefix):
+        """The <prefix>_fail mode for this call (prefix "send" or "sec");
+        counts one call off <prefix>_fail_count (back to "none" when it
+        reaches 0)."""
+        fail, count = prefix + "_fail", prefix + "_fail_count"
         with self.lock:
-            mode = self.settings["send_fail"]
-            if mode != "none" and self.settings["send_fail_count"] > 0:
-                self.settings["send_fail_count"] -= 1
-                if self.settings["send_fail_count"] == 0:
-                    self.settings["send_fail"] = "none"
-            return mode, self.settings["send_slow_ms"]
+            mode = self.settings[fail]
+            if mode != "none" and self.settings[count] > 0:
+                self.settings[count] -= 1
+                if self.settings[count] == 0:
+                    self.settings[fail] = "none"
+            return mode
 
     def deliver(self, entry):
         """Record a send that passed every check and return its msgid; a job
@@ -412,6 +738,28 @@ class State:
         return {"delivered": len(sends), "deduplicated": deduplicated,
                 "duplicates": duplicates, "repeats": repeats, "sends": sends}
 
+    # -- media_check_async verdict pushes ----------------------------------
+
+    def push_settings(self, gen):
+        """The push_* settings now, or None when a reset came after gen."""
+        with self.lock:
+            if gen != self.push_gen:
+                return None
+            return {k: v for k, v in self.settings.items()
+                    if k.startswith("push_")}
+
+    def record_push(self, gen, entry):
+        with self.lock:
+            if gen == self.push_gen:
+                entry["at"] = time.time()
+                self.pushes.append(entry)
+
+    def push_log(self):
+        """GET /__pushes."""
+        with self.lock:
+            pushes = [dict(p) for p in self.pushes]
+        return {"count": len(pushes), "pushes": pushes}
+
     # -- single-use codes -------------------------------------------------
 
     def consume(self, used, code):
@@ -429,6 +777,49 @@ class State:
 
 STATE = None            # set in main()
 QUIET = False
+
+
+def sec_verdict(text, markers):
+    """(suggest, label, marker) for a content security check."""
+    for marker, suggest, label in markers:
+        if marker in text:
+            return suggest, label, marker
+    return "pass", 100, ""
+
+
+def media_verdict_push(gen, delay_s, trace_id, openid, suggest, label):
+    """Background thread of media_check_async: after delay_s, push the
+    verdict event to push_url and log the outcome in /__pushes."""
+    time.sleep(delay_s)
+    conf = STATE.push_settings(gen)
+    if conf is None:
+        return                          # a reset came in between
+    entry = {"url": conf["push_url"], "trace_id": trace_id, "openid": openid,
+             "suggest": suggest, "label": label, "mode": conf["push_mode"],
+             "format": conf["push_format"], "status": None, "body": None,
+             "error": None}
+    event = {"ToUserName": PUSH_TO_USER, "FromUserName": openid,
+             "CreateTime": int(time.time()), "MsgType": "event",
+             "Event": "wxa_media_check", "appid": STATE.appid,
+             "trace_id": trace_id, "version": 2,
+             "result": {"suggest": suggest, "label": label},
+             "detail": [{"strategy": "content_model", "errcode": 0,
+                         "suggest": suggest, "label": label, "prob": 90}]}
+    try:
+        if not conf["push_url"]:
+            raise ValueError("push_url not set")
+        query, body, ctype = build_push(
+            event, conf["push_token"], conf["push_mode"], conf["push_format"],
+            aes_key=conf["push_aes_key"], appid=STATE.appid)
+        status, answer = send_push(conf["push_url"], query, body, ctype)
+        entry["status"] = status
+        entry["body"] = answer.decode("utf-8", "replace")
+    except (ValueError, OSError) as e:
+        entry["error"] = "%s: %s" % (type(e).__name__, e)
+    if not QUIET:
+        sys.stderr.write("standin: verdict push %s %s -> %s\n"
+                         % (trace_id, suggest, entry["status"] or entry["error"]))
+    STATE.record_push(gen, entry)
 
 
 # --------------------------------------------------------------------------
@@ -468,6 +859,8 @@ class Handler(BaseHTTPRequestHandler):
         "/cgi-bin/stable_token": ("POST", "stable_token"),
         "/wxa/business/getuserphonenumber": ("POST", "phone"),
         "/cgi-bin/message/subscribe/send": ("POST", "subscribe_send"),
+        "/wxa/msg_sec_check": ("POST", "msg_sec_check"),
+        "/wxa/media_check_async": ("POST", "media_check_async"),
     }
 
     def do_GET(self):
@@ -680,7 +1073,7 @@ class Handler(BaseHTTPRequestHandler):
         }}
 
     def ep_subscribe_send(self):
-        mode, slow_ms = STATE.take_send_fault()
+        mode = STATE.take_fault("send")
         if mode == "busy":
             raise err(-1)
         if mode == "quota":
@@ -694,7 +1087,8 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "invalid_openid":
             raise err(40003)
         if mode == "slow":
-            time.sleep(slow_ms / 1000.0)    # then answer normally
+            # then answer normally
+            time.sleep(STATE.setting("send_slow_ms") / 1000.0)
 
         self.require_token()
         b = self.json_body()
@@ -739,6 +1133,61 @@ class Handler(BaseHTTPRequestHandler):
                                "job": job})
         return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
+    @staticmethod
+    def is_int(v, allowed):
+        return isinstance(v, int) and not isinstance(v, bool) and v in allowed
+
+    def ep_msg_sec_check(self):
+        mode = STATE.take_fault("sec")
+        if mode == "busy":
+            raise err(-1)
+        if mode == "http500":
+            raise Reply(500, HTML_500, "text/html")
+        if mode == "timeout":
+            time.sleep(TIMEOUT_SLEEP_S)     # then answer normally
+
+        self.require_token()
+        b = self.json_body()
+        if not self.is_int(b.get("version"), (2,)):
+            raise err(47001)
+        openid = b.get("openid")
+        if not isinstance(openid, str) or not openid:
+            raise err(40003)
+        if not self.is_int(b.get("scene"), SEC_SCENES):
+            raise err(47001)
+        content = b.get("content")
+        if not isinstance(content, str) or not 1 <= len(content) <= SEC_CONTENT_MAX:
+            raise err(47001)
+        suggest, label, marker = sec_verdict(content, SEC_MARKERS)
+        return {"errcode": 0, "errmsg": "ok", "trace_id": secrets.token_hex(12),
+                "result": {"suggest": suggest, "label": label},
+                "detail": [{"strategy": "keyword", "errcode": 0,
+                            "suggest": suggest, "label": label, "prob": 90,
+                            "keyword": marker}]}
+
+    def ep_media_check_async(self):
+        self.require_token()
+        b = self.json_body()
+        url = b.get("media_url")
+        openid = b.get("openid")
+        if (not isinstance(url, str) or not url.startswith("https://")
+                or len(url) == len("https://")
+                or not self.is_int(b.get("media_type"), MEDIA_TYPES)
+                or not self.is_int(b.get("version"), (2,))
+                or not isinstance(openid, str) or not openid
+                or not self.is_int(b.get("scene"), SEC_SCENES)):
+            raise err(47001)
+        trace_id = secrets.token_hex(12)
+        if MEDIA_NEVER not in url:
+            suggest, label, _ = sec_verdict(url, MEDIA_MARKERS)
+            with STATE.lock:
+                gen = STATE.push_gen
+                delay_s = STATE.settings["media_delay_ms"] / 1000.0
+            threading.Thread(target=media_verdict_push, daemon=True,
+                             args=(gen, delay_s, trace_id, openid,
+                                   suggest, label)).start()
+        return {"errcode": 0, "errmsg": "ok", "trace_id": trace_id}
+
     # -- test control -----------------------------------------------------
 
     def control(self, path):
@@ -750,6 +1199,10 @@ class Handler(BaseHTTPRequestHandler):
                               "max_inflight": most})
         if path == "/__sends" and self.command == "GET":
             raise Reply(200, STATE.send_log())
+        if path == "/__pushes" and self.command == "GET":
+            raise Reply(200, STATE.push_log())
+        if path == "/__push" and self.command == "POST":
+            self.manual_push()
         if path == "/__reset" and self.command == "POST":
             STATE.reset()
             raise Reply(200, {"ok": True})
@@ -792,20 +1245,44 @@ class Handler(BaseHTTPRequestHandler):
             elif key == "invalidate_tokens":
                 if not isinstance(req[key], bool):
                     raise Reply(400, {"error": "invalidate_tokens must be a boolean"})
-            elif key == "send_fail":
-                if not isinstance(req[key], str) or req[key] not in SEND_FAIL_MODES:
-                    raise Reply(400, {"error": "send_fail must be one of "
-                                      + ", ".join(SEND_FAIL_MODES)})
+            elif key in ("send_fail", "sec_fail"):
+                modes = FAULT_MODES[key[:-len("_fail")]]
+                if not isinstance(req[key], str) or req[key] not in modes:
+                    raise Reply(400, {"error": "%s must be one of %s"
+                                      % (key, ", ".join(modes))})
                 changes[key] = req[key]
                 # Alone, it means every call until changed.
-                changes.setdefault("send_fail_count", 0)
-            elif key == "send_fail_count":
+                changes.setdefault(key + "_count", 0)
+            elif key in ("send_fail_count", "sec_fail_count"):
                 v = req[key]
                 if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    raise Reply(400, {"error": "send_fail_count must be an integer >= 0"})
+                    raise Reply(400, {"error": "%s must be an integer >= 0" % key})
                 changes[key] = v
-            elif key == "send_slow_ms":
+            elif key in ("send_slow_ms", "media_delay_ms"):
                 changes[key] = number(key, 0)
+            elif key == "push_url":
+                v = req[key]
+                if not isinstance(v, str) or (
+                        v and not v.startswith(("http://", "https://"))):
+                    raise Reply(400, {"error": "push_url must be \"\" or an "
+                                      "http:// or https:// URL"})
+                changes[key] = v
+            elif key == "push_token":
+                if not isinstance(req[key], str):
+                    raise Reply(400, {"error": "push_token must be a string"})
+                changes[key] = req[key]
+            elif key == "push_aes_key":
+                v = req[key]
+                if not isinstance(v, str) or (v and not AES_KEY_RE.fullmatch(v)):
+                    raise Reply(400, {"error": "push_aes_key must be \"\" or "
+                                      "43 characters of [A-Za-z0-9]"})
+                changes[key] = v
+            elif key in ("push_mode", "push_format"):
+                allowed = PUSH_MODES if key == "push_mode" else PUSH_FORMATS
+                if req[key] not in allowed:
+                    raise Reply(400, {"error": "%s must be one of %s"
+                                      % (key, ", ".join(allowed))})
+                changes[key] = req[key]
             else:
                 raise Reply(400, {"error": "unknown control key: %s" % key})
         with STATE.lock:
@@ -814,6 +1291,71 @@ class Handler(BaseHTTPRequestHandler):
         if req.get("invalidate_tokens"):
             STATE.invalidate_tokens()
         raise Reply(200, {"ok": True, "settings": settings})
+
+    def manual_push(self):
+        """POST /__push: build a push (push_* settings, overridden by the
+        request), send it to push_url, answer what the backend said."""
+        try:
+            req = json.loads(self.body.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            raise Reply(400, {"error": "body is not JSON"})
+        if not isinstance(req, dict):
+            raise Reply(400, {"error": "body must be a JSON object"})
+
+        def bad(text):
+            return Reply(400, {"error": text})
+
+        known = ("message", "raw", "mode", "format", "timestamp", "nonce",
+                 "token", "aes_key", "appid", "tamper")
+        for key in req:
+            if key not in known:
+                raise bad("unknown /__push key: %s" % key)
+        if ("message" in req) == ("raw" in req):
+            raise bad("give exactly one of message and raw")
+        if "message" in req and not isinstance(req["message"], dict):
+            raise bad("message must be a JSON object")
+        if "raw" in req and not isinstance(req["raw"], str):
+            raise bad("raw must be a string")
+        for key in ("token", "aes_key", "appid"):
+            if key in req and not isinstance(req[key], str):
+                raise bad("%s must be a string" % key)
+        for key in ("timestamp", "nonce"):
+            v = req.get(key)
+            if key in req and (isinstance(v, bool) or not isinstance(v, (str, int))):
+                raise bad("%s must be a string or an integer" % key)
+        with STATE.lock:
+            conf = dict(STATE.settings)
+        if not conf["push_url"]:
+            raise bad("push_url is not set")
+        mode = req.get("mode", conf["push_mode"])
+        fmt = req.get("format", conf["push_format"])
+        aes_key = req.get("aes_key", conf["push_aes_key"])
+        if mode not in PUSH_MODES:
+            raise bad("mode must be one of " + ", ".join(PUSH_MODES))
+        if fmt not in PUSH_FORMATS:
+            raise bad("format must be one of " + ", ".join(PUSH_FORMATS))
+        if "tamper" in req and req["tamper"] not in PUSH_TAMPER:
+            raise bad("tamper must be one of " + ", ".join(PUSH_TAMPER))
+        if mode == "safe" and not AES_KEY_RE.fullmatch(aes_key or ""):
+            raise bad("safe mode needs an AES key of 43 characters of [A-Za-z0-9]")
+        try:
+            query, body, ctype = build_push(
+                req.get("message", req.get("raw")),
+                req.get("token", conf["push_token"]), mode, fmt,
+                aes_key=aes_key, appid=req.get("appid", STATE.appid),
+                timestamp=req.get("timestamp"), nonce=req.get("nonce"),
+                tamper=req.get("tamper"))
+        except ValueError as e:
+            raise bad(str(e))
+        answer = {"status": None, "body": None, "query": query,
+                  "sent": body.decode("utf-8", "replace")}
+        try:
+            status, got = send_push(conf["push_url"], query, body, ctype)
+            answer["status"] = status
+            answer["body"] = got.decode("utf-8", "replace")
+        except OSError as e:
+            answer["error"] = "%s: %s" % (type(e).__name__, e)
+        raise Reply(200, answer)
 
 
 # --------------------------------------------------------------------------

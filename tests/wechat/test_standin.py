@@ -5,16 +5,22 @@
 
 Starts the stand-in on a free port as a subprocess, exercises every rule with
 urllib/http.client, stops it with SIGTERM, and prints `N passed, N failed` as
-its last line.  Exit status 0 only when nothing failed.
+its last line.  Exit status 0 only when nothing failed.  The message push
+functions are imported (`import standin`) and checked directly too; the
+callbacks go to a small recording HTTP(S) server run here.  Needs the
+`openssl` command (AES, and a self-signed certificate for the HTTPS case).
 """
 
 import base64
+import hashlib
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -23,8 +29,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import standin  # noqa: E402  (the push functions; the server runs apart)
+
 STANDIN = os.path.join(HERE, "standin.py")
 APPID = "wx0123456789abcdef"
 SECRET = "s3cr3t-0123456789abcdef0123456789"
@@ -143,6 +154,167 @@ def reset():
 
 def errcode(answer):
     return answer.get("errcode")
+
+
+SEC_PATH = "/wxa/msg_sec_check"
+MEDIA_PATH = "/wxa/media_check_async"
+OPENID = "oTestUser0000000000000000000"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"     # 43 characters
+PUSH_TOKEN = "pushTok3n"
+
+
+def sec_body(**over):
+    """A valid msgSecCheck v2 body; a None value drops the key."""
+    b = {"version": 2, "openid": OPENID, "scene": 2, "content": "hello there"}
+    b.update(over)
+    return {k: v for k, v in b.items() if v is not None}
+
+
+def sec(tok, body=None):
+    return jreq("POST", SEC_PATH, {"access_token": tok},
+                sec_body() if body is None else body)
+
+
+def media_body(**over):
+    b = {"media_url": "https://cdn.example.com/img/1.jpg", "media_type": 2,
+         "version": 2, "openid": OPENID, "scene": 1}
+    b.update(over)
+    return {k: v for k, v in b.items() if v is not None}
+
+
+def media(tok, body=None):
+    return jreq("POST", MEDIA_PATH, {"access_token": tok},
+                media_body() if body is None else body)
+
+
+def pushes():
+    return jreq("GET", "/__pushes")[1]
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def sha1_sorted(*parts):
+    """Independent of standin.push_signature."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def openssl_decrypt(key, ciphertext):
+    """AES-256-CBC decryption, iv = key[:16], no unpadding, by openssl."""
+    r = subprocess.run(["openssl", "enc", "-d", "-aes-256-cbc", "-K", key.hex(),
+                        "-iv", key[:16].hex(), "-nopad"], input=ciphertext,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    return r.stdout
+
+
+def make_cert(directory):
+    """A self-signed certificate for 127.0.0.1: (certfile, keyfile)."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return cert, key
+
+
+class Recorder:
+    """A backend push URL: records every POST, answers status/answer."""
+
+    def __init__(self, cert=None):
+        self.got = []
+        self.lock = threading.Lock()
+        self.status = 200
+        self.answer = b"success"
+        rec = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                u = urllib.parse.urlsplit(self.path)
+                with rec.lock:
+                    rec.got.append({
+                        "path": u.path,
+                        "query": dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True)),
+                        "ctype": self.headers.get("Content-Type"),
+                        "body": body, "at": time.time()})
+                    status, answer = rec.status, rec.answer
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server.daemon_threads = True
+        scheme = "http"
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cert)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d/wx/push" % (scheme, self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                         daemon=True).start()
+
+    def requests(self):
+        with self.lock:
+            return list(self.got)
+
+    def clear(self):
+        with self.lock:
+            self.got = []
+
+    def wait(self, n=1, timeout=5.0):
+        """The first n requests, or None when they did not all come."""
+        if wait_until(lambda: len(self.requests()) >= n, timeout):
+            return self.requests()[:n]
+        return None
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def push_checks(got, token, safe, what):
+    """Check a received push's signatures; the message text (decrypted in
+    safe mode) and the appid (None in plain mode)."""
+    q = got["query"]
+    check(q.get("signature") == sha1_sorted(token, q.get("timestamp", ""),
+                                            q.get("nonce", "")),
+          what + ": signature = sha1(sorted token, timestamp, nonce)")
+    check(q.get("timestamp", "").isdigit() and q.get("nonce", "").isdigit(),
+          what + ": timestamp and nonce are digits")
+    if not safe:
+        check("encrypt_type" not in q and "msg_signature" not in q,
+              what + ": plain mode has no encrypt_type/msg_signature")
+        return got["body"], None
+    check(q.get("encrypt_type") == "aes", what + ": encrypt_type=aes")
+    if got["ctype"].startswith("application/json"):
+        outer = json.loads(got["body"])
+        check(set(outer) == {"ToUserName", "Encrypt"}, what + ": safe JSON keys %s" % sorted(outer))
+        enc = outer["Encrypt"]
+    else:
+        root = ET.fromstring(got["body"])
+        check(root.tag == "xml" and [c.tag for c in root] == ["ToUserName", "Encrypt"],
+              what + ": safe XML elements")
+        check(b"<Encrypt><![CDATA[" in got["body"], what + ": Encrypt in CDATA")
+        enc = root.find("Encrypt").text
+    check(q.get("msg_signature") == sha1_sorted(token, q["timestamp"], q["nonce"], enc),
+          what + ": msg_signature = sha1(sorted token, timestamp, nonce, Encrypt)")
+    return standin.push_decrypt(AES_KEY, enc)
 
 
 # --------------------------------------------------------------------------
@@ -473,7 +645,11 @@ def test_stats_and_reset():
     check(a["settings"] == {"latency_ms": 0, "fail": "none", "overlap_s": 300,
                             "token_ttl_s": 7200, "expires_in_s": 7200,
                             "send_fail": "none", "send_fail_count": 0,
-                            "send_slow_ms": 5000},
+                            "send_slow_ms": 5000, "sec_fail": "none",
+                            "sec_fail_count": 0, "media_delay_ms": 200,
+                            "push_url": "", "push_token": "",
+                            "push_aes_key": "", "push_mode": "safe",
+                            "push_format": "json"},
           "reset restores default settings")
     _, a = jreq("GET", "/__stats")
     check(a["total"] == 0, "reset zeroes counters")
@@ -868,6 +1044,647 @@ def test_send_fail():
     check(send(t)[1].get("errcode") == 0, "sends still succeed")
 
 
+def test_msg_sec_check():
+    reset()
+    _, a = token()
+    t = a["access_token"]
+    s, a = sec(t)
+    check(s == 200 and set(a) == {"errcode", "errmsg", "trace_id", "result", "detail"}
+          and a["errcode"] == 0 and a["errmsg"] == "ok", "msg_sec_check success shape: %s" % a)
+    check(re.fullmatch(r"[0-9a-f]{24}", a.get("trace_id", "")) is not None,
+          "msg_sec_check trace_id is random hex")
+    check(a.get("result") == {"suggest": "pass", "label": 100}, "plain content -> pass 100")
+    check(a.get("detail") == [{"strategy": "keyword", "errcode": 0, "suggest": "pass",
+                               "label": 100, "prob": 90, "keyword": ""}],
+          "pass detail: %s" % a.get("detail"))
+    check(sec(t)[1]["trace_id"] != a["trace_id"], "a new trace_id per call")
+
+    for content, sug, label, kw in [("this is RISKY stuff", "risky", 20001, "RISKY"),
+                                    ("please REVIEW me", "review", 20002, "REVIEW"),
+                                    ("REVIEW and RISKY", "risky", 20001, "RISKY"),
+                                    ("risky review (lower case)", "pass", 100, "")]:
+        _, a = sec(t, sec_body(content=content))
+        check(a.get("result") == {"suggest": sug, "label": label}
+              and a["detail"][0]["suggest"] == sug and a["detail"][0]["label"] == label
+              and a["detail"][0]["keyword"] == kw,
+              "%r -> %s %d keyword %r (%s)" % (content, sug, label, kw, a))
+    for scene in (1, 2, 3, 4):
+        check(sec(t, sec_body(scene=scene))[1].get("errcode") == 0, "scene %d accepted" % scene)
+    check(sec(t, sec_body(content="x" * 2500))[1].get("errcode") == 0,
+          "content of 2500 characters accepted")
+    check(sec(t, sec_body(content="\u5b57" * 2500))[1].get("errcode") == 0,
+          "2500 characters, not bytes")
+
+    bad = [("version 1", sec_body(version=1), 47001),
+           ("version \"2\"", sec_body(version="2"), 47001),
+           ("no version", sec_body(version=None), 47001),
+           ("no openid", sec_body(openid=None), 40003),
+           ("empty openid", sec_body(openid=""), 40003),
+           ("openid 5", sec_body(openid=5), 40003),
+           ("scene 0", sec_body(scene=0), 47001),
+           ("scene 5", sec_body(scene=5), 47001),
+           ("scene \"1\"", sec_body(scene="1"), 47001),
+           ("scene true", sec_body(scene=True), 47001),
+           ("no scene", sec_body(scene=None), 47001),
+           ("empty content", sec_body(content=""), 47001),
+           ("content 2501", sec_body(content="x" * 2501), 47001),
+           ("content 5", sec_body(content=5), 47001),
+           ("no content", sec_body(content=None), 47001),
+           ("order: version before openid", sec_body(version=1, openid=""), 47001),
+           ("order: openid before scene", sec_body(openid="", scene=9), 40003)]
+    for what, body, want in bad:
+        _, a = sec(t, body)
+        check(a == {"errcode": want, "errmsg": {40003: "invalid openid",
+                                                47001: "data format error"}[want]},
+              "msg_sec_check %s -> %d (%s)" % (what, want, a))
+    _, a = jreq("POST", SEC_PATH, body=sec_body())
+    check(errcode(a) == 41001, "msg_sec_check without access_token -> 41001")
+    check(errcode(sec("bogus")[1]) == 40001, "msg_sec_check unknown token -> 40001")
+    _, a = jreq("GET", SEC_PATH, {"access_token": t})
+    check(errcode(a) == 43002, "msg_sec_check by GET -> 43002")
+    _, _, raw = request("POST", SEC_PATH, {"access_token": t}, b"{not json")
+    check(errcode(json.loads(raw)) == 47001, "msg_sec_check non-JSON -> 47001")
+    _, st = jreq("GET", "/__stats")
+    check(st["calls"].get(SEC_PATH) == 1 + 1 + 4 + 4 + 2 + len(bad) + 4,
+          "msg_sec_check calls counted in /__stats (%s)" % st["calls"].get(SEC_PATH))
+
+    # sec_fail, like send_fail.
+    s, a = control(sec_fail="busy")
+    check(s == 200 and a["settings"]["sec_fail"] == "busy"
+          and a["settings"]["sec_fail_count"] == 0, "control sec_fail=busy")
+    check(sec(t)[1] == {"errcode": -1, "errmsg": "system error"}, "sec_fail=busy -> -1")
+    check(sec("bogus")[1].get("errcode") == -1, "sec_fail applies before the token check")
+    check(sec(t)[1].get("errcode") == -1, "sec_fail without count: every call")
+    check(send(t)[1].get("errcode") == 0 and "access_token" in token()[1],
+          "sec_fail leaves the other endpoints alone")
+    control(sec_fail="http500")
+    s, h, raw = request("POST", SEC_PATH, {"access_token": t}, sec_body())
+    check(s == 500 and b"<html>" in raw and h["Content-Type"].startswith("text/html"),
+          "sec_fail=http500 -> 500 HTML")
+    s, a = control(sec_fail="busy", sec_fail_count=2)
+    check(a["settings"]["sec_fail_count"] == 2, "control sec_fail_count=2")
+    check(errcode(sec(t)[1]) == -1 and errcode(sec(t)[1]) == -1
+          and sec(t)[1].get("errcode") == 0, "sec_fail_count=2: two fail, then ok")
+    _, a = jreq("GET", "/__control")
+    check(a["settings"]["sec_fail"] == "none" and a["settings"]["sec_fail_count"] == 0,
+          "sec_fail back to none by itself")
+    control(sec_fail="timeout", sec_fail_count=1)
+    t0 = time.monotonic()
+    try:
+        request("POST", SEC_PATH, {"access_token": t}, sec_body(), timeout=1)
+        timed_out = False
+    except (socket.timeout, TimeoutError, urllib.error.URLError):
+        timed_out = True
+    check(timed_out and time.monotonic() - t0 < 5, "sec_fail=timeout -> no answer in 1 s")
+    check(sec(t)[1].get("errcode") == 0, "sec_fail=timeout, count 1: next call answers")
+    control(fail="busy", sec_fail="http500", sec_fail_count=1)
+    check(errcode(sec(t)[1]) == -1, "global fail applies before sec_fail")
+    control(fail="none")
+    s, _, _ = request("POST", SEC_PATH, {"access_token": t}, sec_body())
+    check(s == 500, "sec_fail_count not used up by the global fail")
+
+    for bad in [{"sec_fail": "quota"}, {"sec_fail": "slow"}, {"sec_fail": None},
+                {"sec_fail_count": -1}, {"sec_fail_count": True},
+                {"sec_fail": "busy", "sec_fail_count": "1"}]:
+        s, a = control(**bad)
+        check(s == 400 and "error" in a, "control rejects %s" % json.dumps(bad))
+    _, a = jreq("GET", "/__control")
+    check(a["settings"]["sec_fail"] == "none" and a["settings"]["sec_fail_count"] == 0,
+          "bad sec control requests changed nothing")
+
+
+def test_push_crypto():
+    key = base64.b64decode(AES_KEY + "=")
+    check(len(key) == 32, "EncodingAESKey + '=' decodes to 32 bytes")
+    check(standin.push_signature("token", "1409304348", "xxxxxx")
+          == hashlib.sha1(b"1409304348tokenxxxxxx").hexdigest(),
+          "push_signature sorts, concatenates, sha1 lower-case hex")
+    check(standin.push_signature("b", "a", "c", "A") == sha1_sorted("A", "a", "b", "c"),
+          "push_signature: byte order sort")
+
+    ok = True
+    for n in list(range(0, 70)) + [255, 256, 1000]:
+        msg = bytes((i * 7 + n) % 256 for i in range(n))
+        enc = standin.push_encrypt(AES_KEY, APPID, msg)
+        raw = base64.b64decode(enc)
+        ok = ok and len(raw) % 32 == 0 and standin.push_decrypt(AES_KEY, enc) == (msg, APPID)
+    check(ok, "push_encrypt/push_decrypt round trip, lengths 0..69, 255, 256, 1000")
+    m64 = b"J" * 64
+    check(standin.push_decrypt(AES_KEY, standin.push_encrypt(AES_KEY, APPID, m64))
+          == (m64, APPID), "round trip of a 64-byte message")
+    check(standin.push_encrypt(AES_KEY, APPID, "\u4e2d\u6587 text")
+          and standin.push_decrypt(AES_KEY, standin.push_encrypt(AES_KEY, APPID, "\u4e2d\u6587"))
+          == ("\u4e2d\u6587".encode(), APPID), "a str message is encoded as UTF-8")
+
+    # Independently (openssl, no push_decrypt): the exact plaintext layout.
+    rand = bytes(range(16))
+    for msg, pad in [(b'{"hello":"world"}', None),
+                     (b"x" * (32 * 3 - 20 - len(APPID)), 32),    # aligned: full block
+                     (b"y" * (32 * 3 - 20 - len(APPID) - 1), 1),
+                     (b"z" * 32, None)]:
+        enc = standin.push_encrypt(AES_KEY, APPID, msg, rand16=rand)
+        plain = openssl_decrypt(key, base64.b64decode(enc))
+        body = rand + len(msg).to_bytes(4, "big") + msg + APPID.encode()
+        want_pad = 32 - len(body) % 32
+        check((pad is None or want_pad == pad) and plain == body + bytes([want_pad]) * want_pad,
+              "openssl -d -nopad: random|length|message|appid|pad %d for a %d-byte message"
+              % (want_pad, len(msg)))
+    check(standin.push_encrypt(AES_KEY, APPID, b"same", rand16=rand)
+          == standin.push_encrypt(AES_KEY, APPID, b"same", rand16=rand)
+          and standin.push_encrypt(AES_KEY, APPID, b"same")
+          != standin.push_encrypt(AES_KEY, APPID, b"same"),
+          "fixed rand16 -> same ciphertext; random otherwise")
+
+    def raises(f, *args):
+        try:
+            f(*args)
+            return False
+        except ValueError:
+            return True
+    check(raises(standin.push_encrypt, AES_KEY[:42], APPID, b"x"), "42-char key -> ValueError")
+    check(raises(standin.push_decrypt, AES_KEY, "not base64!"), "decrypt non-base64 -> ValueError")
+    check(raises(standin.push_decrypt, AES_KEY, base64.b64encode(b"x" * 17).decode()),
+          "decrypt partial block -> ValueError")
+    other = "Z" * 43
+    enc = standin.push_encrypt(AES_KEY, APPID, b"secret message")
+    try:
+        wrong = standin.push_decrypt(other, enc)[1] != APPID
+    except ValueError:
+        wrong = True
+    check(wrong, "wrong key does not give the message back")
+
+
+def test_build_push():
+    msg = {"ToUserName": "gh_x", "FromUserName": OPENID, "CreateTime": 1700000000,
+           "MsgType": "event", "Event": "wxa_media_check", "version": 2,
+           "result": {"suggest": "pass", "label": 100},
+           "detail": [{"strategy": "content_model", "errcode": 0, "prob": 90}]}
+    q, body, ct = standin.build_push(msg, "tok", "plain", "json",
+                                     timestamp="1700000001", nonce="424242")
+    qd = dict(urllib.parse.parse_qsl(q))
+    check(qd == {"signature": sha1_sorted("tok", "1700000001", "424242"),
+                 "timestamp": "1700000001", "nonce": "424242"},
+          "plain json query: %s" % q)
+    check(json.loads(body) == msg and ct == "application/json", "plain json body is the message")
+
+    q, body, ct = standin.build_push(msg, "tok", "plain", "xml", timestamp=1700000001, nonce=7)
+    want = ("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[%s]]>"
+            "</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]>"
+            "</MsgType><Event><![CDATA[wxa_media_check]]></Event><version>2</version>"
+            "<result><suggest><![CDATA[pass]]></suggest><label>100</label></result>"
+            "<detail><strategy><![CDATA[content_model]]></strategy><errcode>0</errcode>"
+            "<prob>90</prob></detail></xml>" % OPENID)
+    check(body.decode() == want and ct == "text/xml", "plain xml body: %s" % body.decode())
+    check(dict(urllib.parse.parse_qsl(q))["signature"] == sha1_sorted("tok", "1700000001", "7"),
+          "integer timestamp/nonce signed as strings")
+    _, body, _ = standin.build_push({"Content": "a]]>b<c>&"}, "tok", "plain", "xml")
+    check(ET.fromstring(body).find("Content").text == "a]]>b<c>&", "']]>' survives CDATA")
+
+    for fmt in ("json", "xml"):
+        q, body, ct = standin.build_push(msg, "tok", "safe", fmt, aes_key=AES_KEY,
+                                         appid=APPID, timestamp="1700000001", nonce="99")
+        got = {"query": dict(urllib.parse.parse_qsl(q)), "ctype": ct, "body": body}
+        text, appid = push_checks(got, "tok", True, "safe %s build_push" % fmt)
+        check(appid == APPID, "safe %s: appid at the end of the plaintext" % fmt)
+        want = json.dumps(msg).encode() if fmt == "json" else standin.push_xml(msg).encode()
+        check(text == want, "safe %s: the encrypted message is the %s message" % (fmt, fmt))
+        to = json.loads(body)["ToUserName"] if fmt == "json" \
+            else ET.fromstring(body).find("ToUserName").text
+        check(to == "gh_x", "safe %s: ToUserName outside" % fmt)
+
+    q, _, _ = standin.build_push(msg, "tok", "plain", "json")
+    qd = dict(urllib.parse.parse_qsl(q))
+    check(abs(int(qd["timestamp"]) - time.time()) < 5 and re.fullmatch(r"\d{6,}", qd["nonce"]),
+          "default timestamp is now, nonce random digits: %s" % q)
+    q, body, _ = standin.build_push("raw <body>", "tok", "safe", "xml", aes_key=AES_KEY,
+                                    appid="wxother")
+    got = {"query": dict(urllib.parse.parse_qsl(q)), "ctype": "text/xml", "body": body}
+    check(push_checks(got, "tok", True, "raw safe") == (b"raw <body>", "wxother"),
+          "a raw string message is encrypted as is")
+    q, body, _ = standin.build_push({"ToUserName": "gh_y"}, "tok", "safe", "json",
+                                    aes_key=AES_KEY, appid=APPID, raw=b"<xml>as is")
+    got = {"query": dict(urllib.parse.parse_qsl(q)), "ctype": "application/json", "body": body}
+    check(push_checks(got, "tok", True, "raw= safe") == (b"<xml>as is", APPID)
+          and json.loads(body)["ToUserName"] == "gh_y",
+          "raw= is encrypted as is, ToUserName from message")
+    _, body, _ = standin.build_push({}, "tok", "plain", "xml", raw="plain raw")
+    check(body == b"plain raw", "raw= in plain mode is the body")
+
+    # tamper: one character of the value changed after signing.
+    base = dict(aes_key=AES_KEY, appid=APPID, timestamp="1", nonce="2")
+    q0, b0, _ = standin.build_push(msg, "tok", "safe", "json", **base)
+    q0 = dict(urllib.parse.parse_qsl(q0))
+    enc0 = json.loads(b0)["Encrypt"]
+    for what in ("signature", "msg_signature", "encrypt"):
+        q, b, _ = standin.build_push(msg, "tok", "safe", "json", tamper=what, **base)
+        q = dict(urllib.parse.parse_qsl(q))
+        enc = json.loads(b)["Encrypt"]
+        # (Encrypt is random per call, so compare each value with what signs.)
+        sig_ok = q["signature"] == sha1_sorted("tok", "1", "2")
+        msig_ok = q["msg_signature"] == sha1_sorted("tok", "1", "2", enc)
+        check(sig_ok == (what != "signature") and msig_ok == (what == "signature"),
+              "tamper=%s breaks exactly that value" % what)
+        if what == "signature":
+            check(sum(x != y for x, y in zip(q0["signature"], q["signature"])) == 1,
+                  "tamper=signature: one hex character differs")
+        elif what == "msg_signature":
+            right = sha1_sorted("tok", "1", "2", enc)
+            check(sum(x != y for x, y in zip(right, q["msg_signature"])) == 1,
+                  "tamper=msg_signature: one hex character differs")
+        else:
+            m = len(enc) // 2
+            alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            signed = [c for c in alphabet if c != enc[m] and q["msg_signature"]
+                      == sha1_sorted("tok", "1", "2", enc[:m] + c + enc[m + 1:])]
+            check(len(signed) == 1 and len(enc) == len(enc0),
+                  "tamper=encrypt: msg_signature signs Encrypt with one character other")
+
+    def raises(**kw):
+        args = dict(message=msg, token="tok", mode="safe", fmt="json", aes_key=AES_KEY)
+        args.update(kw)
+        try:
+            standin.build_push(**args)
+            return False
+        except ValueError:
+            return True
+    check(raises(mode="compat") and raises(fmt="yaml") and raises(tamper="nonce")
+          and raises(mode="plain", tamper="msg_signature") and raises(aes_key=None)
+          and raises(mode="plain", tamper="encrypt"),
+          "build_push rejects bad mode/format/tamper and safe mode without a key")
+
+
+def test_media_check_async():
+    reset()
+    rec = Recorder()
+    try:
+        _, a = token()
+        t = a["access_token"]
+        s, a = control(push_url=rec.url, push_token=PUSH_TOKEN, push_aes_key=AES_KEY)
+        check(s == 200 and a["settings"]["push_mode"] == "safe"
+              and a["settings"]["push_format"] == "json", "push defaults: safe, json")
+
+        for what, body in [("http media_url", media_body(media_url="http://x/1.jpg")),
+                           ("cloud media_url", media_body(media_url="cloud://x/1.jpg")),
+                           ("bare https://", media_body(media_url="https://")),
+                           ("no media_url", media_body(media_url=None)),
+                           ("media_type 3", media_body(media_type=3)),
+                           ("media_type \"2\"", media_body(media_type="2")),
+                           ("no media_type", media_body(media_type=None)),
+                           ("version 1", media_body(version=1)),
+                           ("no version", media_body(version=None)),
+                           ("empty openid", media_body(openid="")),
+                           ("openid 5", media_body(openid=5)),
+                           ("scene 0", media_body(scene=0)),
+                           ("scene 5", media_body(scene=5)),
+                           ("scene true", media_body(scene=True))]:
+            _, a = media(t, body)
+            check(a == {"errcode": 47001, "errmsg": "data format error"},
+                  "media_check_async %s -> 47001 (%s)" % (what, a))
+        _, _, raw = request("POST", MEDIA_PATH, {"access_token": t}, b"[]")
+        check(errcode(json.loads(raw)) == 47001, "media_check_async non-object -> 47001")
+        _, a = jreq("POST", MEDIA_PATH, body=media_body())
+        check(errcode(a) == 41001, "media_check_async without access_token -> 41001")
+        check(errcode(media("bogus")[1]) == 40001, "media_check_async unknown token -> 40001")
+        time.sleep(0.4)
+        check(rec.requests() == [] and pushes()["count"] == 0, "rejected requests push nothing")
+
+        # Safe mode, JSON.
+        control(media_delay_ms=300)
+        t0 = time.time()
+        s, a = media(t)
+        answered = time.time() - t0
+        check(s == 200 and set(a) == {"errcode", "errmsg", "trace_id"} and a["errcode"] == 0
+              and a["errmsg"] == "ok" and re.fullmatch(r"[0-9a-f]{24}", a["trace_id"]),
+              "media_check_async answer: %s" % a)
+        check(answered < 0.3, "answered at once (%.2f s)" % answered)
+        trace = a["trace_id"]
+        got = rec.wait(1)
+        check(got is not None, "verdict pushed to push_url")
+        if got:
+            g = got[0]
+            check(g["at"] - t0 >= 0.3, "after media_delay_ms (%.2f s)" % (g["at"] - t0))
+            check(g["path"] == "/wx/push" and g["ctype"].startswith("application/json"),
+                  "pushed to the URL's path, JSON")
+            text, appid = push_checks(g, PUSH_TOKEN, True, "media safe json")
+            check(appid == APPID, "decrypted appid is the stand-in's appid")
+            ev = json.loads(text)
+            check(set(ev) == {"ToUserName", "FromUserName", "CreateTime", "MsgType",
+                              "Event", "appid", "trace_id", "version", "result", "detail"},
+                  "event keys: %s" % sorted(ev))
+            check(ev["ToUserName"] == "gh_standin" and ev["FromUserName"] == OPENID
+                  and ev["MsgType"] == "event" and ev["Event"] == "wxa_media_check"
+                  and ev["appid"] == APPID and ev["trace_id"] == trace and ev["version"] == 2,
+                  "event fields: %s" % ev)
+            check(isinstance(ev["CreateTime"], int) and abs(ev["CreateTime"] - time.time()) < 5,
+                  "CreateTime is now")
+            check(ev["result"] == {"suggest": "pass", "label": 100}
+                  and ev["detail"] == [{"strategy": "content_model", "errcode": 0,
+                                        "suggest": "pass", "label": 100, "prob": 90}],
+                  "pass verdict: %s %s" % (ev["result"], ev["detail"]))
+            check(json.loads(g["body"])["ToUserName"] == "gh_standin",
+                  "safe JSON ToUserName is the event's")
+        wait_until(lambda: pushes()["count"] >= 1)
+        log = pushes()
+        check(log["count"] == 1 and len(log["pushes"]) == 1, "/__pushes has the callback")
+        if log["pushes"]:
+            e = log["pushes"][0]
+            check(set(e) == {"url", "trace_id", "openid", "suggest", "label", "mode", "format",
+                             "status", "body", "error", "at"}, "/__pushes entry keys")
+            check(e["url"] == rec.url and e["trace_id"] == trace and e["suggest"] == "pass"
+                  and e["status"] == 200 and e["body"] == "success" and e["error"] is None
+                  and e["mode"] == "safe" and e["format"] == "json",
+                  "/__pushes entry: %s" % e)
+
+        # Verdicts by media_url; "never" gets no callback.
+        rec.clear()
+        control(media_delay_ms=0)
+        traces = {}
+        for url, sug, label in [("https://x/risky.jpg", "risky", 20001),
+                                ("https://x/review.mp3", "review", 20002),
+                                ("https://x/risky-review.jpg", "risky", 20001)]:
+            traces[media(t, media_body(media_url=url, media_type=1 if "mp3" in url else 2))
+                   [1]["trace_id"]] = (sug, label)
+        _, a = media(t, media_body(media_url="https://x/never.jpg"))
+        check(a.get("errcode") == 0, "a 'never' media_url is accepted")
+        got = rec.wait(3)
+        time.sleep(0.4)
+        check(got is not None and len(rec.requests()) == 3, "3 callbacks, none for 'never'")
+        for g in got or []:
+            ev = json.loads(push_checks(g, PUSH_TOKEN, True, "verdict")[0])
+            want = traces.get(ev["trace_id"])
+            check(want is not None and ev["result"] == {"suggest": want[0], "label": want[1]}
+                  and ev["detail"][0]["suggest"] == want[0]
+                  and ev["detail"][0]["label"] == want[1],
+                  "verdict %s for its trace_id" % (want,))
+        check(pushes()["count"] == 4, "/__pushes: 4 callbacks in all")
+
+        # Safe mode, XML.
+        rec.clear()
+        control(push_format="xml")
+        trace = media(t)[1]["trace_id"]
+        got = rec.wait(1)
+        if check_got(got, "safe xml callback"):
+            g = got[0]
+            check(g["ctype"].startswith("text/xml"), "XML content type")
+            text, appid = push_checks(g, PUSH_TOKEN, True, "media safe xml")
+            check(appid == APPID, "safe xml: appid")
+            check_xml_event(text, trace, "safe xml")
+            check(ET.fromstring(g["body"]).find("ToUserName").text == "gh_standin",
+                  "safe XML ToUserName")
+
+        # Plain mode, XML and JSON.
+        for fmt in ("xml", "json"):
+            rec.clear()
+            control(push_mode="plain", push_format=fmt)
+            trace = media(t)[1]["trace_id"]
+            got = rec.wait(1)
+            if check_got(got, "plain %s callback" % fmt):
+                text, appid = push_checks(got[0], PUSH_TOKEN, False, "media plain " + fmt)
+                if fmt == "xml":
+                    check_xml_event(text, trace, "plain xml")
+                else:
+                    ev = json.loads(text)
+                    check(ev["trace_id"] == trace and ev["appid"] == APPID
+                          and ev["result"]["suggest"] == "pass",
+                          "plain json: the event itself")
+
+        # What the backend answered is logged; failures too.
+        reset()
+        _, a = token()
+        t = a["access_token"]
+        rec.clear()
+        control(push_url=rec.url + "?from=wx", push_token=PUSH_TOKEN, push_aes_key=AES_KEY,
+                media_delay_ms=0)
+        rec.status, rec.answer = 403, b"bad signature"
+        media(t)
+        got = rec.wait(1)
+        check(got is not None and got[0]["query"].get("from") == "wx"
+              and "signature" in got[0]["query"], "push_url's own query kept")
+        wait_until(lambda: pushes()["count"] >= 1)
+        e = (pushes()["pushes"] or [{}])[0]
+        check(e.get("status") == 403 and e.get("body") == "bad signature"
+              and e.get("error") is None, "backend's 403 and body logged: %s" % e)
+        rec.status, rec.answer = 200, b"success"
+
+        reset()
+        _, a = token()
+        t = a["access_token"]
+        control(media_delay_ms=0)
+        media(t)
+        wait_until(lambda: pushes()["count"] >= 1)
+        e = (pushes()["pushes"] or [{}])[0]
+        check(e.get("status") is None and e.get("url") == ""
+              and "push_url not set" in (e.get("error") or ""), "no push_url: logged: %s" % e)
+        control(push_url=rec.url, push_aes_key="")
+        media(t)
+        wait_until(lambda: pushes()["count"] >= 2)
+        e = (pushes()["pushes"] + [{}, {}])[1]
+        check(e.get("status") is None and "EncodingAESKey" in (e.get("error") or ""),
+              "safe mode without push_aes_key: logged: %s" % e)
+        control(push_url="http://127.0.0.1:%d/x" % free_port(), push_aes_key=AES_KEY)
+        media(t)
+        wait_until(lambda: pushes()["count"] >= 3)
+        e = (pushes()["pushes"] + [{}, {}, {}])[2]
+        check(e.get("status") is None and e.get("error"), "unreachable push_url: logged: %s" % e)
+
+        # A reset cancels pending pushes.
+        rec.clear()
+        control(push_url=rec.url, media_delay_ms=400)
+        media(t)
+        reset()
+        control(push_url=rec.url, push_aes_key=AES_KEY)
+        time.sleep(0.7)
+        check(rec.requests() == [] and pushes()["count"] == 0, "reset drops pending pushes")
+        _, st = jreq("GET", "/__stats")
+        check(st["calls"] == {}, "/__pushes not counted in /__stats")
+        _, a = token()
+        media(a["access_token"])
+        _, st = jreq("GET", "/__stats")
+        check(st["calls"].get(MEDIA_PATH) == 1, "media_check_async counted in /__stats")
+    finally:
+        rec.close()
+
+    # Over HTTPS with a self-signed certificate (not verified).
+    tmp = tempfile.mkdtemp(prefix="standin-cert-")
+    try:
+        rec = Recorder(make_cert(tmp))
+        try:
+            reset()
+            _, a = token()
+            control(push_url=rec.url, push_token=PUSH_TOKEN, push_aes_key=AES_KEY,
+                    media_delay_ms=0)
+            trace = media(a["access_token"])[1]["trace_id"]
+            got = rec.wait(1)
+            if check_got(got, "https callback (self-signed certificate)"):
+                ev = json.loads(push_checks(got[0], PUSH_TOKEN, True, "https")[0])
+                check(ev["trace_id"] == trace, "https callback carries the trace_id")
+            wait_until(lambda: pushes()["count"] >= 1)
+            e = (pushes()["pushes"] or [{}])[0]
+            check(rec.url.startswith("https://") and e.get("status") == 200,
+                  "https callback logged with status 200: %s" % e)
+        finally:
+            rec.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_got(got, what):
+    check(got is not None, what)
+    return got is not None
+
+
+def check_xml_event(text, trace, what):
+    root = ET.fromstring(text)
+    f = {c.tag: c for c in root}
+    check(root.tag == "xml" and set(f) == {"ToUserName", "FromUserName", "CreateTime",
+                                           "MsgType", "Event", "appid", "trace_id",
+                                           "version", "result", "detail"},
+          what + ": event elements %s" % sorted(f))
+    check(f["ToUserName"].text == "gh_standin" and f["FromUserName"].text == OPENID
+          and f["MsgType"].text == "event" and f["Event"].text == "wxa_media_check"
+          and f["appid"].text == APPID and f["trace_id"].text == trace
+          and f["version"].text == "2", what + ": event fields")
+    check(f["CreateTime"].text.isdigit() and b"<CreateTime><!" not in text
+          and b"<version>2</version>" in text, what + ": ints without CDATA")
+    check(f["result"].find("suggest").text == "pass" and f["result"].find("label").text == "100",
+          what + ": nested result")
+    d = f["detail"]
+    check([c.tag for c in d] == ["strategy", "errcode", "suggest", "label", "prob"]
+          and d.find("strategy").text == "content_model" and d.find("prob").text == "90",
+          what + ": nested detail")
+    check(b"<suggest><![CDATA[pass]]></suggest>" in text, what + ": strings in CDATA")
+
+
+def test_manual_push():
+    reset()
+    s, a = jreq("POST", "/__push", body={"message": {"a": "b"}})
+    check(s == 400 and "push_url" in a.get("error", ""), "/__push without push_url -> 400")
+    rec = Recorder()
+    try:
+        control(push_url=rec.url, push_token=PUSH_TOKEN, push_aes_key=AES_KEY)
+        msg = {"ToUserName": "gh_x", "FromUserName": OPENID, "CreateTime": 1700000000,
+               "MsgType": "text", "Content": "hi", "MsgId": 42}
+        s, a = jreq("POST", "/__push", body={"message": msg})
+        check(s == 200 and set(a) == {"status", "body", "query", "sent"}
+              and a["status"] == 200 and a["body"] == "success",
+              "/__push answer: %s" % a)
+        got = rec.wait(1)
+        if check_got(got, "/__push reached push_url"):
+            g = got[0]
+            check(g["body"].decode() == a["sent"]
+                  and g["query"] == dict(urllib.parse.parse_qsl(a["query"])),
+                  "/__push answer shows the query and body sent")
+            text, appid = push_checks(g, PUSH_TOKEN, True, "/__push safe json")
+            check(json.loads(text) == msg and appid == APPID, "/__push: message and appid")
+
+        # Overrides.
+        rec.clear()
+        _, a = jreq("POST", "/__push", body={"message": msg, "mode": "plain", "format": "xml",
+                                             "timestamp": "1700000005", "nonce": 123,
+                                             "token": "otherTok"})
+        got = rec.wait(1)
+        if check_got(got, "/__push with overrides"):
+            q = got[0]["query"]
+            check(q["timestamp"] == "1700000005" and q["nonce"] == "123",
+                  "timestamp/nonce overrides")
+            push_checks(got[0], "otherTok", False, "/__push plain xml, token override")
+            check(got[0]["body"] == standin.push_xml(msg).encode()
+                  and got[0]["ctype"].startswith("text/xml"), "/__push plain xml body")
+        rec.clear()
+        _, a = jreq("POST", "/__push", body={"raw": "<xml>not quite", "appid": "wxother",
+                                             "format": "xml"})
+        got = rec.wait(1)
+        if check_got(got, "/__push raw"):
+            check(push_checks(got[0], PUSH_TOKEN, True, "/__push raw safe xml")
+                  == (b"<xml>not quite", "wxother"), "raw encrypted as is, appid override")
+        rec.clear()
+        jreq("POST", "/__push", body={"raw": "{\"half\":", "mode": "plain"})
+        got = rec.wait(1)
+        check(got is not None and got[0]["body"] == b"{\"half\":", "raw plain body as is")
+
+        # tamper
+        for what in ("signature", "msg_signature", "encrypt"):
+            rec.clear()
+            _, a = jreq("POST", "/__push", body={"message": msg, "tamper": what})
+            got = rec.wait(1)
+            if not check_got(got, "/__push tamper=%s" % what):
+                continue
+            q = got[0]["query"]
+            enc = json.loads(got[0]["body"])["Encrypt"]
+            sig_ok = q["signature"] == sha1_sorted(PUSH_TOKEN, q["timestamp"], q["nonce"])
+            msig_ok = q["msg_signature"] == sha1_sorted(PUSH_TOKEN, q["timestamp"],
+                                                        q["nonce"], enc)
+            check(sig_ok == (what != "signature") and msig_ok == (what == "signature"),
+                  "/__push tamper=%s breaks exactly that" % what)
+        rec.clear()
+        rec.status, rec.answer = 401, b"forbidden"
+        _, a = jreq("POST", "/__push", body={"message": msg, "tamper": "signature",
+                                             "mode": "plain"})
+        check(a.get("status") == 401 and a.get("body") == "forbidden",
+              "/__push reports the backend's error answer")
+        rec.status, rec.answer = 200, b"success"
+
+        n = len(rec.requests())
+        for bad in [{}, {"message": msg, "raw": "x"}, {"message": "x"}, {"raw": 5},
+                    {"message": msg, "mode": "compat"}, {"message": msg, "format": "yaml"},
+                    {"message": msg, "tamper": "nonce"},
+                    {"message": msg, "mode": "plain", "tamper": "msg_signature"},
+                    {"message": msg, "mode": "plain", "tamper": "encrypt"},
+                    {"message": msg, "aes_key": "short"}, {"message": msg, "token": 5},
+                    {"message": msg, "timestamp": True}, {"message": msg, "bogus": 1}]:
+            s, a = jreq("POST", "/__push", body=bad)
+            check(s == 400 and "error" in a, "/__push rejects %s" % json.dumps(bad)[:60])
+        _, _, raw = request("POST", "/__push", body=b"{nope")
+        check(json.loads(raw).get("error"), "/__push non-JSON -> 400")
+        control(push_aes_key="")
+        s, a = jreq("POST", "/__push", body={"message": msg})
+        check(s == 400, "/__push safe mode without an AES key -> 400")
+        s, a = jreq("POST", "/__push", body={"message": msg, "aes_key": AES_KEY})
+        check(s == 200 and a.get("status") == 200, "aes_key override")
+        check(len(rec.requests()) == n + 1, "rejected /__push requests sent nothing")
+
+        control(push_url="http://127.0.0.1:%d/x" % free_port())
+        s, a = jreq("POST", "/__push", body={"message": msg, "mode": "plain"})
+        check(s == 200 and a.get("status") is None and a.get("body") is None and a.get("error"),
+              "/__push to an unreachable URL: status null, error: %s" % a)
+        check(pushes()["count"] == 0, "/__push is not logged in /__pushes")
+        _, st = jreq("GET", "/__stats")
+        check(st["total"] == 0, "/__push not counted in /__stats")
+    finally:
+        rec.close()
+
+
+def test_push_controls():
+    reset()
+    s, a = control(push_url="https://127.0.0.1:8443/wechat/push", push_token="t",
+                   push_aes_key=AES_KEY, push_mode="plain", push_format="xml",
+                   media_delay_ms=50)
+    st = a.get("settings", {})
+    check(s == 200 and st["push_url"] == "https://127.0.0.1:8443/wechat/push"
+          and st["push_token"] == "t" and st["push_aes_key"] == AES_KEY
+          and st["push_mode"] == "plain" and st["push_format"] == "xml"
+          and st["media_delay_ms"] == 50, "push controls set")
+    for bad in [{"push_url": "ftp://x"}, {"push_url": 5}, {"push_url": None},
+                {"push_token": 5}, {"push_aes_key": AES_KEY[:42]},
+                {"push_aes_key": AES_KEY[:42] + "+"}, {"push_aes_key": AES_KEY + "A"},
+                {"push_mode": "compat"}, {"push_format": "yaml"}, {"media_delay_ms": -1},
+                {"media_delay_ms": "5"}, {"push_url": "", "push_mode": "nope"}]:
+        s, a = control(**bad)
+        check(s == 400 and "error" in a, "control rejects %s" % json.dumps(bad)[:60])
+    _, a = jreq("GET", "/__control")
+    check(a["settings"] == dict(a["settings"], push_url="https://127.0.0.1:8443/wechat/push",
+                                push_token="t", push_aes_key=AES_KEY, push_mode="plain",
+                                push_format="xml", media_delay_ms=50),
+          "bad push control requests changed nothing")
+    s, a = control(push_url="", push_aes_key="")
+    check(s == 200 and a["settings"]["push_url"] == "" and a["settings"]["push_aes_key"] == "",
+          "push_url and push_aes_key can be cleared")
+    s, a = jreq("POST", "/__pushes", body={})
+    check(s == 404, "POST /__pushes -> 404")
+    s, a = jreq("GET", "/__push")
+    check(s == 404, "GET /__push -> 404")
+
+
 # --------------------------------------------------------------------------
 # Runner
 # --------------------------------------------------------------------------
@@ -903,7 +1720,9 @@ def main():
 
         tests = [test_code2session, test_prefixes, test_token, test_stable_token,
                  test_phone, test_failures, test_stats_and_reset, test_http,
-                 test_subscribe_send, test_send_dedup, test_sends_log, test_send_fail]
+                 test_subscribe_send, test_send_dedup, test_sends_log, test_send_fail,
+                 test_msg_sec_check, test_push_crypto, test_build_push,
+                 test_media_check_async, test_manual_push, test_push_controls]
         for t in tests:
             if VERBOSE:
                 print("== " + t.__name__)
