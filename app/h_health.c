@@ -3,6 +3,7 @@
  * dependency; /healthz asks PostgreSQL and Redis and names the one that
  * does not answer.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
@@ -88,6 +89,38 @@ route_labels(struct arena *a, size_t r)
 	metrics_label(&b, "method", r < app_nroutes ?
 	    app_routes[r].r.method : "none");
 	return buf_cstr(&b);
+}
+
+/*
+ * The job queue's figures, from Redis (a few round trips per scrape);
+ * none while Redis is down.
+ */
+static void
+jobs_metrics(struct app *app, struct buf *b)
+{
+	struct job_stats	s;
+	PGresult		*res;
+
+	if (job_stats(&app->cache, &s) != CACHE_OK)
+		return;
+	metrics_family(b, "wxapp_jobs", "gauge",
+	    "Background jobs, by where they are.");
+	metrics_sample(b, "wxapp_jobs", "state=\"queued\"",
+	    (uint64_t)s.queued);
+	metrics_sample(b, "wxapp_jobs", "state=\"pending\"",
+	    (uint64_t)s.pending);
+	metrics_sample(b, "wxapp_jobs", "state=\"retrying\"",
+	    (uint64_t)s.retrying);
+	metrics_sample(b, "wxapp_jobs", "state=\"dead\"", (uint64_t)s.dead);
+	if (db_exec(&app->db, STMT_OUTBOX_COUNT, NULL, &res) == DB_OK) {
+		metrics_sample(b, "wxapp_jobs", "state=\"outbox\"",
+		    strtoull(PQgetvalue(res, 0, 0), NULL, 10));
+		PQclear(res);
+	}
+	metrics_family(b, "wxapp_jobs_oldest_age_seconds", "gauge",
+	    "Age of the oldest job in the queue (0: none).");
+	metrics_sample_f(b, "wxapp_jobs_oldest_age_seconds", NULL,
+	    (double)s.oldest_ms / 1000.0);
 }
 
 /*
@@ -203,6 +236,7 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 	    "started again by their supervisor.");
 	metrics_sample(&b, "wxapp_responder_restarts_total", NULL,
 	    atomic_load_explicit(&m->restarts, memory_order_relaxed));
+	jobs_metrics(app, &b);
 	metrics_family(&b, "wxapp_build_info", "gauge",
 	    "The running version.");
 	metrics_sample(&b, "wxapp_build_info", "version=\"" PACKAGE_VERSION

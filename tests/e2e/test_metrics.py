@@ -63,8 +63,13 @@ class Metrics(e2e.TestCase):
                            ("wxapp_dependency_duration_seconds", "histogram"),
                            ("wxapp_dependency_errors_total", "counter"),
                            ("wxapp_pool_responders", "gauge"),
+                           ("wxapp_jobs", "gauge"),
+                           ("wxapp_jobs_oldest_age_seconds", "gauge"),
                            ("wxapp_build_info", "gauge")):
             self.assertEqual(types.get(name), kind, "%s: %r" % (name, types))
+        for state in ("queued", "pending", "retrying", "dead", "outbox"):
+            self.assertIn(("wxapp_jobs", frozenset({("state", state)})), samples,
+                          "wxapp_jobs{state=%s}" % state)
         # Every histogram: cumulative buckets, +Inf = _count.
         buckets = {}
         for (name, labels), v in samples.items():
