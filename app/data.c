@@ -519,3 +519,24 @@ data_invalidate(struct cache *cc, uint64_t *changes, enum app_coll coll)
 		nearcache_wrote(changes, coll);
 	return rc;
 }
+
+void
+data_row_json(struct buf *b, PGresult *res, int row,
+    const struct data_col *cols, size_t n)
+{
+	const char	*v;
+	size_t		 i;
+
+	buf_addc(b, '{');
+	for (i = 0; i < n; i++) {
+		buf_printf(b, "%s\"%s\":", i > 0 ? "," : "", cols[i].name);
+		v = PQgetvalue(res, row, cols[i].col);
+		if (PQgetisnull(res, row, cols[i].col))
+			buf_adds(b, "null");
+		else if (cols[i].number)
+			buf_adds(b, v);
+		else
+			buf_json_str(b, v, strlen(v));
+	}
+	buf_addc(b, '}');
+}

@@ -90,6 +90,15 @@ enum db_status data_build_user(struct db *, struct arena *, const void *,
 void	data_user_json(struct buf *, PGresult *, int row);
 void	data_user_full_json(struct buf *, PGresult *, int row);
 void	data_item_json(struct buf *, PGresult *, int row);
+/* A column of a result as a JSON member: its name, number or string. */
+struct data_col {
+	const char	*name;
+	int		 col;
+	int		 number;
+};
+/* Row row of res as a JSON object of the n columns cols (NULL: null). */
+void	data_row_json(struct buf *, PGresult *, int row,
+	    const struct data_col *cols, size_t n);
 
 /*
  * The fields of an item a client writes, by name (NULL-ended): in the

@@ -199,11 +199,7 @@ h_message_subscribe(struct app *app, struct req *rq, struct resp *rs)
 static void
 message_json(struct buf *b, PGresult *res, int row)
 {
-	static const struct {
-		const char	*name;
-		int		 col;
-		int		 number;
-	} cols[] = {
+	static const struct data_col cols[] = {
 		{ "job_id", MC_JOB, 0 }, { "status", MC_STATUS, 0 },
 		{ "template_id", MC_TEMPLATE, 0 }, { "user_id", MC_USER, 1 },
 		{ "sender_id", MC_SENDER, 1 },
@@ -212,21 +208,8 @@ message_json(struct buf *b, PGresult *res, int row)
 		{ "created_at", MC_CREATED, 0 },
 		{ "updated_at", MC_UPDATED, 0 }
 	};
-	size_t		 i;
-	const char	*v;
 
-	buf_addc(b, '{');
-	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
-		buf_printf(b, "%s\"%s\":", i > 0 ? "," : "", cols[i].name);
-		v = PQgetvalue(res, row, cols[i].col);
-		if (PQgetisnull(res, row, cols[i].col))
-			buf_adds(b, "null");
-		else if (cols[i].number)
-			buf_adds(b, v);
-		else
-			buf_json_str(b, v, strlen(v));
-	}
-	buf_addc(b, '}');
+	data_row_json(b, res, row, cols, sizeof(cols) / sizeof(cols[0]));
 }
 
 /* GET /api/v1/messages/{id}: its sender's and admins'. */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "data.h"
 #include "log.h"
 #include "util.h"
 
@@ -224,35 +225,19 @@ moderation_decide(struct db *db, struct cache *cc, uint64_t *changes,
 void
 moderation_json(struct buf *b, PGresult *res)
 {
-	static const struct {
-		const char	*name;
-		int		 col;
-		int		 number;
-	} cols[] = {
+	static const struct data_col cols[] = {
 		{ "id", MDC_ID, 1 }, { "item_id", MDC_ITEM, 1 },
 		{ "user_id", MDC_USER, 1 }, { "author_id", MDC_AUTHOR, 1 },
 		{ "field", MDC_FIELD, 0 }, { "content", MDC_CONTENT, 0 },
 		{ "reason", MDC_REASON, 0 }, { "created_at", MDC_CREATED, 0 }
 	};
-	const char	*v;
-	size_t		 c;
-	int		 i;
+	int	i;
 
 	buf_addc(b, '[');
 	for (i = 0; i < PQntuples(res); i++) {
-		buf_adds(b, i > 0 ? ",{" : "{");
-		for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
-			buf_printf(b, "%s\"%s\":", c > 0 ? "," : "",
-			    cols[c].name);
-			v = PQgetvalue(res, i, cols[c].col);
-			if (PQgetisnull(res, i, cols[c].col))
-				buf_adds(b, "null");
-			else if (cols[c].number)
-				buf_adds(b, v);
-			else
-				buf_json_str(b, v, strlen(v));
-		}
-		buf_addc(b, '}');
+		if (i > 0)
+			buf_addc(b, ',');
+		data_row_json(b, res, i, cols, sizeof(cols) / sizeof(cols[0]));
 	}
 	buf_addc(b, ']');
 }

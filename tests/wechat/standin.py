@@ -839,6 +839,23 @@ def err(errcode, status=200):
     return Reply(status, {"errcode": errcode, "errmsg": ERR[errcode]})
 
 
+def fault(mode, slow_ms=0):
+    """Fail as a fault mode says (the global `fail`, or an endpoint's):
+    raise its answer, or sleep and let the call go on (timeout, slow)."""
+    answers = {"busy": -1, "quota": 45009, "refuse": 43101,
+               "invalid_openid": 40003}
+    if mode in answers:
+        raise err(answers[mode])
+    if mode == "http500":
+        raise Reply(500, HTML_500, "text/html")
+    if mode == "garbage":
+        raise Reply(200, GARBAGE)
+    if mode == "timeout":
+        time.sleep(TIMEOUT_SLEEP_S)         # then answer normally
+    elif mode == "slow":
+        time.sleep(slow_ms / 1000.0)        # then answer normally
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"       # keep-alive; every answer has a length
 
@@ -961,15 +978,7 @@ class Handler(BaseHTTPRequestHandler):
         latency = STATE.setting("latency_ms")
         if latency > 0:
             time.sleep(latency / 1000.0)
-        fail = STATE.setting("fail")
-        if fail == "busy":
-            raise err(-1)
-        if fail == "http500":
-            raise Reply(500, HTML_500, "text/html")
-        if fail == "garbage":
-            raise Reply(200, GARBAGE)
-        if fail == "timeout":
-            time.sleep(TIMEOUT_SLEEP_S)     # then answer normally
+        fault(STATE.setting("fail"))
 
         raise Reply(200, getattr(self, "ep_" + name)())
 
@@ -1073,22 +1082,7 @@ class Handler(BaseHTTPRequestHandler):
         }}
 
     def ep_subscribe_send(self):
-        mode = STATE.take_fault("send")
-        if mode == "busy":
-            raise err(-1)
-        if mode == "quota":
-            raise err(45009)
-        if mode == "http500":
-            raise Reply(500, HTML_500, "text/html")
-        if mode == "garbage":
-            raise Reply(200, GARBAGE)
-        if mode == "refuse":
-            raise err(43101)
-        if mode == "invalid_openid":
-            raise err(40003)
-        if mode == "slow":
-            # then answer normally
-            time.sleep(STATE.setting("send_slow_ms") / 1000.0)
+        fault(STATE.take_fault("send"), STATE.setting("send_slow_ms"))
 
         self.require_token()
         b = self.json_body()
@@ -1138,13 +1132,7 @@ class Handler(BaseHTTPRequestHandler):
         return isinstance(v, int) and not isinstance(v, bool) and v in allowed
 
     def ep_msg_sec_check(self):
-        mode = STATE.take_fault("sec")
-        if mode == "busy":
-            raise err(-1)
-        if mode == "http500":
-            raise Reply(500, HTML_500, "text/html")
-        if mode == "timeout":
-            time.sleep(TIMEOUT_SLEEP_S)     # then answer normally
+        fault(STATE.take_fault("sec"))
 
         self.require_token()
         b = self.json_body()
