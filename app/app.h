@@ -195,6 +195,8 @@ enum stmt_id {
 	STMT_MOD_MEDIA_LATE,
 	STMT_MOD_REASON,
 	STMT_MOD_DECIDE,
+	STMT_MOD_LOCK,
+	STMT_MOD_BLOCKS,
 	STMT_COUNT
 };
 
@@ -542,6 +544,11 @@ struct moderation_outcome {
 enum moderation_result moderation_decide(struct db *, struct cache *,
 	    uint64_t *changes, long long id, int approve, const char *by,
 	    struct moderation_outcome *);
+/*
+ * May item_id be published: nothing of it waits, and none of what it
+ * holds was rejected?  0, or -1 with 409 (or the error) answered.
+ */
+int	moderation_may_publish(struct app *, struct resp *, long long item_id);
 /* The rows of res (STMT_MOD_PENDING) as a JSON array. */
 void	moderation_json(struct buf *, PGresult *);
 

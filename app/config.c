@@ -178,6 +178,17 @@ config_check_serving(const struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "wechat_appid and wechat_secret must be set");
 		return -1;
 	}
+	/*
+	 * A job still running must never look abandoned: its longest run is
+	 * a token refresh under the lock and a send retried once, each up to
+	 * wechat_timeout_ms.
+	 */
+	if (c->job_claim_idle_ms < 5 * c->wechat_timeout_ms + 5000) {
+		snprintf(err, errlen, "job_claim_idle_ms must be at least 5 "
+		    "wechat_timeout_ms + 5000 (%lld), the longest a job runs",
+		    5 * c->wechat_timeout_ms + 5000);
+		return -1;
+	}
 	/* WeChat's console takes a Token of 3 to 32 characters. */
 	if (c->wechat_push_token[0] != '\0' &&
 	    (strlen(c->wechat_push_token) < 3 ||

@@ -93,7 +93,8 @@ ctl_moderation(struct ctl *ctl, int argc, char **argv)
 	switch (moderation_decide(&ctl->db, &cc, NULL, id,
 	    strcmp(argv[optind], "approve") == 0, by, &o)) {
 	case MODERATION_OK:
-		printf("moderation %lld: %sd", id, argv[optind]);
+		printf("moderation %lld: %s", id, strcmp(argv[optind],
+		    "approve") == 0 ? "approved" : "rejected");
 		if (o.item_status != NULL)
 			printf(", item %lld %s", o.item_id, o.item_status);
 		else if (o.renamed)

@@ -177,7 +177,7 @@ tell_owner(struct app *app, struct req *rq, struct resp *rs, PGresult *item)
 	const char		*params[1], *title, *id;
 	PGresult		*res;
 	enum db_status		 st;
-	size_t			 n, len, k;
+	size_t			 k;
 
 	if (PQgetisnull(item, 0, IC_OWNER) ||
 	    strcmp(PQgetvalue(item, 0, IC_STATUS), "published") != 0)
@@ -199,9 +199,7 @@ tell_owner(struct app *app, struct req *rq, struct resp *rs, PGresult *item)
 	m.key = arena_printf(rq->a, "item-published:%s", id);
 	/* A "thing" of WeChat's templates: at most 20 characters. */
 	title = PQgetvalue(item, 0, IC_TITLE);
-	len = strlen(title);
-	for (n = 0, k = 0; n < 20 && k < len; n++)
-		k += util_utf8_seq((const unsigned char *)title + k, len - k);
+	k = util_utf8_prefix(title, strlen(title), 20);
 	send = json_object_new_object();
 	data = json_object_new_object();
 	v = json_object_new_object();
@@ -333,7 +331,7 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	long long		 id;
 	long long		 owner = 0;
 	int			 i, any = 0, tell, held, publish = 0, txn;
-	int			 published = 0;
+	int			 published = 0, publishing;
 
 	/* $1 the id, $2..$6 the fields, $7 the owner guard */
 	if (data_parse_id(rq, rs, &id) == -1 ||
@@ -353,11 +351,13 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	}
 	params[IF_COUNT + 1] = owner_guard(app, rq);
 	/*
-	 * Content to check: only once the caller may write it (WeChat is not
-	 * asked on a stranger's behalf).
+	 * Content to check, or a status that moderation may hold back: only
+	 * once the caller may write it (WeChat is not asked, nor a hidden
+	 * item's state told, on a stranger's behalf).
 	 */
 	if ((params[1 + IF_TITLE] != NULL || params[1 + IF_SUMMARY] != NULL ||
-	    params[1 + IF_COVER] != NULL) && (item_now(app, id, &owner,
+	    params[1 + IF_COVER] != NULL || params[1 + IF_STATUS] != NULL) &&
+	    (item_now(app, id, &owner,
 	    &published) == -1 || (!app->who.admin &&
 	    owner != app->who.user_id))) {
 		app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item", IC_STATUS,
@@ -371,8 +371,14 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 		    strcmp(params[1 + IF_STATUS], "published") == 0 : published;
 		params[1 + IF_STATUS] = "draft";
 	}
+	/*
+	 * Published: not while content of it waits or was rejected -- as it
+	 * is after this write, so checked after it, in its transaction.
+	 */
+	publishing = !held && params[1 + IF_STATUS] != NULL &&
+	    strcmp(params[1 + IF_STATUS], "published") == 0;
 	tell = !held && tells_owner(app, params[1 + IF_STATUS], 0);
-	if ((txn = tell || held) && app_txn_begin(app, rs) == -1)
+	if ((txn = tell || held || publishing) && app_txn_begin(app, rs) == -1)
 		return;
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {
@@ -380,7 +386,8 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 			app_refuse(app, rq, rs, STMT_ITEM_GET, id, "item",
 			    IC_STATUS, OWNER_RULE);
 	} else {
-		if ((!tell || tell_owner(app, rq, rs, res) == 0) &&
+		if ((!publishing || moderation_may_publish(app, rs, id) == 0) &&
+		    (!tell || tell_owner(app, rq, rs, res) == 0) &&
 		    (!held || moderation_hold(app, rs, &c, id, 0,
 		    publish) == 0)) {
 			/* Its status may hide it: its favorites count with it. */

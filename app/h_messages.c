@@ -128,8 +128,10 @@ h_message_subscribe(struct app *app, struct req *rq, struct resp *rs)
 	    req_json_opt_string(rs, body, "miniprogram_state", &state) == -1 ||
 	    req_json_opt_string(rs, body, "lang", &lang) == -1)
 		return;
-	if (json_object_object_get_ex(body, "user_id", &uid) ==
-	    (m.openid != NULL)) {
+	/* "user_id": null is no user_id. */
+	if (!json_object_object_get_ex(body, "user_id", &uid))
+		uid = NULL;
+	if ((uid != NULL) == (m.openid != NULL)) {
 		resp_error(rs, API_VALIDATION, "give one of the fields `user_id` "
 		    "and `openid`");
 		return;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "keys.h"
 #include "log.h"
 
 /* Job types whose jobs take the outbox when Redis is down. */
@@ -130,7 +131,28 @@ jobs_message(struct jobs_ctx *x, struct message *m)
 	if ((r = jobs_enqueue(x, &j, &dup)) != JOBS_OK)
 		return r;
 	if (dup) {
-		/* Its key was enqueued already: that job is the message. */
+		/*
+		 * Its key was enqueued already: that job is the message --
+		 * unless its row never committed (a transaction rolled back
+		 * after the XADD): then the key is forgotten and this one
+		 * goes instead.
+		 */
+		params[0] = j.id;
+		if ((x->dbst = db_exec(x->db, STMT_MSG_GET, params, &res)) !=
+		    DB_OK)
+			return JOBS_DB;
+		dup = PQntuples(res) == 1;
+		PQclear(res);
+		params[0] = id;
+		if (!dup) {
+			cache_del_if(x->cache, arena_printf(x->a,
+			    KEYS_JOBS_KEY "%s", j.key), j.id);
+			j.id = id;
+			if ((r = jobs_enqueue(x, &j, &dup)) != JOBS_OK)
+				return r;
+		}
+	}
+	if (dup) {
 		if ((x->dbst = db_exec(x->db, STMT_MSG_DROP, params, &res)) !=
 		    DB_OK)
 			return JOBS_DB;

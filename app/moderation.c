@@ -193,10 +193,21 @@ moderation_decide(struct db *db, struct cache *cc, uint64_t *changes,
 	params[0] = arena_printf(a, "%lld", id);
 	params[1] = approve ? "approved" : "rejected";
 	params[2] = by;
-	if (db_exec(db, STMT_MOD_DECIDE, params, &res) != DB_OK)
+	/*
+	 * The item locked first, so that the decision sees what was
+	 * committed of it meanwhile (another decision, its owner's write)
+	 * and what comes after waits for it.
+	 */
+	if (db_begin(db) != DB_OK)
 		return MODERATION_DB;
+	if (db_exec(db, STMT_MOD_LOCK, params, &res) != DB_OK)
+		goto fail;
+	PQclear(res);
+	if (db_exec(db, STMT_MOD_DECIDE, params, &res) != DB_OK)
+		goto fail;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
+		db_rollback(db);
 		return MODERATION_NONE;
 	}
 	o->item_id = PQgetisnull(res, 0, DEC_ITEM) ? 0 :
@@ -211,6 +222,8 @@ moderation_decide(struct db *db, struct cache *cc, uint64_t *changes,
 	    arena_strdup(o->a, PQgetvalue(res, 0, DEC_TITLE));
 	o->renamed = strcmp(PQgetvalue(res, 0, DEC_NAMED), "0") != 0;
 	PQclear(res);
+	if (db_commit(db) != DB_OK)
+		goto fail;
 	/* What changed shows at once: the cached answers go. */
 	if (o->item_status != NULL &&
 	    data_invalidate(cc, changes, COLL_ITEMS) == -1)
@@ -220,6 +233,30 @@ moderation_decide(struct db *db, struct cache *cc, uint64_t *changes,
 		log_warn("moderation %lld: user %lld renamed, redis not told",
 		    id, o->user_id);
 	return MODERATION_OK;
+fail:
+	db_rollback(db);
+	return MODERATION_DB;
+}
+
+int
+moderation_may_publish(struct app *app, struct resp *rs, long long item_id)
+{
+	const char	*params[1];
+	PGresult	*res;
+	enum db_status	 st;
+
+	params[0] = arena_printf(&app->arena, "%lld", item_id);
+	if ((st = db_exec(&app->db, STMT_MOD_BLOCKS, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, "moderation");
+		return -1;
+	}
+	if (PQntuples(res) == 1)
+		resp_error(rs, API_CONFLICT, strcmp(PQgetvalue(res, 0, 1),
+		    "pending") == 0 ? "the item's `%s` waits for moderation" :
+		    "content security rejected the item's `%s`: change it to "
+		    "publish the item", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return resp_is_set(rs) ? -1 : 0;
 }
 
 void

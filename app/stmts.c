@@ -22,6 +22,14 @@
 	TS("created_at") ", " TS("updated_at") \
 	", floor(extract(epoch FROM updated_at))::bigint"
 #define PUBLISHED	"status = 'published'"
+/*
+ * A row m of moderation keeps item it from being published: it waits, or
+ * it rejected what the item still holds.
+ */
+#define MOD_BLOCKS(m, it) \
+	"(" m ".status = 'pending' OR (" m ".status = 'rejected' AND " m \
+	".content = CASE " m ".field WHEN 'title' THEN " it ".title" \
+	" WHEN 'summary' THEN " it ".summary ELSE " it ".cover_url END))"
 /* A row of moderation: every column enum mod_col names, in its order. */
 #define MOD_COLS \
 	"id, item_id, user_id, author_id, field, content, reason, trace_id," \
@@ -297,9 +305,11 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    " WHERE id = $1 AND status = 'pending'", .nparams = 3 },
 	/*
 	 * A decision: the row, then what it releases -- an approved name
-	 * applied; an item published once nothing of it waits any more (and
-	 * its owner asked for that), or archived when rejected.  One
-	 * statement, so that two decisions at once cannot both miss the last.
+	 * applied; a draft item published once nothing of it waits any more
+	 * and none of its current content was rejected (and its owner asked
+	 * for that), or archived when rejected.  Run after STMT_MOD_LOCK in
+	 * one transaction (moderation_decide): with the item locked, this
+	 * statement's snapshot sees every other decision and write of it.
 	 */
 	[STMT_MOD_DECIDE] = { .name = "mod_decide",
 	    .sql = "WITH d AS (UPDATE moderation SET status = $2,"
@@ -311,14 +321,22 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    " i AS (UPDATE items it SET status = CASE WHEN d.status ="
 	    " 'rejected' THEN 'archived' ELSE 'published' END,"
 	    " updated_at = now() FROM d WHERE it.id = d.item_id AND"
-	    " (d.status = 'rejected' OR (d.publish AND NOT EXISTS (SELECT 1"
-	    " FROM moderation m WHERE m.item_id = d.item_id AND"
-	    " m.status = 'pending' AND m.id <> d.id))) RETURNING it.id,"
-	    " it.status)"
+	    " (d.status = 'rejected' OR (d.publish AND it.status = 'draft'"
+	    " AND NOT EXISTS (SELECT 1 FROM moderation m WHERE"
+	    " m.item_id = d.item_id AND m.id <> d.id AND " MOD_BLOCKS("m", "it")
+	    "))) RETURNING it.id, it.status)"
 	    " SELECT d.item_id, d.user_id, (SELECT status FROM i),"
 	    " (SELECT count(*) FROM n), (SELECT owner_id FROM items"
 	    " WHERE id = d.item_id), (SELECT title FROM items"
 	    " WHERE id = d.item_id) FROM d", .nparams = 3 },
+	[STMT_MOD_LOCK] = { .name = "mod_lock",
+	    .sql = "SELECT 1 FROM items WHERE id = (SELECT item_id FROM"
+	    " moderation WHERE id = $1) FOR UPDATE", .nparams = 1 },
+	/* What keeps item $1 from being published: a field and why. */
+	[STMT_MOD_BLOCKS] = { .name = "mod_blocks",
+	    .sql = "SELECT m.field, m.status FROM moderation m JOIN items it"
+	    " ON it.id = m.item_id WHERE m.item_id = $1 AND "
+	    MOD_BLOCKS("m", "it") " LIMIT 1", .nparams = 1 },
 	[STMT_CATEGORIES] = { .name = "categories",
 	    .sql = "SELECT DISTINCT category FROM items WHERE " PUBLISHED
 	    " ORDER BY 1", .nparams = 0 },

@@ -18,6 +18,7 @@
 #include "app.h"
 #include "jsonparse.h"
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 #define UNRECORDED_WAITS	3	/* for the row's transaction to commit */
@@ -169,7 +170,7 @@ tell_rejected(struct job_run *r, const struct moderation_outcome *o)
 	data = json_object_new_object();
 	v = json_object_new_object();
 	json_object_object_add(v, "value", json_object_new_string_len(o->title,
-	    (int)strnlen(o->title, 20)));
+	    (int)util_utf8_prefix(o->title, strlen(o->title), 20)));
 	json_object_object_add(data, "thing1", v);
 	json_object_object_add(send, "touser", json_object_new_string(m.openid));
 	json_object_object_add(send, "template_id",
@@ -248,8 +249,19 @@ push_media_check(struct job_run *r, const struct job *j, struct json_object *o)
 		    r->db->errmsg);
 		return JOB_RETRY;
 	}
-	if (PQntuples(res) == 1 &&
-	    strcmp(PQgetvalue(res, 0, MDC_STATUS), "pending") == 0)
+	if (PQntuples(res) == 0) {
+		/*
+		 * A verdict quicker than the commit of its row, or one for
+		 * an image not ours: tried again, then only recorded.
+		 */
+		PQclear(res);
+		if (r->last)
+			return JOB_DONE;
+		snprintf(r->error, sizeof(r->error), "no image waits with "
+		    "trace_id %.64s (yet)", params[0]);
+		return JOB_RETRY;
+	}
+	if (strcmp(PQgetvalue(res, 0, MDC_STATUS), "pending") == 0)
 		id = strtoll(PQgetvalue(res, 0, MDC_ID), NULL, 10);
 	PQclear(res);
 	return id > 0 ? verdict(r, id, suggest) : JOB_DONE;
@@ -364,9 +376,15 @@ run_recheck(struct job_run *r, const struct job *j)
 		PQclear(res);
 		r->pause(r->pause_arg, UNRECORDED_PAUSE_US);
 	}
-	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, MDC_STATUS),
-	    "pending") != 0 || strcmp(PQgetvalue(res, 0, MDC_REASON),
-	    "unchecked") != 0) {
+	if (PQntuples(res) == 0) {
+		/* Not committed yet, or never: try later, then dead. */
+		PQclear(res);
+		snprintf(r->error, sizeof(r->error), "moderation %lld is not "
+		    "recorded (yet)", id);
+		return JOB_RETRY;
+	}
+	if (strcmp(PQgetvalue(res, 0, MDC_STATUS), "pending") != 0 ||
+	    strcmp(PQgetvalue(res, 0, MDC_REASON), "unchecked") != 0) {
 		PQclear(res);
 		return JOB_DONE;	/* decided, or asked already */
 	}

@@ -242,7 +242,13 @@ drain_outbox(struct worker *w)
 		j.id = PQgetvalue(res, i, OB_JOB);
 		j.type = PQgetvalue(res, i, OB_TYPE);
 		j.payload = PQgetvalue(res, i, OB_PAYLOAD);
-		j.key = PQgetvalue(res, i, OB_KEY);
+		/*
+		 * Moved twice if the commit below fails after the XADD: a
+		 * key makes the second time nothing.
+		 */
+		j.key = PQgetvalue(res, i, OB_KEY)[0] != '\0' ?
+		    PQgetvalue(res, i, OB_KEY) : arena_printf(&w->arena,
+		    "outbox:%s", j.id);
 		if (job_enqueue(&w->cache, &w->jo, &w->arena, &j, 0, &dup) !=
 		    CACHE_OK)
 			break;
@@ -278,6 +284,7 @@ chores(struct worker *w, const struct wechat_opts *wo)
 	struct job	 jobs[64];
 	int		 n, moved, room;
 
+	media_late(w);		/* PostgreSQL's alone */
 	if (job_promote(&w->cache, &moved) != CACHE_OK)
 		return;
 	room = w->max - w->live;
@@ -289,7 +296,6 @@ chores(struct worker *w, const struct wechat_opts *wo)
 		start_jobs(w, jobs, n, wo);
 	}
 	drain_outbox(w);
-	media_late(w);
 }
 
 /* The worker's loop, until stopped and drained; 0 or -1. */

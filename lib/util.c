@@ -192,3 +192,14 @@ util_fnv1a(uint64_t h, const void *p, size_t n)
 	}
 	return h;
 }
+
+size_t
+util_utf8_prefix(const char *s, size_t n, size_t chars)
+{
+	size_t	k = 0, seq;
+
+	while (chars-- > 0 && k < n &&
+	    (seq = util_utf8_seq((const unsigned char *)s + k, n - k)) > 0)
+		k += seq;
+	return k;
+}

@@ -23,6 +23,11 @@ int64_t	util_wall_us(void);
 int	util_rfc3339(int64_t wall_us, char *dst, size_t len);
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
 size_t	util_utf8_seq(const unsigned char *s, size_t n);
+/*
+ * Bytes of the first `chars` code points of s[0..n) (all of it when
+ * shorter), never cutting a sequence; stops at invalid UTF-8.
+ */
+size_t	util_utf8_prefix(const char *s, size_t n, size_t chars);
 /* Code points in s[0..n) when it is valid UTF-8, else -1. */
 long	util_utf8_len(const char *s, size_t n);
 /* Format unix seconds as an HTTP-date (IMF-fixdate); 0 or -1. */

@@ -90,6 +90,15 @@ class Content(unittest.TestCase):
         # Only admins see the queue.
         self.assertEqual(e2e.call("GET", MOD, self.owner).status, 403)
         self.assertEqual(e2e.call("GET", MOD, None).status, 401)
+        # Its owner cannot publish it meanwhile.
+        r = e2e.call("PATCH", "%s/%d" % (ITEMS, it["id"]), self.owner,
+                     {"status": "published"})
+        self.assertEqual((r.status, r.json()["code"]), (409, 40900), r.describe())
+        self.assertIn("`title` waits", r.json()["message"])
+        # Nor does a stranger learn that it waits.
+        r = e2e.call("PATCH", "%s/%d" % (ITEMS, it["id"]), e2e.login(),
+                     {"status": "published"})
+        self.assertEqual(r.status, 404, r.describe())
         out = moderate("approve", row["id"])
         self.assertIn("published", out)
         self.assertEqual(public(it["id"]), 200)
@@ -100,6 +109,15 @@ class Content(unittest.TestCase):
         moderate("reject", row_of(self.admin, item_id=it["id"])["id"])
         r = e2e.call("GET", "%s/%d" % (ITEMS, it["id"]), self.owner)
         self.assertEqual(r.json()["data"]["status"], "archived")
+        # Rejected content stays unpublished until it is changed.
+        r = e2e.call("PATCH", "%s/%d" % (ITEMS, it["id"]), self.owner,
+                     {"status": "published"})
+        self.assertEqual(r.status, 409, r.describe())
+        self.assertIn("rejected", r.json()["message"])
+        r = e2e.call("PATCH", "%s/%d" % (ITEMS, it["id"]), self.owner,
+                     {"title": "a better title", "status": "published"})
+        self.assertEqual((r.status, r.json()["data"]["status"]),
+                         (200, "published"), r.describe())
         rc, _, err = e2e.wxappctl_run("moderation", "approve", "999999999")
         self.assertEqual(rc, 1, err)
 

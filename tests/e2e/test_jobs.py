@@ -158,6 +158,8 @@ class Subscribe(unittest.TestCase):
         cases = [
             ({"template_id": TEMPLATE, "data": {"a": {"value": "x"}}}, "user_id"),
             (body(openid="o1", user_id=1), "user_id"),
+            ({"user_id": None, "template_id": TEMPLATE,
+              "data": {"a": {"value": "x"}}}, "user_id"),
             (body(user_id="1"), "user_id"),
             (body(user_id=0), "user_id"),
             (body(openid="o 1"), "openid"),

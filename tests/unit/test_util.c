@@ -61,6 +61,21 @@ START_TEST(http_dates)
 }
 END_TEST
 
+START_TEST(utf8_prefix_counts_code_points)
+{
+	const char	*s = "节日ab\xf0\x9f\x8e\x89";	/* 3+3+1+1+4 bytes */
+
+	ck_assert_uint_eq(util_utf8_prefix(s, strlen(s), 0), 0);
+	ck_assert_uint_eq(util_utf8_prefix(s, strlen(s), 1), 3);
+	ck_assert_uint_eq(util_utf8_prefix(s, strlen(s), 3), 7);
+	ck_assert_uint_eq(util_utf8_prefix(s, strlen(s), 5), 12);
+	ck_assert_uint_eq(util_utf8_prefix(s, strlen(s), 20), 12);
+	/* A sequence cut short by n is not counted, nor what follows. */
+	ck_assert_uint_eq(util_utf8_prefix(s, 4, 5), 3);
+	ck_assert_uint_eq(util_utf8_prefix("a\xffb", 3, 5), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -70,6 +85,7 @@ main(void)
 	tcase_add_test(tc, strtonum_ranges);
 	tcase_add_test(tc, utf8_lengths);
 	tcase_add_test(tc, http_dates);
+	tcase_add_test(tc, utf8_prefix_counts_code_points);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
