@@ -440,6 +440,7 @@ struct jobs_ctx {
 	struct cache		*cache;
 	const struct config	*cfg;
 	struct arena		*a;
+	const char		*trace;		/* traceparent the jobs carry */
 	enum db_status		 dbst;		/* of JOBS_DB */
 	const char		*limit;		/* of JOBS_OVER_LIMIT: its key */
 	const char		*limit_per;

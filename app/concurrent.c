@@ -160,10 +160,11 @@ step(struct loop *L, struct task *t, int start)
 	swap_state(app, t);
 	L->cw.current = &t->cw;
 	if (!start)
-		log_set_request(t->x.rq.id);
+		log_set_request(t->x.rq.id, t->x.rq.trace.trace_id,
+		    t->x.rq.trace.span_id);
 	t->state = TASK_RUNNING;
 	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
-	log_set_request(NULL);
+	log_set_request(NULL, NULL, NULL);
 	L->cw.current = NULL;
 	swap_state(app, t);
 	if (!more)

@@ -44,6 +44,8 @@ jobs_enqueue(struct jobs_ctx *x, struct job *j, int *dup)
 
 	app_job_opts(x->cfg, &jo);
 	*dup = 0;
+	if (j->trace == NULL)
+		j->trace = x->trace;
 	if ((cst = job_enqueue(x->cache, &jo, x->a, j, 0, dup)) == CACHE_OK)
 		return JOBS_OK;
 	if (cst == CACHE_ERROR)
@@ -166,8 +168,15 @@ jobs_message(struct jobs_ctx *x, struct message *m)
 static struct jobs_ctx
 app_jobs_ctx(struct app *app)
 {
+	char	*tp = NULL;
+
+	/* The request's trace: the job's run is a span of it. */
+	if (app->wx.trace != NULL) {
+		tp = arena_alloc(&app->arena, TRACE_HEADER_LEN + 1);
+		trace_header(app->wx.trace, tp);
+	}
 	return (struct jobs_ctx){ .db = &app->db, .cache = &app->cache,
-	    .cfg = &app->cfg, .a = &app->arena };
+	    .cfg = &app->cfg, .a = &app->arena, .trace = tp };
 }
 
 /* Answer the failure r of x (or nothing for JOBS_OK); -1 when one. */

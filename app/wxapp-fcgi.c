@@ -373,13 +373,16 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 {
 	struct req	*rq = &x->rq;
 	struct resp	*rs = &x->rs;
+	char		 tp[TRACE_HEADER_LEN + 1];
 
 	x->start = util_mono_us();
 	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
 	app->fcgi_fd = fd;
 	req_init(rq, &app->arena, envp);
-	log_set_request(rq->id);
+	log_set_request(rq->id, rq->trace.trace_id, rq->trace.span_id);
 	resp_init(rs, &app->arena);
+	/* WeChat's calls: each a span of its own in the request's trace. */
+	app->wx.trace = &rq->trace;
 	scoreboard_begin(&app->pool->sb, app->slot, rq->method, rq->path,
 	    x->start);
 	if (fr != NULL && app->cfg.request_terminate_timeout > 0) {
@@ -396,6 +399,9 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 		log_error("%s %s: handler gave no answer", rq->method, rq->path);
 		resp_error(rs, API_INTERNAL, "internal error");
 	}
+	trace_header(&rq->trace, tp);
+	if (tp[0] != '\0')
+		resp_header_str(rs, "traceparent", tp);
 	resp_serialize(rs, rq->id, rq->head, &x->out);
 	/* Counted before the answer leaves: whoever has it sees it counted. */
 	count(app, rq, rs->status, util_mono_us() - x->start);
@@ -423,7 +429,8 @@ app_exchange_end(struct app *app, struct app_exchange *x, int written)
 	al.method = rq->method;
 	al.path = rq->path;
 	al.remote_addr = rq->remote_addr;
-	al.trace_id = rq->trace_id;
+	al.trace_id = rq->trace.trace_id;
+	al.span_id = rq->trace.span_id;
 	al.status = x->rs.status;
 	al.duration_us = total;
 	al.bytes = x->out.len;
@@ -432,7 +439,8 @@ app_exchange_end(struct app *app, struct app_exchange *x, int written)
 	scoreboard_end(&app->pool->sb, app->slot, util_mono_us(), slow,
 	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
 	req_finish(rq);
-	log_set_request(NULL);
+	app->wx.trace = NULL;
+	log_set_request(NULL, NULL, NULL);
 }
 
 /* Answer one request of libfcgi's loop: run it, write once, end it. */

@@ -56,6 +56,8 @@ struct task {
 	struct arena		 arena;
 	struct wechat		 wx;
 	struct job		 job;
+	struct trace		 trace;		/* its run: a span of its
+						   enqueuer's trace */
 	int			 live;
 	int64_t			 start_us;
 };
@@ -122,8 +124,11 @@ run_task(void *arg)
 	    .pause = cowait_pause, .pause_arg = &w->cw };
 	enum job_result		 res = JOB_FAILED;
 	enum cache_status	 st;
+	char			 tp[TRACE_HEADER_LEN + 1];
 	int			 dead = 0;
 
+	trace_header(&t->trace, tp);
+	r.trace = tp[0] != '\0' ? tp : NULL;
 	if (type == NULL)
 		snprintf(r.error, sizeof(r.error), "no handler for job type "
 		    "%s", t->job.type);
@@ -160,7 +165,9 @@ step(struct worker *w, struct task *t, int start)
 	int	more;
 
 	w->cw.current = &t->cw;
+	log_set_request(t->job.id, t->trace.trace_id, t->trace.span_id);
 	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
+	log_set_request(NULL, NULL, NULL);
 	w->cw.current = NULL;
 	if (!more) {
 		t->live = 0;
@@ -199,6 +206,9 @@ start_job(struct worker *w, const struct job *j,
 	t->job.payload = arena_strdup(&t->arena, j->payload);
 	t->job.key = arena_strdup(&t->arena, j->key);
 	t->job.error = arena_strdup(&t->arena, j->error);
+	t->job.trace = arena_strdup(&t->arena, j->trace);
+	(void)trace_start(&t->trace, t->job.trace);
+	t->wx.trace = &t->trace;
 	t->live = 1;
 	t->start_us = util_mono_us();
 	w->live++;

@@ -30,7 +30,7 @@ enum cache_status {
 	CACHE_ERROR		/* Redis answered with an error reply */
 };
 
-#define CACHE_CALL_ARGS	12
+#define CACHE_CALL_ARGS	14
 
 /* One command of a pipelined round trip, and its outcome. */
 struct cache_call {

@@ -23,7 +23,8 @@
 
 /*
  * Enqueue.  KEYS: stream, retry set, dedup key.  ARGV: id, type,
- * payload, idempotency key ("" none), not-before (ms), dedup ttl (s).
+ * payload, idempotency key ("" none), not-before (ms), dedup ttl (s),
+ * traceparent ("" none).
  */
 static const char enqueue_lua[] =
 	"if ARGV[4] ~= '' then "
@@ -36,10 +37,11 @@ static const char enqueue_lua[] =
 	"if tonumber(ARGV[5]) > now then "
 	"  redis.call('ZADD', KEYS[2], ARGV[5], cjson.encode({id = ARGV[1], "
 	"    type = ARGV[2], payload = ARGV[3], key = ARGV[4], attempt = '0', "
-	"    error = ''})) "
+	"    error = '', trace = ARGV[7]})) "
 	"else "
 	"  redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'type', ARGV[2], "
-	"    'payload', ARGV[3], 'key', ARGV[4], 'attempt', '0', 'error', '') "
+	"    'payload', ARGV[3], 'key', ARGV[4], 'attempt', '0', 'error', '', "
+	"    'trace', ARGV[7]) "
 	"end "
 	"return {ARGV[1], 0}";
 
@@ -63,7 +65,7 @@ static const char fail_lua[] =
 	"if ARGV[4] == 'dead' then "
 	"  redis.call('XADD', KEYS[3], '*', 'id', j.id, 'type', j.type, "
 	"    'payload', j.payload, 'key', j.key or '', 'attempt', j.attempt, "
-	"    'error', j.error) "
+	"    'error', j.error, 'trace', j.trace or '') "
 	"  return 2 "
 	"end "
 	"redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), cjson.encode(j)) "
@@ -84,7 +86,7 @@ static const char promote_lua[] =
 	"  local j = cjson.decode(m) "
 	"  redis.call('XADD', KEYS[2], '*', 'id', j.id, 'type', j.type, "
 	"    'payload', j.payload, 'key', j.key, 'attempt', j.attempt, "
-	"    'error', j.error) "
+	"    'error', j.error, 'trace', j.trace or '') "
 	"  redis.call('ZREM', KEYS[1], m) "
 	"end "
 	"return #due";
@@ -104,7 +106,7 @@ static const char revive_lua[] =
 	"    if ARGV[1] == '' or j.id == ARGV[1] then "
 	"      redis.call('XADD', KEYS[2], '*', 'id', j.id, 'type', j.type, "
 	"        'payload', j.payload, 'key', j.key, 'attempt', '0', "
-	"        'error', j.error) "
+	"        'error', j.error, 'trace', j.trace or '') "
 	"      redis.call('XDEL', KEYS[1], e[1]) "
 	"      n = n + 1 "
 	"    end "
@@ -154,8 +156,8 @@ enum cache_status
 job_enqueue(struct cache *cc, const struct job_opts *o, struct arena *a,
     struct job *j, long long not_before_ms, int *dup)
 {
-	const char		*argv[12];
-	size_t			 argvlen[12];
+	const char		*argv[13];
+	size_t			 argvlen[13];
 	char			 nbf[24], ttl[24];
 	redisReply		*r;
 	enum cache_status	 st;
@@ -173,7 +175,8 @@ job_enqueue(struct cache *cc, const struct job_opts *o, struct arena *a,
 	ARG(9, j->key);
 	ARG(10, nbf);
 	ARG(11, ttl);
-	if ((st = cache_eval(cc, &r, enqueue_lua, 12, argv, argvlen)) !=
+	ARG(12, j->trace != NULL ? j->trace : "");
+	if ((st = cache_eval(cc, &r, enqueue_lua, 13, argv, argvlen)) !=
 	    CACHE_OK)
 		return st;
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -222,6 +225,7 @@ entry_job(struct arena *a, const redisReply *e, struct job *j)
 	j->payload = entry_field(a, f, "payload");
 	j->key = entry_field(a, f, "key");
 	j->error = entry_field(a, f, "error");
+	j->trace = entry_field(a, f, "trace");
 	if (util_strtonum(entry_field(a, f, "attempt"), 0, 1000000000, &n,
 	    &why) == -1)
 		n = 0;

@@ -43,6 +43,7 @@ struct job {
 	const char	*key;		/* idempotency key, "" for none */
 	long long	 attempt;	/* 0 on the first run */
 	const char	*error;		/* of the last failed run, or "" */
+	const char	*trace;		/* traceparent of who enqueued it */
 	long long	 at_ms;		/* when it entered its stream */
 };
 

@@ -33,6 +33,8 @@ static struct {
 	char		 path[4096];
 	int		 create;	/* the file may be created */
 	const char	*request_id;
+	const char	*trace_id;	/* of the request, or NULL */
+	const char	*span_id;
 	struct arena	 arena;
 	int		 arena_ready;
 	long		 pid;		/* 0 until the first line */
@@ -226,9 +228,12 @@ log_fd(void)
 }
 
 void
-log_set_request(const char *request_id)
+log_set_request(const char *request_id, const char *trace_id,
+    const char *span_id)
 {
 	logst.request_id = request_id;
+	logst.trace_id = trace_id;
+	logst.span_id = span_id;
 }
 
 /*
@@ -281,6 +286,14 @@ log_begin(struct buf *b, const char *level)
 	if (logst.request_id != NULL) {
 		buf_adds(b, ",\"request_id\":");
 		buf_json_str(b, logst.request_id, strlen(logst.request_id));
+	}
+	if (logst.trace_id != NULL && logst.trace_id[0] != '\0') {
+		buf_adds(b, ",\"trace_id\":");
+		buf_json_str(b, logst.trace_id, strlen(logst.trace_id));
+	}
+	if (logst.span_id != NULL && logst.span_id[0] != '\0') {
+		buf_adds(b, ",\"span_id\":");
+		buf_json_str(b, logst.span_id, strlen(logst.span_id));
 	}
 }
 
@@ -336,13 +349,15 @@ void
 log_access(const struct log_access *a)
 {
 	struct buf	b;
-	const char	*saved = logst.request_id;
+	const char	*rid = logst.request_id, *tid = logst.trace_id;
+	const char	*sid = logst.span_id;
 
 	if (!logst.access)
 		return;
-	logst.request_id = NULL;
+	/* The access line names them itself, after "type". */
+	log_set_request(NULL, NULL, NULL);
 	log_begin(&b, "info");
-	logst.request_id = saved;
+	log_set_request(rid, tid, sid);
 	buf_adds(&b, ",\"type\":\"access\",\"request_id\":");
 	buf_json_str(&b, a->request_id, strlen(a->request_id));
 	buf_adds(&b, ",\"method\":");
@@ -360,6 +375,10 @@ log_access(const struct log_access *a)
 	if (a->trace_id != NULL && a->trace_id[0] != '\0') {
 		buf_adds(&b, ",\"trace_id\":");
 		buf_json_str(&b, a->trace_id, strlen(a->trace_id));
+	}
+	if (a->span_id != NULL && a->span_id[0] != '\0') {
+		buf_adds(&b, ",\"span_id\":");
+		buf_json_str(&b, a->span_id, strlen(a->span_id));
 	}
 	log_end(&b, 1);
 }

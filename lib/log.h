@@ -33,6 +33,7 @@ struct log_access {
 	const char	*path;
 	const char	*remote_addr;
 	const char	*trace_id;	/* W3C trace-id, or "" */
+	const char	*span_id;	/* the request's span, or "" */
 	int		 status;
 	int64_t		 duration_us;
 	size_t		 bytes;
@@ -62,8 +63,12 @@ int	log_reopen(void);
 void	log_close(void);
 /* The descriptor lines go to (for an async-signal-safe last word). */
 int	log_fd(void);
-/* Tag following lines with this request id (NULL to stop). */
-void	log_set_request(const char *request_id);
+/*
+ * Tag following lines with this request id, and its trace and span ids
+ * (W3C; NULL for none); log_set_request(NULL, NULL, NULL) to stop.
+ */
+void	log_set_request(const char *request_id, const char *trace_id,
+	    const char *span_id);
 void	log_msg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 #define log_debug(...)	log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)

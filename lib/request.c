@@ -52,24 +52,6 @@ req_param(const struct req *rq, const char *name)
 	return NULL;
 }
 
-/* Keep the trace id of a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>. */
-static void
-req_trace(struct req *rq, const char *tp)
-{
-	size_t	i;
-
-	rq->trace_id[0] = '\0';
-	if (tp == NULL || strlen(tp) != 55 || tp[2] != '-' || tp[35] != '-' ||
-	    tp[52] != '-')
-		return;
-	for (i = 0; i < 55; i++)
-		if (i != 2 && i != 35 && i != 52 &&
-		    !isxdigit((unsigned char)tp[i]))
-			return;
-	memcpy(rq->trace_id, tp + 3, 32);
-	rq->trace_id[32] = '\0';
-}
-
 /* The params req_init keeps, found in one pass over the environment. */
 enum known {
 	K_METHOD, K_QUERY, K_DOC_URI, K_REQ_URI, K_CTYPE, K_ADDR, K_REQID,
@@ -163,7 +145,7 @@ req_init(struct req *rq, struct arena *a, char *const *envp)
 		hex32(rq->id + 16, ++reqid.counter);
 		rq->id[24] = '\0';
 	}
-	req_trace(rq, v[K_TRACE]);
+	(void)trace_start(&rq->trace, v[K_TRACE]);
 	rq->body = "";
 }
 

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "arena.h"
+#include "trace.h"
 #include "response.h"
 
 #define REQ_ID_MAX	64
@@ -38,7 +39,7 @@ struct req {
 	const char		*if_modified_since;
 	const char		*authorization;
 	char			 id[REQ_ID_MAX + 1];
-	char			 trace_id[33];	/* from a valid traceparent */
+	struct trace		 trace;		/* its traceparent, or a new one */
 	const char		*body;
 	size_t			 body_len;
 	int			 head;		/* HEAD served as GET */

@@ -75,6 +75,8 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 {
 	struct curl_slist	*hdrs = NULL;
 	struct json_object	*obj = NULL, *ec;
+	struct trace		 span;
+	char			 tp[13 + TRACE_HEADER_LEN + 1];
 	struct sink		 sink;
 	CURLcode		 cc;
 	long			 http = 0;
@@ -96,16 +98,21 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	curl_easy_setopt(wx->curl, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(wx->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(wx->curl, CURLOPT_USERAGENT, "wxapp/" PACKAGE_VERSION);
-	if (post != NULL) {
-		hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-		if (hdrs != NULL && header != NULL)
-			hdrs = curl_slist_append(hdrs, header);
-		curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(wx->curl, CURLOPT_POSTFIELDS, post);
-	} else {
-		curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, NULL);
-		curl_easy_setopt(wx->curl, CURLOPT_HTTPGET, 1L);
+	/* The caller's trace goes on: this call is a span of it. */
+	if (wx->trace != NULL && trace_child(wx->trace, &span) == 0) {
+		memcpy(tp, "traceparent: ", 13);
+		trace_header(&span, tp + 13);
+		if (tp[13] != '\0')
+			hdrs = curl_slist_append(hdrs, tp);
 	}
+	if (post != NULL) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		if (header != NULL)
+			hdrs = curl_slist_append(hdrs, header);
+		curl_easy_setopt(wx->curl, CURLOPT_POSTFIELDS, post);
+	} else
+		curl_easy_setopt(wx->curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(wx->curl, CURLOPT_HTTPHEADER, hdrs);
 	wx->calls++;
 	cc = wx->o.perform != NULL ? wx->o.perform(wx->o.io_arg, wx->curl) :
 	    curl_easy_perform(wx->curl);

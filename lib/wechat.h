@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "cache.h"
 #include "guard.h"
+#include "trace.h"
 
 /* Which call gets the server access_token. */
 enum wechat_token_api {
@@ -58,6 +59,8 @@ struct wechat {
 	unsigned long		 calls;		/* HTTP calls made */
 	int64_t			 busy_us;	/* time spent calling WeChat */
 	long long		 retry_after_s;	/* breaker open: when to retry */
+	const struct trace	*trace;		/* of the caller: NULL, or each
+						   call is a span of it */
 	int			 timed_out;	/* the last call did */
 };
 

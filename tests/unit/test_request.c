@@ -111,9 +111,13 @@ START_TEST(traceparent)
 	char *const bad[] = { "HTTP_TRACEPARENT=00-xyz", NULL };
 
 	start(ok);
-	ck_assert_str_eq(rq.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	ck_assert_str_eq(rq.trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	ck_assert_str_eq(rq.trace.parent_id, "00f067aa0ba902b7");
+	ck_assert_uint_eq(strlen(rq.trace.span_id), 16);
 	start(bad);
-	ck_assert_str_eq(rq.trace_id, "");
+	ck_assert_uint_eq(strlen(rq.trace.trace_id), 32);
+	ck_assert_str_ne(rq.trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	ck_assert_str_eq(rq.trace.parent_id, "");
 }
 END_TEST
 

@@ -192,6 +192,9 @@ Test control (never counted in /__stats):
        push_format: "json"|"xml"  (default "json")
        -> {"ok": true, "settings": {...}}
   GET  /__control  -> {"settings": {...}}
+  GET  /__traces   -> {"calls": [{"path", "traceparent"}, ...]}: the W3C
+                       traceparent header of the last 200 WeChat calls
+                       (null when a call had none)
   GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n,
                        "max_inflight": the most WeChat calls answered at once}
   GET  /__sends    -> what subscribe/send delivered, in arrival order:
@@ -595,6 +598,7 @@ class State:
         with self.lock:
             self.settings = dict(DEFAULT_SETTINGS)
             self.calls = {}             # path -> count
+            self.traces = []            # (path, traceparent), the last 200
             # WeChat calls being answered now: live, so kept across a reset
             # (a call still sleeping must not leave it negative).
             self.inflight = getattr(self, "inflight", 0)
@@ -616,9 +620,11 @@ class State:
             self.pushes = []
             self.push_gen = getattr(self, "push_gen", 0) + 1
 
-    def count(self, path):
+    def count(self, path, traceparent=None):
         with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
+            self.traces.append({"path": path, "traceparent": traceparent})
+            del self.traces[:-200]
 
     def enter(self, delta):
         with self.lock:
@@ -945,7 +951,7 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.startswith("/__"):
                 self.control(url.path)
             else:
-                STATE.count(url.path)
+                STATE.count(url.path, self.headers.get("traceparent"))
                 STATE.enter(1)
                 try:
                     self.wechat(url.path)
@@ -1179,6 +1185,9 @@ class Handler(BaseHTTPRequestHandler):
     # -- test control -----------------------------------------------------
 
     def control(self, path):
+        if path == "/__traces" and self.command == "GET":
+            with STATE.lock:
+                raise Reply(200, {"calls": list(STATE.traces)})
         if path == "/__stats" and self.command == "GET":
             with STATE.lock:
                 calls = dict(STATE.calls)

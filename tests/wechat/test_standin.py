@@ -656,6 +656,23 @@ def test_stats_and_reset():
     check("openid" in login("st-1")[1], "reset forgets used codes")
 
 
+def test_traces():
+    reset()
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    request("GET", "/cgi-bin/token", {"grant_type": "client_credential",
+                                       "appid": APPID, "secret": SECRET},
+            headers={"traceparent": tp})
+    login("tr-1")
+    jreq("GET", "/__stats")
+    _, a = jreq("GET", "/__traces")
+    check(a["calls"] == [{"path": "/cgi-bin/token", "traceparent": tp},
+                         {"path": "/sns/jscode2session", "traceparent": None}],
+          "traces: each WeChat call's traceparent, none for /__ paths: %s" % a)
+    reset()
+    _, a = jreq("GET", "/__traces")
+    check(a["calls"] == [], "traces empty after reset")
+
+
 def test_http():
     reset()
     # Keep-alive: several requests over one connection (as libcurl reuses).
@@ -1719,7 +1736,7 @@ def main():
                 check(f.read().strip() == str(proc.pid), "pid file holds the server pid")
 
         tests = [test_code2session, test_prefixes, test_token, test_stable_token,
-                 test_phone, test_failures, test_stats_and_reset, test_http,
+                 test_phone, test_failures, test_stats_and_reset, test_traces, test_http,
                  test_subscribe_send, test_send_dedup, test_sends_log, test_send_fail,
                  test_msg_sec_check, test_push_crypto, test_build_push,
                  test_media_check_async, test_manual_push, test_push_controls]

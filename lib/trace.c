@@ -1,0 +1,103 @@
+/*
+ * trace: W3C Trace Context (see trace.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "trace.h"
+#include "util.h"
+
+/* n lower-case hex digits, not all zero? */
+static int
+hex_id(const char *s, size_t n)
+{
+	size_t	i;
+	int	nonzero = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' &&
+		    s[i] <= 'f')))
+			return 0;
+		nonzero |= s[i] != '0';
+	}
+	return nonzero;
+}
+
+/* n random bytes as lower-case hex; 0 or -1. */
+static int
+random_id(char *out, size_t n)
+{
+	unsigned char	r[16];
+
+	do {
+		if (util_random(r, n) == -1) {
+			out[0] = '\0';
+			return -1;
+		}
+		crypto_hex(r, n, out);
+	} while (!hex_id(out, 2 * n));
+	return 0;
+}
+
+int
+trace_parse(const char *tp, struct trace *t)
+{
+	size_t	len;
+	unsigned flags;
+
+	if (tp == NULL || (len = strlen(tp)) < TRACE_HEADER_LEN)
+		return -1;
+	/* Version 00 is exactly 55; a later one may add "-..." after. */
+	if (!(hex_id(tp, 2) || (tp[0] == '0' && tp[1] == '0')) ||
+	    strncmp(tp, "ff", 2) == 0 || (strncmp(tp, "00", 2) == 0 &&
+	    len != TRACE_HEADER_LEN) || (len > TRACE_HEADER_LEN &&
+	    tp[TRACE_HEADER_LEN] != '-') || tp[2] != '-' || tp[35] != '-' ||
+	    tp[52] != '-' || !hex_id(tp + 3, 32) || !hex_id(tp + 36, 16))
+		return -1;
+	if (!((tp[53] >= '0' && tp[53] <= '9') || (tp[53] >= 'a' &&
+	    tp[53] <= 'f')) || !((tp[54] >= '0' && tp[54] <= '9') ||
+	    (tp[54] >= 'a' && tp[54] <= 'f')) ||
+	    sscanf(tp + 53, "%2x", &flags) != 1)
+		return -1;
+	memcpy(t->trace_id, tp + 3, 32);
+	t->trace_id[32] = '\0';
+	memcpy(t->parent_id, tp + 36, 16);
+	t->parent_id[16] = '\0';
+	t->flags = flags & 0x01;	/* only "sampled" is defined */
+	return 0;
+}
+
+int
+trace_start(struct trace *t, const char *traceparent)
+{
+	if (trace_parse(traceparent, t) == -1) {
+		t->parent_id[0] = '\0';
+		t->flags = 0;
+		if (random_id(t->trace_id, 16) == -1) {
+			t->span_id[0] = '\0';
+			return -1;
+		}
+	}
+	return random_id(t->span_id, 8);
+}
+
+int
+trace_child(const struct trace *t, struct trace *child)
+{
+	memcpy(child->trace_id, t->trace_id, sizeof(child->trace_id));
+	memcpy(child->parent_id, t->span_id, sizeof(child->parent_id));
+	child->flags = t->flags;
+	return random_id(child->span_id, 8);
+}
+
+void
+trace_header(const struct trace *t, char *out)
+{
+	if (t->trace_id[0] == '\0' || t->span_id[0] == '\0') {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, TRACE_HEADER_LEN + 1, "00-%s-%s-%02x", t->trace_id,
+	    t->span_id, t->flags & 0xff);
+}

@@ -1,0 +1,99 @@
+/*
+ * Unit tests for lib/trace: traceparent as the W3C Trace Context spec
+ * reads it (its examples and its invalid cases), new traces and spans.
+ */
+#include "check_run.h"
+
+#include <string.h>
+
+#include "trace.h"
+
+#define TP	"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+START_TEST(a_valid_traceparent_continues_its_trace)
+{
+	struct trace	t, c;
+	char		h[TRACE_HEADER_LEN + 1];
+
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	ck_assert_str_eq(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	ck_assert_str_eq(t.parent_id, "00f067aa0ba902b7");
+	ck_assert_uint_eq(strlen(t.span_id), 16);
+	ck_assert_str_ne(t.span_id, t.parent_id);
+	ck_assert_uint_eq(t.flags, 1);
+	trace_header(&t, h);
+	ck_assert_uint_eq(strlen(h), TRACE_HEADER_LEN);
+	ck_assert_int_eq(strncmp(h, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36),
+	    0);
+	ck_assert_str_eq(h + 52, "-01");
+	ck_assert_int_eq(trace_child(&t, &c), 0);
+	ck_assert_str_eq(c.trace_id, t.trace_id);
+	ck_assert_str_eq(c.parent_id, t.span_id);
+	ck_assert_str_ne(c.span_id, t.span_id);
+}
+END_TEST
+
+START_TEST(what_the_spec_refuses_starts_a_new_trace)
+{
+	static const char *const bad[] = {
+		NULL, "", "00-xyz",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+		"00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+		"0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	};
+	struct trace	t;
+	size_t		i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(trace_parse(bad[i], &t) == -1, "accepted %s",
+		    bad[i] ? bad[i] : "NULL");
+		ck_assert_int_eq(trace_start(&t, bad[i]), 0);
+		ck_assert_uint_eq(strlen(t.trace_id), 32);
+		ck_assert_str_ne(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+		ck_assert_str_eq(t.parent_id, "");
+		ck_assert_uint_eq(t.flags, 0);
+	}
+}
+END_TEST
+
+START_TEST(a_later_version_is_read_as_00)
+{
+	struct trace	t;
+
+	ck_assert_int_eq(trace_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-"
+	    "00f067aa0ba902b7-09-what-comes-later", &t), 0);
+	ck_assert_str_eq(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	/* Only "sampled" is defined: other flags are not passed on. */
+	ck_assert_uint_eq(t.flags, 1);
+}
+END_TEST
+
+START_TEST(new_traces_differ)
+{
+	struct trace	a, b;
+
+	ck_assert_int_eq(trace_start(&a, NULL), 0);
+	ck_assert_int_eq(trace_start(&b, NULL), 0);
+	ck_assert_str_ne(a.trace_id, b.trace_id);
+	ck_assert_str_ne(a.span_id, b.span_id);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("trace");
+	TCase	*tc = tcase_create("trace");
+
+	tcase_add_test(tc, a_valid_traceparent_continues_its_trace);
+	tcase_add_test(tc, what_the_spec_refuses_starts_a_new_trace);
+	tcase_add_test(tc, a_later_version_is_read_as_00);
+	tcase_add_test(tc, new_traces_differ);
+	suite_add_tcase(s, tc);
+	return check_run(s);
+}
