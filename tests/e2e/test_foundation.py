@@ -322,14 +322,15 @@ class AccessLog(e2e.TestCase):
         obj, lines = self._find(rid, off)
         self.assertIsNotNone(obj, "no access line for %r" % rid)
         self.assertEqual(obj.get("trace_id"), trace, obj)
-        # A malformed traceparent is ignored.
+        # A malformed traceparent starts a trace of the request's own.
         rid = "e2e-trace-" + secrets.token_hex(8)
         off = self._size()
         e2e.get("/ping", headers={"X-Request-Id": rid,
                                   "traceparent": "00-xyz-01"})
         obj, _ = self._find(rid, off)
         self.assertIsNotNone(obj, "no access line for %r" % rid)
-        self.assertNotIn("trace_id", obj)
+        self.assertRegex(obj.get("trace_id", ""), "^[0-9a-f]{32}$", obj)
+        self.assertNotEqual(obj["trace_id"], trace)
 
     def test_access_line_error_status(self):
         rid = "e2e-log404-" + secrets.token_hex(8)

@@ -72,7 +72,7 @@ START_TEST(utf8_prefix_counts_code_points)
 	ck_assert_uint_eq(util_utf8_prefix(s, strlen(s), 20), 12);
 	/* A sequence cut short by n is not counted, nor what follows. */
 	ck_assert_uint_eq(util_utf8_prefix(s, 4, 5), 3);
-	ck_assert_uint_eq(util_utf8_prefix("a\xffb", 3, 5), 1);
+	ck_assert_uint_eq(util_utf8_prefix("a\xff" "b", 3, 5), 1);
 }
 END_TEST
 
