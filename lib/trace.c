@@ -1,8 +1,12 @@
 /*
  * trace: W3C Trace Context (see trace.h).
  */
+#include <sys/types.h>
+
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto.h"
 #include "trace.h"
@@ -24,16 +28,49 @@ hex_id(const char *s, size_t n)
 	return nonzero;
 }
 
-/* n random bytes as lower-case hex; 0 or -1. */
+/*
+ * Ids come from a per-process xorshift128+ seeded from the kernel once
+ * (again after a fork): unique and unpredictable enough for trace ids,
+ * which are not secrets, without a getrandom(2) on every request.
+ */
+static uint64_t	rng[2];
+static pid_t	rng_pid;
+
+static int
+rng_next(uint64_t *out)
+{
+	uint64_t	a, b;
+
+	if (rng_pid != getpid()) {
+		if (util_random(rng, sizeof(rng)) == -1)
+			return -1;
+		rng[0] |= 1;	/* never all zero */
+		rng_pid = getpid();
+	}
+	a = rng[0];
+	b = rng[1];
+	rng[0] = b;
+	a ^= a << 23;
+	rng[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+	*out = rng[1] + b;
+	return 0;
+}
+
+/* n (8 or 16) random bytes as lower-case hex, not all zero; 0 or -1. */
 static int
 random_id(char *out, size_t n)
 {
 	unsigned char	r[16];
+	uint64_t	v;
+	size_t		i;
 
 	do {
-		if (util_random(r, n) == -1) {
-			out[0] = '\0';
-			return -1;
+		for (i = 0; i < n; i += 8) {
+			if (rng_next(&v) == -1) {
+				out[0] = '\0';
+				return -1;
+			}
+			memcpy(r + i, &v, 8);
 		}
 		crypto_hex(r, n, out);
 	} while (!hex_id(out, 2 * n));

@@ -4,7 +4,10 @@
  */
 #include "check_run.h"
 
+#include <sys/wait.h>
+
 #include <string.h>
+#include <unistd.h>
 
 #include "trace.h"
 
@@ -84,6 +87,29 @@ START_TEST(new_traces_differ)
 }
 END_TEST
 
+START_TEST(a_forked_process_draws_ids_of_its_own)
+{
+	struct trace	a, b;
+	int		p[2];
+	pid_t		pid;
+
+	ck_assert_int_eq(trace_start(&a, NULL), 0);	/* seeded here */
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		_exit(trace_start(&b, NULL) == 0 &&
+		    write(p[1], b.trace_id, 33) == 33 ? 0 : 1);
+	}
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(trace_start(&a, NULL), 0);
+	ck_assert_int_eq(read(p[0], b.trace_id, 33), 33);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	/* Without a new seed, parent and child would draw the same. */
+	ck_assert_str_ne(a.trace_id, b.trace_id);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -94,6 +120,7 @@ main(void)
 	tcase_add_test(tc, what_the_spec_refuses_starts_a_new_trace);
 	tcase_add_test(tc, a_later_version_is_read_as_00);
 	tcase_add_test(tc, new_traces_differ);
+	tcase_add_test(tc, a_forked_process_draws_ids_of_its_own);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
