@@ -12,6 +12,8 @@ import time
 import unittest
 
 import e2elib as e2e
+import fcgi
+from test_ops import OwnResponder
 
 ITEMS = "/api/v1/data"
 MOD = "/api/v1/moderation"
@@ -192,3 +194,34 @@ class Content(unittest.TestCase):
                                      timeout + 15),
                         "content_check_fail=queue: a moderator decides")
         self.assertEqual(public(it["id"]), 404)
+
+
+class Policy(OwnResponder):
+    """content_check_fail closed and open, on a responder of the test's own
+    (the stack's is queue), with WeChat's content check failing."""
+
+    def post_item(self, owner):
+        return fcgi.request(self.sock, "POST", ITEMS, body=json.dumps(
+            {"title": "while WeChat is away %d" % time.time_ns(),
+             "category": "food"}), content_type="application/json",
+            headers={"Authorization": "Bearer " + owner.access})
+
+    def setUp(self):
+        super().setUp()
+        e2e.wechat_base()
+        self.owner = e2e.login()
+        self.addCleanup(e2e.wechat_control, sec_fail="none")
+        e2e.wechat_control(sec_fail="busy")
+
+    def test_closed_refuses_the_write(self):
+        self.start(WXAPP_CONTENT_CHECK_FAIL="closed")
+        r = self.post_item(self.owner)
+        self.assertEqual((r.status, r.json()["code"]), (503, 50303),
+                         r.describe() + self.diag())
+        self.assertIn("`title`", r.json()["message"])
+
+    def test_open_lets_it_through(self):
+        self.start(WXAPP_CONTENT_CHECK_FAIL="open")
+        r = self.post_item(self.owner)
+        self.assertEqual((r.status, r.json()["data"]["status"]),
+                         (201, "published"), r.describe() + self.diag())

@@ -124,6 +124,22 @@ class Push(unittest.TestCase):
         self.assertEqual(r.status, 403, r.describe())
         self.assertIn("nonce", r.json()["message"])
 
+    def test_redis_down_is_a_503_for_wechat_to_retry(self):
+        q, body, ct = self.build(event(SessionFrom="down-%d" % time.time_ns()))
+        e2e.svc("stop", "redis")
+        try:
+            r = post(q, body, ct)
+            self.assertEqual((r.status, r.json()["code"]), (503, 50302),
+                             r.describe())
+        finally:
+            e2e.svc("start", "redis")
+        # WeChat's retry of the same request is taken (its nonce unspent),
+        # once the responders' Redis breaker lets a call through again.
+        r = e2e.wait_for(lambda: (lambda r: r if r.status == 200 else None)(
+            post(q, body, ct)), 10, interval=0.3)
+        self.assertTrue(r, "the retry was not taken")
+        self.assertEqual(r.body, b"success")
+
     def test_hostile_xml_and_bodies(self):
         bomb = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
                 '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
