@@ -80,11 +80,12 @@ class Push(unittest.TestCase):
     def test_safe_mode_json_and_xml_are_recorded_once(self):
         for fmt in ("json", "xml"):
             tag = "e2e-%s-%d" % (fmt, time.time_ns())
-            q, body, ctype = self.build(event(SessionFrom=tag), fmt)
+            msg = event(SessionFrom=tag)
+            q, body, ctype = self.build(msg, fmt)
             r = post(q, body, ctype)
             self.assertEqual((r.status, r.body), (200, b"success"), r.describe())
             # WeChat retries (a new nonce, the same message): one record.
-            q, body, ctype = self.build(event(SessionFrom=tag), fmt)
+            q, body, ctype = self.build(msg, fmt)
             self.assertEqual(post(q, body, ctype).status, 200)
             self.assertTrue(e2e.wait_for(lambda: recorded(tag) >= 1, 20), fmt)
             time.sleep(0.5)
