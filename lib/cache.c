@@ -180,8 +180,10 @@ cache_roundtrip(struct cache *cc, struct cache_call *calls, int n)
 static void
 cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 {
-	int64_t	t0, retry, since;
-	int	i, fresh, rc;
+	struct span	*sp;
+	const char	*name;
+	int64_t		 t0, retry, since;
+	int		 i, fresh, rc;
 
 	for (i = 0; i < n; i++) {
 		calls[i].reply = NULL;
@@ -192,7 +194,16 @@ cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 		return;
 	}
 	since = util_mono_us();
+	/* Named by the command, or "pipeline": never the keys. */
+	if ((sp = span_begin(cc->spans, "pipeline", SPAN_CLIENT)) != NULL &&
+	    n == 1 && (name = arena_strndup(cc->spans->a, calls[0].argv[0],
+	    calls[0].argvlen[0])) != NULL)
+		sp->name = name;
+	span_attr_str(sp, "db.system.name", "redis");
+	if (n > 1)
+		span_attr_int(sp, "db.operation.batch.size", n);
 	if (cache_ready(cc) == -1) {
+		span_end(sp, 1);
 		guard_done(cc->o.guard, cc->timed_out ? BREAKER_TIMED_OUT :
 		    BREAKER_FAILED, since);
 		cc->failures++;
@@ -225,10 +236,12 @@ cache_pipeline(struct cache *cc, struct cache_call *calls, int n)
 		cache_close(cc);
 		cc->lost = 1;
 		cc->failures++;
+		span_end(sp, 1);
 		guard_done(cc->o.guard, cc->timed_out ? BREAKER_TIMED_OUT :
 		    BREAKER_FAILED, since);
 		return;
 	}
+	span_end(sp, 0);
 	guard_done(cc->o.guard, BREAKER_SUCCEEDED, since);
 	for (i = 0; i < n; i++) {
 		calls[i].st = CACHE_OK;

@@ -23,6 +23,7 @@
 
 #include "arena.h"
 #include "guard.h"
+#include "span.h"
 
 enum cache_status {
 	CACHE_OK,
@@ -62,6 +63,8 @@ struct cache {
 	const void		*recover_arg;
 	unsigned long		 failures;	/* commands that found Redis down */
 	int64_t			 busy_us;	/* time spent in Redis */
+	struct spans		*spans;		/* NULL, or where each call
+						   records a span */
 	int64_t			 c_born_us;	/* when c was connected */
 };
 

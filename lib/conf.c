@@ -36,8 +36,9 @@ key_set(struct conf_load *ld, const struct conf_key *k, const char *value,
 	char		*field = (char *)ld->c + k->off;
 	const char	*errstr;
 	long long	 n;
+	double		 d;
 	size_t		 i;
-	char		*dup;
+	char		*dup, *end;
 	int		 r;
 
 	switch (k->type) {
@@ -61,6 +62,16 @@ key_set(struct conf_load *ld, const struct conf_key *k, const char *value,
 			return -1;
 		}
 		*(long long *)field = n;
+		return 0;
+	case CONF_RATIO:
+		errno = 0;
+		d = strtod(value, &end);
+		if (value[0] == '\0' || isspace((unsigned char)value[0]) ||
+		    *end != '\0' || errno != 0 || !(d >= 0 && d <= 1)) {
+			snprintf(why, whylen, "must be a number from 0 to 1");
+			return -1;
+		}
+		*(double *)field = d;
 		return 0;
 	case CONF_BOOL:
 		if (strcmp(value, "on") == 0 || strcmp(value, "yes") == 0 ||
@@ -266,6 +277,9 @@ conf_dump(const struct conf_schema *s, const void *c, FILE *f)
 		case CONF_BOOL:
 			fputs(*(const int *)(const void *)field ? "on" : "off",
 			    f);
+			break;
+		case CONF_RATIO:
+			fprintf(f, "%g", *(const double *)(const void *)field);
 			break;
 		case CONF_ENUM:
 			fputs(k->names[*(const int *)(const void *)field], f);

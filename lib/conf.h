@@ -18,13 +18,14 @@
 #include <stdio.h>
 
 /* CONF_OBSOLETE: accepted and ignored, so an older file still loads. */
-enum conf_type { CONF_STR, CONF_INT, CONF_BOOL, CONF_ENUM, CONF_OBSOLETE };
+enum conf_type { CONF_STR, CONF_INT, CONF_BOOL, CONF_ENUM, CONF_RATIO,
+	CONF_OBSOLETE };
 
 /*
  * A key: its value goes at offset off of the program's struct, as a
- * char * (CONF_STR, malloc'd), a long long in min..max (CONF_INT) or an
- * int (CONF_BOOL: 0/1; CONF_ENUM: the index of the value in names, a
- * NULL-ended list).
+ * char * (CONF_STR, malloc'd), a long long in min..max (CONF_INT), a
+ * double in 0..1 (CONF_RATIO: "0.25") or an int (CONF_BOOL: 0/1;
+ * CONF_ENUM: the index of the value in names, a NULL-ended list).
  */
 struct conf_key {
 	const char		*name;

@@ -356,6 +356,7 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
     const char *const *params, PGresult **res)
 {
 	const char	*what = stmt != NULL ? stmt->name : sql;
+	struct span	*sp;
 	enum db_status	 rc;
 	int64_t		 t0, retry, since;
 	int		 retried = 0, sent, may_commit;
@@ -367,6 +368,9 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 		return DB_UNAVAILABLE;
 	}
 	since = util_mono_us();
+	/* Named by the statement (or the command): never its parameters. */
+	sp = span_begin(db->spans, what, SPAN_CLIENT);
+	span_attr_str(sp, "db.system.name", "postgresql");
 	if (db_ready(db) == -1) {
 		rc = DB_UNAVAILABLE;
 		goto done;
@@ -402,6 +406,10 @@ again:
 		rc = DB_UNAVAILABLE;
 	}
 done:
+	if (rc == DB_ERROR)
+		span_attr_copy(db->spans, sp, "db.response.status_code",
+		    db->sqlstate);
+	span_end(sp, rc != DB_OK);
 	/* The server answered (an error included): it is working. */
 	guard_done(db->o.guard, rc != DB_UNAVAILABLE ? BREAKER_SUCCEEDED :
 	    db->timed_out ? BREAKER_TIMED_OUT : BREAKER_FAILED, since);

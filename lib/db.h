@@ -30,6 +30,7 @@
 #include <libpq-fe.h>
 
 #include "guard.h"
+#include "span.h"
 
 /* A statement of the program: declared once, prepared on every connect. */
 struct db_stmt {
@@ -59,6 +60,8 @@ struct db {
 	char			 sqlstate[6];	/* of the last DB_ERROR */
 	char			 errmsg[256];	/* of the last failure */
 	int64_t			 busy_us;	/* time spent in PostgreSQL */
+	struct spans		*spans;		/* NULL, or where each call
+						   records a span */
 	int			 timed_out;	/* the last failure was one */
 	int			 in_doubt;	/* ... and it may have committed */
 };

@@ -129,6 +129,27 @@ trace_child(const struct trace *t, struct trace *child)
 }
 
 void
+trace_sample(struct trace *t, double ratio)
+{
+	unsigned long long	r;
+
+	if (t->parent_id[0] != '\0' || t->trace_id[0] == '\0')
+		return;
+	if (ratio <= 0 || ratio >= 1) {
+		t->flags = (t->flags & ~0x01u) | (ratio >= 1 ? 0x01u : 0);
+		return;
+	}
+	/*
+	 * The last 14 hex digits (56 bits) are random in any trace id that
+	 * follows W3C Trace Context level 2, ours included.
+	 */
+	if (sscanf(t->trace_id + 18, "%14llx", &r) != 1)
+		return;
+	t->flags = (t->flags & ~0x01u) |
+	    ((double)r < ratio * 72057594037927936.0 ? 0x01u : 0);
+}
+
+void
 trace_header(const struct trace *t, char *out)
 {
 	if (t->trace_id[0] == '\0' || t->span_id[0] == '\0') {

@@ -28,6 +28,13 @@ int	trace_parse(const char *traceparent, struct trace *t);
  * random ids could be had (t then holds none: "").
  */
 int	trace_start(struct trace *t, const char *traceparent);
+/*
+ * The sampling decision of a trace that t starts (it has no parent):
+ * sampled with probability ratio (0..1), decided by the trace id, so
+ * that every process that sees the trace decides alike.  A trace that
+ * came with a parent keeps the parent's decision.
+ */
+void	trace_sample(struct trace *t, double ratio);
 /* A span under t (for a call it makes): the same trace, a new id. */
 int	trace_child(const struct trace *t, struct trace *child);
 /* t as a traceparent header value; out: TRACE_HEADER_LEN + 1 bytes. */

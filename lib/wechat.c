@@ -46,9 +46,16 @@ on_data(char *p, size_t size, size_t n, void *ctx)
 int
 wechat_init(struct wechat *wx, const struct wechat_opts *o, struct cache *cc)
 {
+	const char	*h, *e;
+
 	memset(wx, 0, sizeof(*wx));
 	wx->o = *o;
 	wx->cache = cc;
+	/* api_base's host, for the spans: "https://host[:port]/..." */
+	h = o->api_base != NULL && strstr(o->api_base, "://") != NULL ?
+	    strstr(o->api_base, "://") + 3 : "";
+	e = h + strcspn(h, ":/");
+	snprintf(wx->host, sizeof(wx->host), "%.*s", (int)(e - h), h);
 	if ((wx->curl = curl_easy_init()) == NULL)
 		return -1;
 	return 0;
@@ -71,7 +78,7 @@ wechat_free(struct wechat *wx)
 static enum wechat_status
 wechat_http(struct wechat *wx, struct arena *a, const char *what,
     const char *url, const char *post, const char *header,
-    struct json_object **out)
+    const struct span *sp, struct json_object **out)
 {
 	struct curl_slist	*hdrs = NULL;
 	struct json_object	*obj = NULL, *ec;
@@ -88,6 +95,7 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	wx->errbuf[0] = '\0';
 	wx->errcode = 0;
 	wx->retry_after_s = 0;
+	wx->http_status = 0;
 	curl_easy_setopt(wx->curl, CURLOPT_URL, url);
 	curl_easy_setopt(wx->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(wx->curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -98,8 +106,16 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	curl_easy_setopt(wx->curl, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(wx->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(wx->curl, CURLOPT_USERAGENT, "wxapp/" PACKAGE_VERSION);
-	/* The caller's trace goes on: this call is a span of it. */
-	if (wx->trace != NULL && trace_child(wx->trace, &span) == 0) {
+	/*
+	 * The caller's trace goes on: this call is a span of it, the one
+	 * recorded when the trace is sampled.
+	 */
+	if (wx->trace != NULL && sp != NULL) {
+		span = *wx->trace;
+		memcpy(span.span_id, sp->id, sizeof(span.span_id));
+	}
+	if (wx->trace != NULL && (sp != NULL ||
+	    trace_child(wx->trace, &span) == 0)) {
 		memcpy(tp, "traceparent: ", 13);
 		trace_header(&span, tp + 13);
 		if (tp[13] != '\0')
@@ -126,6 +142,7 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 		return WECHAT_UNAVAILABLE;
 	}
 	curl_easy_getinfo(wx->curl, CURLINFO_RESPONSE_CODE, &http);
+	wx->http_status = http;
 	if (http != 200) {
 		snprintf(wx->errmsg, sizeof(wx->errmsg), "%s: HTTP %ld", what,
 		    http);
@@ -162,6 +179,7 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
     struct json_object **out)
 {
 	enum wechat_status	 st;
+	struct span		*sp;
 	int64_t			 t0, retry;
 
 	if (!guard_allow(wx->o.guard, &retry)) {
@@ -173,7 +191,12 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	}
 	t0 = util_mono_us();
 	wx->timed_out = 0;
-	st = wechat_http(wx, a, what, url, post, header, out);
+	sp = span_begin(wx->spans, what, SPAN_CLIENT);
+	span_attr_str(sp, "http.request.method", post != NULL ? "POST" : "GET");
+	span_attr_str(sp, "server.address", wx->host);
+	st = wechat_http(wx, a, what, url, post, header, sp, out);
+	span_attr_int(sp, "http.response.status_code", wx->http_status);
+	span_end(sp, st == WECHAT_UNAVAILABLE);
 	wx->busy_us += util_mono_us() - t0;
 	guard_done(wx->o.guard, st == WECHAT_OK || (st == WECHAT_ERRCODE &&
 	    wx->errcode != -1) ? BREAKER_SUCCEEDED : wx->timed_out ?

@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "cache.h"
 #include "guard.h"
+#include "span.h"
 #include "trace.h"
 
 /* Which call gets the server access_token. */
@@ -61,6 +62,10 @@ struct wechat {
 	long long		 retry_after_s;	/* breaker open: when to retry */
 	const struct trace	*trace;		/* of the caller: NULL, or each
 						   call is a span of it */
+	struct spans		*spans;		/* NULL, or where the calls
+						   record their spans */
+	long			 http_status;	/* of the last call, 0: none */
+	char			 host[128];	/* of api_base */
 	int			 timed_out;	/* the last call did */
 };
 

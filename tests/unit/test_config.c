@@ -175,6 +175,7 @@ struct mine {
 	long long	 port;
 	int		 color;
 	int		 verbose;
+	double		 share;
 };
 static const char *const colors[] = { "red", "green", NULL };
 static const struct conf_key mine_keys[] = {
@@ -186,6 +187,8 @@ static const struct conf_key mine_keys[] = {
 	  .off = offsetof(struct mine, color), .def = "red", .names = colors },
 	{ .name = "verbose", .type = CONF_BOOL,
 	  .off = offsetof(struct mine, verbose), .def = "off" },
+	{ .name = "share", .type = CONF_RATIO,
+	  .off = offsetof(struct mine, share), .def = "0.25" },
 	{ .name = "old_knob", .type = CONF_OBSOLETE },
 };
 static const struct conf_schema mine_schema = {
@@ -219,6 +222,36 @@ START_TEST(a_table_of_another_program)
 }
 END_TEST
 
+START_TEST(a_ratio_is_a_number_from_0_to_1)
+{
+	static const char *const bad[] = { "1.5", "-0.1", "nan", "0.5x", "",
+	    " 0.5", "1e400", "inf" };
+	struct mine	 m;
+	const char	*obsolete;
+	size_t		 i;
+
+	write_conf("share = 0.125\n");
+	ck_assert_int_eq(conf_load(&mine_schema, &m, path, &obsolete, err,
+	    sizeof(err)), 0);
+	ck_assert(m.share == 0.125);
+	conf_free(&mine_schema, &m);
+	unlink(path);
+	write_conf("name = x\n");
+	ck_assert_int_eq(conf_load(&mine_schema, &m, path, &obsolete, err,
+	    sizeof(err)), 0);
+	ck_assert(m.share == 0.25);
+	conf_free(&mine_schema, &m);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("MINE_SHARE", bad[i], 1);
+		ck_assert_msg(conf_load(&mine_schema, &m, path, &obsolete, err,
+		    sizeof(err)) == -1, "accepted \"%s\"", bad[i]);
+		ck_assert_ptr_nonnull(strstr(err, "must be a number from 0 to 1"));
+	}
+	unsetenv("MINE_SHARE");
+	unlink(path);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -236,6 +269,7 @@ main(void)
 	tcase_add_test(tc, missing_file_is_an_error);
 	tcase_add_test(tc, path_precedence);
 	tcase_add_test(tc, a_table_of_another_program);
+	tcase_add_test(tc, a_ratio_is_a_number_from_0_to_1);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

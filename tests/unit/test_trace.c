@@ -110,6 +110,42 @@ START_TEST(a_forked_process_draws_ids_of_its_own)
 }
 END_TEST
 
+START_TEST(sampling_keeps_the_parents_decision_and_splits_new_traces)
+{
+	struct trace	t;
+	int		i, sampled = 0;
+
+	/* A caller's decision stands, whatever the ratio. */
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	trace_sample(&t, 0);
+	ck_assert_uint_eq(t.flags, 1);
+	ck_assert_int_eq(trace_start(&t, "00-4bf92f3577b34da6a3ce929d0e0e4736-"
+	    "00f067aa0ba902b7-00"), 0);
+	trace_sample(&t, 1);
+	ck_assert_uint_eq(t.flags, 0);
+	/* A new trace: by its id, the same way every time. */
+	memcpy(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", 33);
+	t.parent_id[0] = '\0';
+	/* Its last 56 bits, 0xce929d0e0e4736, are 0.807 of 2^56. */
+	trace_sample(&t, 0.81);
+	ck_assert_uint_eq(t.flags, 1);
+	trace_sample(&t, 0.80);
+	ck_assert_uint_eq(t.flags, 0);
+	trace_sample(&t, 1);
+	ck_assert_uint_eq(t.flags, 1);
+	trace_sample(&t, 0);
+	ck_assert_uint_eq(t.flags, 0);
+	for (i = 0; i < 10000; i++) {
+		ck_assert_int_eq(trace_start(&t, NULL), 0);
+		trace_sample(&t, 0.1);
+		sampled += (int)t.flags;
+	}
+	/* 1000 expected; 6 standard deviations (30) either side. */
+	ck_assert_int_gt(sampled, 820);
+	ck_assert_int_lt(sampled, 1180);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -121,6 +157,8 @@ main(void)
 	tcase_add_test(tc, a_later_version_is_read_as_00);
 	tcase_add_test(tc, new_traces_differ);
 	tcase_add_test(tc, a_forked_process_draws_ids_of_its_own);
+	tcase_add_test(tc,
+	    sampling_keeps_the_parents_decision_and_splits_new_traces);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
