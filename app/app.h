@@ -117,6 +117,8 @@ struct app {
 	int		 fcgi_fd;	/* the request's connection to nginx */
 	int		 txn_depth;	/* in a transaction of app_idempotent */
 	unsigned	 held;		/* collections to invalidate at commit */
+	int		 tracing;	/* otlp_endpoint is set: spans kept */
+	struct span_sink otlp;		/* where they go (wxapp-otlp) */
 };
 
 /* Redis keys of the session. */
@@ -388,6 +390,7 @@ struct app_exchange {
 	struct req	 rq;
 	struct resp	 rs;
 	struct buf	 out;
+	struct spans	 spans;		/* of its trace, when sampled */
 	int64_t		 start;
 	req_read_fn	 read;		/* the body */
 	void		*read_ctx;

@@ -72,6 +72,7 @@ struct task {
 	int			 fcgi_fd;
 	int			 txn_depth;
 	unsigned		 held;
+	struct spans		*spans;		/* where db and cache record */
 };
 
 struct loop {
@@ -97,6 +98,8 @@ swap_state(struct app *app, struct task *t)
 	SWAP(int, app->fcgi_fd, t->fcgi_fd);
 	SWAP(int, app->txn_depth, t->txn_depth);
 	SWAP(unsigned, app->held, t->held);
+	SWAP(struct spans *, app->db.spans, t->spans);
+	app->cache.spans = app->db.spans;
 }
 
 /* May the running coroutine yield?  Not inside a transaction. */

@@ -18,6 +18,9 @@
 #ifndef WX_DATADIR
 #define WX_DATADIR	"/usr/local/share"
 #endif
+#ifndef WX_RUNSTATEDIR
+#define WX_RUNSTATEDIR	"/run"
+#endif
 
 static const char *const token_apis[] = { "stable_token", "token", NULL };
 static const char *const fail_opens[] = { "none", "read", "all", NULL };
@@ -112,6 +115,14 @@ static const struct conf_key keys[] = {
 	E(content_check_fail, "queue", check_fails),
 	K(media_check_timeout, CONF_INT, "1800", 10, 86400, 0),
 	K(message_item_rejected_template, CONF_STR, "", 0, 0, 0),
+	K(otlp_endpoint, CONF_STR, "", 0, 0, 0),
+	K(otlp_headers, CONF_STR, "", 0, 0, 1),
+	K(otlp_timeout_ms, CONF_INT, "10000", 1, 600000, 0),
+	K(otlp_socket, CONF_STR, WX_RUNSTATEDIR "/wxapp-otlp/otlp.sock", 0, 0,
+	    0),
+	K(otlp_service_name, CONF_STR, "wxapp", 0, 0, 0),
+	{ .name = "trace_sample_ratio", .type = CONF_RATIO,
+	    .off = offsetof(struct config, trace_sample_ratio), .def = "0.1" },
 };
 #undef K
 #undef E

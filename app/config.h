@@ -110,6 +110,12 @@ struct config {
 	int		 content_check_fail;	/* enum check_fail */
 	long long	 media_check_timeout;
 	char		*message_item_rejected_template;
+	char		*otlp_endpoint;		/* "": no spans recorded */
+	char		*otlp_headers;
+	long long	 otlp_timeout_ms;
+	char		*otlp_socket;
+	char		*otlp_service_name;
+	double		 trace_sample_ratio;
 	const char	*obsolete;	/* an obsolete key the file set, ignored */
 };
 

@@ -236,6 +236,18 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 	    "started again by their supervisor.");
 	metrics_sample(&b, "wxapp_responder_restarts_total", NULL,
 	    atomic_load_explicit(&m->restarts, memory_order_relaxed));
+	metrics_family(&b, "wxapp_spans_exported_total", "counter",
+	    "Spans that wxapp-otlp delivered to the collector.");
+	metrics_sample(&b, "wxapp_spans_exported_total", NULL,
+	    atomic_load_explicit(&m->spans_exported, memory_order_relaxed));
+	metrics_family(&b, "wxapp_spans_dropped_total", "counter",
+	    "Spans of sampled traces dropped: a responder could not hand "
+	    "them over, wxapp-otlp's queue was full, or the collector failed.");
+	for (i = 0; i < SPANS_DROP_COUNT; i++)
+		metrics_sample(&b, "wxapp_spans_dropped_total",
+		    arena_printf(rq->a, "reason=\"%s\"", pool_span_drop_name(i)),
+		    atomic_load_explicit(&m->spans_dropped[i],
+		    memory_order_relaxed));
 	jobs_metrics(app, &b);
 	metrics_family(&b, "wxapp_build_info", "gauge",
 	    "The running version.");

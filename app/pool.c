@@ -18,9 +18,21 @@ pool_init(void *data)
 
 const struct shm_layout pool_layout = {
 	.size = sizeof(struct pool),
-	.version = 6,
+	.version = 7,
 	.init = pool_init
 };
+
+const char *
+pool_span_drop_name(enum pool_span_drop why)
+{
+	static const char *const names[SPANS_DROP_COUNT] = {
+		[SPANS_HANDOVER] = "handover",
+		[SPANS_QUEUE] = "queue",
+		[SPANS_EXPORT] = "export"
+	};
+
+	return (unsigned)why < SPANS_DROP_COUNT ? names[why] : "?";
+}
 
 const char *
 pool_dep_name(enum pool_dep dep)

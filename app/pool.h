@@ -39,6 +39,14 @@ enum pool_lookup {
 	LOOKUP_COUNT
 };
 
+/* Why spans were dropped (lib/span, wxapp-otlp). */
+enum pool_span_drop {
+	SPANS_HANDOVER,		/* a responder could not hand them over */
+	SPANS_QUEUE,		/* wxapp-otlp's queue was full */
+	SPANS_EXPORT,		/* the collector refused or did not answer */
+	SPANS_DROP_COUNT
+};
+
 /*
  * The figures GET /metrics shows (Prometheus), counted by every responder
  * with relaxed atomics, no lock: see lib/metrics.
@@ -50,6 +58,8 @@ struct pool_metrics {
 	_Atomic uint64_t	rejected[POOL_RATE_CLASSES];
 	_Atomic uint64_t	restarts;	/* responders that started again */
 	struct guard_stats	deps[DEP_COUNT];
+	_Atomic uint64_t	spans_dropped[SPANS_DROP_COUNT];
+	_Atomic uint64_t	spans_exported;
 };
 
 struct pool {
@@ -68,6 +78,8 @@ struct pool {
 /* Its layout, for shm_attach: bump the version with every change. */
 extern const struct shm_layout pool_layout;
 
+/* "handover", "queue", "export". */
+const char *pool_span_drop_name(enum pool_span_drop);
 /* "postgres", "redis", "wechat". */
 const char *pool_dep_name(enum pool_dep);
 /* The pool's status as JSON: the scoreboard and the breakers. */

@@ -352,6 +352,20 @@ serve(struct app *app, const struct app_route *r, struct app_exchange *x)
 		r->fn(app, rq, rs);
 }
 
+/* The server span, once the route is known: "GET /api/v1/items/{id}". */
+static void
+server_span_route(struct app_exchange *x, const struct app_route *r)
+{
+	const char	*name;
+
+	if (!spans_recording(&x->spans))
+		return;
+	if ((name = arena_printf(x->spans.a, "%s %s", r->r.method,
+	    r->r.pattern)) != NULL)
+		spans_rename(&x->spans, name);
+	span_attr_str(&x->spans.v[0], "http.route", r->r.pattern);
+}
+
 /* The request in the pool's metrics: by route (or none) and status. */
 static void
 count(struct app *app, const struct req *rq, int status, int64_t us)
@@ -381,6 +395,17 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 	req_init(rq, &app->arena, envp);
 	log_set_request(rq->id, rq->trace.trace_id, rq->trace.span_id);
 	resp_init(rs, &app->arena);
+	/*
+	 * Spans are recorded when they can go somewhere, and the trace is
+	 * sampled: by the caller's traceparent, or by trace_sample_ratio.
+	 */
+	if (app->tracing)
+		trace_sample(&rq->trace, app->cfg.trace_sample_ratio);
+	spans_start(&x->spans, &app->arena, app->tracing ? &rq->trace : NULL,
+	    rq->method);
+	span_attr_str(spans_recording(&x->spans) ? &x->spans.v[0] : NULL,
+	    "http.request.method", rq->method);
+	app->db.spans = app->cache.spans = app->wx.spans = &x->spans;
 	/* WeChat's calls: each a span of its own in the request's trace. */
 	app->wx.trace = &rq->trace;
 	scoreboard_begin(&app->pool->sb, app->slot, rq->method, rq->path,
@@ -392,8 +417,10 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 		__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
 	}
 	if (router_match(app_routes, app_nroutes, sizeof(app_routes[0]), rq,
-	    rs) == ROUTE_FOUND)
+	    rs) == ROUTE_FOUND) {
+		server_span_route(x, app_route_of(rq));
 		serve(app, app_route_of(rq), x);
+	}
 	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
 	if (!resp_is_set(rs)) {
 		log_error("%s %s: handler gave no answer", rq->method, rq->path);
@@ -405,6 +432,27 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 	resp_serialize(rs, rq->id, rq->head, &x->out);
 	/* Counted before the answer leaves: whoever has it sees it counted. */
 	count(app, rq, rs->status, util_mono_us() - x->start);
+}
+
+/*
+ * Hand the request's spans, if it kept any, to wxapp-otlp: one datagram,
+ * never waited for; what cannot go is counted and dropped.
+ */
+static void
+export_spans(struct app *app, struct app_exchange *x)
+{
+	struct span	*server = &x->spans.v[0];
+	struct buf	 b;
+
+	span_attr_int(server, "http.response.status_code", x->rs.status);
+	buf_init(&b, &app->arena, 2048);
+	if (spans_encode(&x->spans, x->rs.status >= 500, &b) == 0 &&
+	    span_sink_send(&app->otlp, b.p, b.len) == -1)
+		x->spans.dropped += (unsigned)x->spans.n;
+	if (x->spans.dropped > 0)
+		metrics_add(&app->pool->metrics.spans_dropped[SPANS_HANDOVER],
+		    x->spans.dropped);
+	spans_end(&x->spans);
 }
 
 void
@@ -438,6 +486,9 @@ app_exchange_end(struct app *app, struct app_exchange *x, int written)
 	app->served++;
 	scoreboard_end(&app->pool->sb, app->slot, util_mono_us(), slow,
 	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
+	if (spans_recording(&x->spans))
+		export_spans(app, x);
+	app->db.spans = app->cache.spans = app->wx.spans = NULL;
 	req_finish(rq);
 	app->wx.trace = NULL;
 	log_set_request(NULL, NULL, NULL);
@@ -748,6 +799,14 @@ main(int argc, char *argv[])
 	}
 	arena_init(&app.arena, ARENA_BLOCK, ARENA_KEEP);
 	req_id_seed();
+	app.otlp.fd = -1;
+	if (app.cfg.otlp_endpoint[0] != '\0') {
+		if (span_sink_open(&app.otlp, app.cfg.otlp_socket) == -1)
+			log_error("otlp_socket %s: %s: no spans are kept",
+			    app.cfg.otlp_socket, strerror(errno));
+		else
+			app.tracing = 1;
+	}
 	app_guards(&app.cfg, &app.shm, app.pool, app.guards);
 	app_db_opts(&app.cfg, &app.guards[DEP_POSTGRES], &dbo);
 	db_init(&app.db, &dbo, app_stmts, STMT_COUNT);
@@ -841,6 +900,7 @@ main(int argc, char *argv[])
 	scoreboard_leave(&app.pool->sb, app.slot);
 	shm_unlock(&app.shm);
 	shm_detach(&app.shm);
+	span_sink_close(&app.otlp);
 	FCGX_Free(&fr, 1);
 	db_close(&app.db);
 	cache_close(&app.cache);

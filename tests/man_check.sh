@@ -14,6 +14,7 @@ fi
 # The pages as built (from man/*.in, with this installation's paths), and
 # wxapp-stack(1), which is not built.
 for page in man/wxapp.conf.5 man/wxapp-fcgi.8 man/wxapp-pool.8 man/wxappctl.8 man/wxapp-worker.8 \
+    man/wxapp-otlp.8 \
     "$srcdir"/man/wxapp-stack.1; do
 	[ -f "$page" ] || { echo "$page is missing"; fail=1; continue; }
 	if grep -n '@[a-z_]*@' "$page"; then

@@ -472,8 +472,9 @@ class OwnResponder(e2e.TestCase):
         env.update({k: str(v) for k, v in over.items()})
         return env
 
-    def start(self, **over):
-        argv = [self.binary, "-c", self.conf, "--listen", self.sock]
+    def start(self, *args, **over):
+        """Start it with args (more options) and the WXAPP_* overrides."""
+        argv = [self.binary, "-c", self.conf, "--listen", self.sock] + list(args)
         kw = {}
         if self.user:
             pw = pwd.getpwnam(self.user)
