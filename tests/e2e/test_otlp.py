@@ -13,7 +13,6 @@ change nothing for clients: the spans are dropped and counted."""
 import json
 import os
 import pwd
-import re
 import secrets
 import subprocess
 import time
@@ -22,16 +21,9 @@ import e2elib as e2e
 import fcgi
 from otlp_receiver import Receiver
 from test_ops import OwnResponder, client_addr, prefix_dir, read_text, tail
+from test_trace import parse
 
 LOGIN = "/api/v1/user/login"
-TP_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-
-
-def parse(tp):
-    m = TP_RE.match(tp or "")
-    if not m:
-        raise AssertionError("not a traceparent: %r" % tp)
-    return m.groups()
 
 
 def sampled_parent():
