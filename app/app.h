@@ -612,6 +612,7 @@ struct read_plan {
 	build_fn		 build;
 	const void		*arg;
 	const void		*mine;	/* a shared 404: build with this, privately */
+	int			 msgpack; /* the client asked for MessagePack */
 	/* Set by app_fetch. */
 	const struct hc_entry	*copy;	/* the responder's own, valid */
 	enum hc_result		 found;
@@ -627,15 +628,14 @@ struct read_plan {
  */
 void	app_fetch(struct app *, struct req *, struct read_plan *,
 	    struct app_limit *);
+/*
+ * The representation the client accepts: MessagePack when its Accept
+ * header prefers application/msgpack (or application/x-msgpack) to JSON,
+ * which stays the default; then rp's key names that representation.
+ */
+void	app_negotiate(struct req *, struct read_plan *);
 /* Answer rp: what app_fetch found, or build it (one builder per key). */
 void	app_read(struct app *, struct req *, struct resp *, struct read_plan *);
-/*
- * Answer from an entry built now for this caller alone (a private view):
- * conditional GET as for cached answers, Cache-Control private, and never
- * stored where another caller could be answered from it.
- */
-void	app_private(struct app *, struct req *, struct resp *, build_fn,
-	    const void *arg);
 /*
  * After a committed write: invalidate the collection's cached answers.
  * Inside app_idempotent's transaction, at its commit (app_invalidate_held):

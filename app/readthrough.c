@@ -16,23 +16,85 @@
 #include "app.h"
 #include "data.h"
 #include "log.h"
+#include "mpack.h"
 #include "shm.h"
 #include "util.h"
 
 #define WAIT_STEP_US	5000
 
-/* Build the entry from PostgreSQL; -1 with the error set on rs. */
+#define MSGPACK_KEY	"%s~mp"	/* the key of a MessagePack entry */
+
+void
+app_negotiate(struct req *rq, struct read_plan *rp)
+{
+	int	mp, xmp;
+
+	/* No Accept header (the common case): JSON, at once. */
+	if ((rp->msgpack = rq->accept != NULL) == 0)
+		return;
+	mp = req_accept_q(rq, MPACK_CONTENT_TYPE);
+	xmp = req_accept_q(rq, "application/x-msgpack");
+	if (xmp > mp)
+		mp = xmp;
+	rp->msgpack = mp > 0 && mp > req_accept_q(rq, "application/json");
+	if (rp->msgpack && rp->key != NULL)
+		rp->key = arena_printf(rq->a, MSGPACK_KEY, rp->key);
+}
+
+/*
+ * Build the entry from PostgreSQL, as MessagePack when rp asks for it
+ * (converted once here: every hit then answers the stored bytes); -1
+ * with the error set on rs.
+ */
 static int
-rebuild(struct app *app, struct resp *rs, build_fn build, const void *arg,
-    struct arena *a, struct hc_entry *e)
+rebuild(struct app *app, struct resp *rs, const struct read_plan *rp,
+    const void *arg, struct arena *a, struct hc_entry *e)
 {
 	enum db_status	st;
+	struct buf	b;
 
-	if ((st = build(&app->db, a, arg, e)) != DB_OK) {
+	if ((st = rp->build(&app->db, a, arg, e)) != DB_OK) {
 		app_db_error(app, rs, st, "read");
 		return -1;
 	}
+	if (!rp->msgpack)
+		return 0;
+	buf_init(&b, a, e->body_len);
+	if (mpack_from_json(&b, e->body, e->body_len) == -1) {
+		log_error("read: the answer is not JSON: no MessagePack of it");
+		resp_error(rs, API_INTERNAL, "internal error");
+		return -1;
+	}
+	e->body = b.p;
+	e->body_len = b.len;
+	httpcache_set_etag(e);
 	return 0;
+}
+
+/* The headers every answer of a cached read has, by representation. */
+static void
+represent(struct resp *rs, const struct read_plan *rp)
+{
+	if (rp->msgpack && rs->status != 304)
+		rs->content_type = MPACK_CONTENT_TYPE;
+	resp_header_str(rs, "Vary", "Accept");
+}
+
+/*
+ * Answer from an entry built now for this caller alone (a private view):
+ * conditional GET as for cached answers, Cache-Control private, and never
+ * stored where another caller could be answered from it.
+ */
+static void
+private_read(struct app *app, struct req *rq, struct resp *rs,
+    const struct read_plan *rp, const void *arg)
+{
+	struct hc_entry	e = { 0 };
+
+	if (rebuild(app, rs, rp, arg, rq->a, &e) == -1)
+		return;
+	httpcache_answer(rq, rs, &e, "private, no-cache");
+	represent(rs, rp);
 }
 
 void
@@ -94,7 +156,7 @@ fill(struct app *app, struct req *rq, struct resp *rs, struct read_plan *rp)
 		log_warn("cache: waited %lld ms for %s; reading myself",
 		    app->cfg.cache_lock_wait_ms, rp->vkey);
 	}
-	if (rebuild(app, rs, rp->build, rp->arg, rq->a, e) == -1) {
+	if (rebuild(app, rs, rp, rp->arg, rq->a, e) == -1) {
 		if (locked == 1)
 			httpcache_unlock(&app->cache, rq->a, rp->vkey);
 		return -1;
@@ -115,13 +177,14 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
     struct read_plan *rp)
 {
 	if (rp->key == NULL) {
-		app_private(app, rq, rs, rp->build, rp->arg);
+		private_read(app, rq, rs, rp, rp->arg);
 		return;
 	}
 	if (rp->copy != NULL) {
 		if (app->cfg.metrics)
 			metrics_add(&app->pool->metrics.lookups[LOOKUP_NEAR], 1);
 		httpcache_answer(rq, rs, rp->copy, app->cfg.http_cache_control);
+		represent(rs, rp);
 		goto shown;
 	}
 	if (app->cfg.metrics)
@@ -136,7 +199,7 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
 		break;
 	case HC_UNAVAILABLE:
 		app->degraded_reads++;
-		if (rebuild(app, rs, rp->build, rp->arg, rq->a, &rp->e) == -1)
+		if (rebuild(app, rs, rp, rp->arg, rq->a, &rp->e) == -1)
 			return;
 		break;
 	case HC_MISS:
@@ -145,10 +208,11 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
 		break;
 	}
 	httpcache_answer(rq, rs, &rp->e, app->cfg.http_cache_control);
+	represent(rs, rp);
 shown:
 	/* What does not show to everyone may show to its owner. */
 	if (rs->status == 404 && rp->mine != NULL)
-		app_private(app, rq, rs, rp->build, rp->mine);
+		private_read(app, rq, rs, rp, rp->mine);
 }
 
 PGresult *
@@ -207,17 +271,6 @@ app_answer_row(struct resp *rs, int status, PGresult *res,
 
 	json(b, res, 0);
 	resp_end(rs, status == 201 ? "created" : "ok");
-}
-
-void
-app_private(struct app *app, struct req *rq, struct resp *rs, build_fn build,
-    const void *arg)
-{
-	struct hc_entry	e = { 0 };
-
-	if (rebuild(app, rs, build, arg, rq->a, &e) == -1)
-		return;
-	httpcache_answer(rq, rs, &e, "private, no-cache");
 }
 
 void

@@ -330,6 +330,7 @@ serve(struct app *app, const struct app_route *r, struct app_exchange *x)
 	if (authed == 0 && req_parse_query(rq, rs) == 0 && r->plan != NULL &&
 	    r->plan(app, rq, rs, &rp) == 0) {
 		planned = 1;
+		app_negotiate(rq, &rp);
 		if (rp.key != NULL)
 			app_fetch(app, rq, &rp, &lim);
 	}

@@ -52,10 +52,78 @@ req_param(const struct req *rq, const char *name)
 	return NULL;
 }
 
+/* A q value ("0.5", "1", "0.125") in thousandths; -1 when malformed. */
+static int
+qvalue(const char *p, size_t n)
+{
+	int	q, scale = 100;
+	size_t	i;
+
+	if (n == 0 || (p[0] != '0' && p[0] != '1'))
+		return -1;
+	q = (p[0] - '0') * 1000;
+	if (n == 1)
+		return q;
+	if (p[1] != '.' || n > 5)
+		return -1;
+	for (i = 2; i < n; i++, scale /= 10) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		q += (p[i] - '0') * scale;
+	}
+	return q > 1000 ? -1 : q;
+}
+
+int
+req_accept_q(const struct req *rq, const char *type)
+{
+	const char	*h = rq->accept, *p, *end, *semi, *q;
+	size_t		 tlen = strlen(type), major = strcspn(type, "/"), n;
+	int		 best = 0, best_rank = 0, rank, v;
+
+	if (h == NULL)
+		return 1000;
+	for (p = h; *p != '\0'; p = *end == ',' ? end + 1 : end) {
+		p += strspn(p, " \t");
+		end = p + strcspn(p, ",");
+		semi = memchr(p, ';', (size_t)(end - p));
+		n = (size_t)((semi != NULL ? semi : end) - p);
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		/* 3: the type itself; 2: its type/ *; 1: * / *. */
+		if (n == tlen && strncasecmp(p, type, n) == 0)
+			rank = 3;
+		else if (n == major + 2 && strncasecmp(p, type, major + 1) == 0 &&
+		    p[major + 1] == '*')
+			rank = 2;
+		else if (n == 3 && strncmp(p, "*/*", 3) == 0)
+			rank = 1;
+		else
+			continue;
+		v = 1000;
+		for (q = semi; q != NULL; q = memchr(q, ';', (size_t)(end - q))) {
+			q++;
+			q += strspn(q, " \t");
+			if (q >= end)
+				break;
+			if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+				if ((v = qvalue(q + 2, strcspn(q + 2, " \t;,"))) == -1)
+					v = 0;
+				break;
+			}
+		}
+		if (rank > best_rank) {
+			best_rank = rank;
+			best = v;
+		}
+	}
+	return best;
+}
+
 /* The params req_init keeps, found in one pass over the environment. */
 enum known {
 	K_METHOD, K_QUERY, K_DOC_URI, K_REQ_URI, K_CTYPE, K_ADDR, K_REQID,
-	K_TRACE, K_INM, K_IMS, K_AUTH, K_NKNOWN
+	K_TRACE, K_INM, K_IMS, K_AUTH, K_ACCEPT, K_NKNOWN
 };
 static const struct {
 	const char	*name;
@@ -66,7 +134,7 @@ static const struct {
 	KN("REQUEST_URI"), KN("CONTENT_TYPE"), KN("REMOTE_ADDR"),
 	KN("HTTP_X_REQUEST_ID"), KN("HTTP_TRACEPARENT"),
 	KN("HTTP_IF_NONE_MATCH"), KN("HTTP_IF_MODIFIED_SINCE"),
-	KN("HTTP_AUTHORIZATION")
+	KN("HTTP_AUTHORIZATION"), KN("HTTP_ACCEPT")
 #undef KN
 };
 
@@ -137,6 +205,7 @@ req_init(struct req *rq, struct arena *a, char *const *envp)
 	rq->if_none_match = v[K_INM];
 	rq->if_modified_since = v[K_IMS];
 	rq->authorization = v[K_AUTH];
+	rq->accept = v[K_ACCEPT];
 	if (v[K_REQID] != NULL && req_id_valid(v[K_REQID]))
 		memcpy(rq->id, v[K_REQID], strlen(v[K_REQID]) + 1);
 	else {

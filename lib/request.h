@@ -38,6 +38,7 @@ struct req {
 	const char		*if_none_match;		/* NULL when absent */
 	const char		*if_modified_since;
 	const char		*authorization;
+	const char		*accept;	/* the Accept header, or NULL */
 	char			 id[REQ_ID_MAX + 1];
 	struct trace		 trace;		/* its traceparent, or a new one */
 	const char		*body;
@@ -66,6 +67,13 @@ void	 req_init(struct req *, struct arena *, char *const *envp);
 void	 req_finish(struct req *);
 /* A param by name (e.g. "HTTP_IF_NONE_MATCH"), or NULL. */
 const char *req_param(const struct req *, const char *name);
+/*
+ * How much the client's Accept header wants the media type `type`
+ * ("application/msgpack"), as q in thousandths: the q of the most specific
+ * range that matches it (type, then its type/ *, then * / *); 1000 without
+ * an Accept header; 0 when no range matches or its q is 0.
+ */
+int	 req_accept_q(const struct req *, const char *type);
 /*
  * Read exactly CONTENT_LENGTH bytes (none without it) up to limit; -1
  * with the error set.

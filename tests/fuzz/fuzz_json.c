@@ -1,11 +1,13 @@
 /*
  * fuzz_json: JSON bodies and the validators of the fields a client
- * writes (app/data.c), as a write handler applies them.
+ * writes (app/data.c), as a write handler applies them; and the same
+ * bytes as MessagePack (lib/mpack), as a cached answer is converted.
  */
 #include <stdint.h>
 
 #include "data.h"
 #include "jsonparse.h"
+#include "mpack.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -19,6 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct jsonparse_err	 err;
 	struct json_object	*obj;
 	struct resp		 rs;
+	struct buf		 mp;
 	const char		*s, *out;
 	size_t			 i;
 
@@ -26,8 +29,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		arena_init(&a, 64 * 1024, 2);
 		ready = 1;
 	}
-	if (jsonparse_bytes((const char *)data, size, &obj, &err) == -1)
+	buf_init(&mp, &a, 256);
+	(void)mpack_from_json(&mp, (const char *)data, size);
+	if (jsonparse_bytes((const char *)data, size, &obj, &err) == -1) {
+		arena_reset(&a);
 		return 0;
+	}
 	resp_init(&rs, &a);
 	if (json_object_is_type(obj, json_type_object)) {
 		(void)req_json_only(&rs, obj, fields);

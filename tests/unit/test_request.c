@@ -1,5 +1,6 @@
 /* Unit tests for lib/request: params, request id, body, query, cookies, JSON. */
 #include "check_run.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,45 @@ START_TEST(reads_params)
 	ck_assert_str_eq(rq.remote_addr, "127.0.0.1");
 	ck_assert_str_eq(req_param(&rq, "HTTP_IF_NONE_MATCH"), "\"abc\"");
 	ck_assert_ptr_null(req_param(&rq, "HTTP_IF_NONE"));
+}
+END_TEST
+
+/* req_accept_q of type with this Accept header (NULL: none). */
+static int
+accept_q(const char *accept, const char *type)
+{
+	static char	hdr[256];
+	char *const	env[] = { hdr, NULL }, *const none[] = { NULL };
+
+	snprintf(hdr, sizeof(hdr), "HTTP_ACCEPT=%s", accept ? accept : "");
+	start(accept != NULL ? env : none);
+	return req_accept_q(&rq, type);
+}
+
+START_TEST(accept_q_values)
+{
+	const char	*mp = "application/msgpack", *js = "application/json";
+
+	ck_assert_int_eq(accept_q(NULL, mp), 1000);
+	ck_assert_int_eq(accept_q("application/msgpack", mp), 1000);
+	ck_assert_int_eq(accept_q("application/msgpack", js), 0);
+	ck_assert_int_eq(accept_q("*/*", mp), 1000);
+	ck_assert_int_eq(accept_q("text/html, */*;q=0.1", mp), 100);
+	/* The most specific range wins, wherever it stands. */
+	ck_assert_int_eq(accept_q("application/msgpack;q=0, */*", mp), 0);
+	ck_assert_int_eq(accept_q("*/*;q=0.2, application/*;q=0.5", mp), 500);
+	ck_assert_int_eq(accept_q("application/json, application/msgpack;"
+	    "q=0.9", js), 1000);
+	ck_assert_int_eq(accept_q("application/json, application/msgpack ; "
+	    "charset=x; Q=0.125", mp), 125);
+	ck_assert_int_eq(accept_q("APPLICATION/MSGPACK", mp), 1000);
+	/* A malformed q counts as 0; a near name is not the type. */
+	ck_assert_int_eq(accept_q("application/msgpack;q=2", mp), 0);
+	ck_assert_int_eq(accept_q("application/msgpack;q=0.1234", mp), 0);
+	ck_assert_int_eq(accept_q("application/msgpackx", mp), 0);
+	ck_assert_int_eq(accept_q("application/x-msgpack", mp), 0);
+	ck_assert_int_eq(accept_q("", mp), 0);
+	ck_assert_int_eq(accept_q(",,;q=1,", mp), 0);
 }
 END_TEST
 
@@ -299,6 +339,7 @@ main(void)
 	tcase_add_test(tc, body_errors);
 	tcase_add_test(tc, json_messages);
 	tcase_add_test(tc, json_depth_is_bounded);
+	tcase_add_test(tc, accept_q_values);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
