@@ -77,6 +77,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	env[n] = NULL;
 	req_init(&rq, &a, env);
+	(void)req_accept_q(&rq, "application/msgpack");
+	(void)req_accept_q(&rq, "application/json");
 	resp_init(&rs, &a);
 	if (router_match(routes, sizeof(routes) / sizeof(routes[0]),
 	    sizeof(routes[0]), &rq, &rs) == ROUTE_FOUND) {
