@@ -83,7 +83,8 @@ represent(struct resp *rs, const struct read_plan *rp)
 /*
  * Answer from an entry built now for this caller alone (a private view):
  * conditional GET as for cached answers, Cache-Control private, and never
- * stored where another caller could be answered from it.
+ * stored where another caller could be answered from it.  An error stays
+ * JSON, whatever the client accepts.
  */
 static void
 private_read(struct app *app, struct req *rq, struct resp *rs,
@@ -184,7 +185,6 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
 		if (app->cfg.metrics)
 			metrics_add(&app->pool->metrics.lookups[LOOKUP_NEAR], 1);
 		httpcache_answer(rq, rs, rp->copy, app->cfg.http_cache_control);
-		represent(rs, rp);
 		goto shown;
 	}
 	if (app->cfg.metrics)
@@ -208,11 +208,13 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
 		break;
 	}
 	httpcache_answer(rq, rs, &rp->e, app->cfg.http_cache_control);
-	represent(rs, rp);
 shown:
 	/* What does not show to everyone may show to its owner. */
-	if (rs->status == 404 && rp->mine != NULL)
+	if (rs->status == 404 && rp->mine != NULL) {
 		private_read(app, rq, rs, rp, rp->mine);
+		return;
+	}
+	represent(rs, rp);
 }
 
 PGresult *

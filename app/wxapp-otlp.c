@@ -23,6 +23,7 @@
  * is queued, then exits; SIGHUP reopens the log.
  */
 #define _GNU_SOURCE	/* accept4, memmem, asprintf */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,6 +51,8 @@
 #define BATCH_DELAY_MS	1000	/* the longest a span waits to be sent */
 #define MAX_CLIENTS	1024	/* connected processes */
 #define BODY_BLOCK	(256 * 1024)
+#define LISTEN_PAUSE_US	100000	/* full: before accepting again */
+#define DRAIN_MAX	64	/* messages of one connection per pass */
 
 static volatile sig_atomic_t	stop_signal;
 static volatile sig_atomic_t	reopen_log;
@@ -79,6 +82,8 @@ struct otlp {
 	struct batch	 q[2];
 	struct batch	*queued, *sending;	/* sending: NULL when idle */
 	int		 failing;	/* the last export failed */
+	int64_t		 listen_at_us;	/* accept again from then */
+	int64_t		 full_logged_us;
 	unsigned long	 exported, dropped;
 	char		 msg[SPAN_MESSAGE_MAX + 1];
 };
@@ -100,6 +105,20 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: wxapp-otlp [-t] [-c config] [-f]\n");
+}
+
+/* Stop listening for a while, saying why once in a while. */
+static void
+full(struct otlp *o, const char *what)
+{
+	int64_t	now = util_mono_us();
+
+	o->listen_at_us = now + LISTEN_PAUSE_US;
+	if (now - o->full_logged_us >= 60 * 1000000LL) {
+		log_warn("no room for %s more processes: new ones wait, or are "
+		    "refused (their spans are dropped and counted)", what);
+		o->full_logged_us = now;
+	}
 }
 
 /* Count n spans dropped for why. */
@@ -198,22 +217,29 @@ listen_on(const char *path)
 	return fd;
 }
 
-/* Take the connections that wait, as many as there is room for. */
+/*
+ * Take the connections that wait, as many as there is room for.  Out of
+ * descriptors, or full, listening pauses a while: the connection waits in
+ * the backlog (or is refused), instead of waking the loop at once again.
+ */
 static void
 accept_all(struct otlp *o)
 {
 	int	fd;
 
 	while ((fd = accept4(o->lfd, NULL, NULL, SOCK_NONBLOCK |
-	    SOCK_CLOEXEC)) != -1) {
-		if (o->nfds == MAX_CLIENTS) {
-			log_warn("%d processes connected already: one refused",
-			    MAX_CLIENTS);
-			close(fd);
+	    SOCK_CLOEXEC)) != -1 || errno == EINTR) {
+		if (fd == -1)
 			continue;
+		if (o->nfds == MAX_CLIENTS) {
+			close(fd);
+			full(o, "the connections of");
+			return;
 		}
 		o->fds[o->nfds++] = fd;
 	}
+	if (errno == EMFILE || errno == ENFILE)
+		full(o, "the descriptors for");
 }
 
 /* The spans of one message: its Span objects, each begins so. */
@@ -257,13 +283,18 @@ enqueue(struct otlp *o, const char *p, size_t len)
 	q->spans += n;
 }
 
-/* Read every message a connection holds; close it when it closed. */
+/*
+ * Read the messages a connection holds, DRAIN_MAX at most (the others
+ * get their turn: the rest waits for the next pass); close it when it
+ * closed.
+ */
 static void
 drain(struct otlp *o, int i)
 {
 	ssize_t	n;
+	int	k;
 
-	for (;;) {
+	for (k = 0; k < DRAIN_MAX; k++) {
 		n = recv(o->fds[i], o->msg, sizeof(o->msg), MSG_DONTWAIT |
 		    MSG_TRUNC);
 		if (n == -1 && errno == EINTR)
@@ -275,6 +306,8 @@ drain(struct otlp *o, int i)
 		if ((size_t)n <= SPAN_MESSAGE_MAX)
 			enqueue(o, o->msg, (size_t)n);
 	}
+	if (k == DRAIN_MAX)
+		return;
 	close(o->fds[i]);
 	o->fds[i] = o->fds[--o->nfds];
 }
@@ -373,7 +406,8 @@ serve(struct otlp *o)
 		if (stop_signal && ((o->sending == NULL &&
 		    o->queued->spans == 0) || now >= stop_by))
 			break;
-		w[0].fd = o->lfd;
+		/* Paused: a descriptor that is never ready stands in. */
+		w[0].fd = now >= o->listen_at_us ? o->lfd : -1;
 		w[0].events = CURL_WAIT_POLLIN;
 		w[0].revents = 0;
 		for (i = 0; i < o->nfds; i++) {
@@ -381,8 +415,9 @@ serve(struct otlp *o)
 			w[i + 1].events = CURL_WAIT_POLLIN;
 			w[i + 1].revents = 0;
 		}
-		wait_ms = 1000;
-		if (o->queued->spans > 0) {
+		wait_ms = o->listen_at_us > now ? LISTEN_PAUSE_US / 1000 : 1000;
+		/* A batch that is due waits for the export in flight: curl wakes us. */
+		if (o->queued->spans > 0 && o->sending == NULL) {
 			wait_ms = BATCH_DELAY_MS - (now - o->queued->since_us) /
 			    1000;
 			if (wait_ms < 1)
@@ -398,7 +433,7 @@ serve(struct otlp *o)
 		for (i = n; i >= 1; i--)
 			if (w[i].revents != 0)
 				drain(o, i - 1);
-		if (w[0].revents != 0)
+		if (w[0].fd != -1 && w[0].revents != 0)
 			accept_all(o);
 		curl_multi_perform(o->multi, &running);
 		while ((m = curl_multi_info_read(o->multi, &left)) != NULL)
@@ -474,6 +509,7 @@ main(int argc, char *argv[])
 	    .fast_ms = 500, .title = "wxapp-otlp-supervise",
 	    .reopen = log_reopen };
 	const char		*cfgpath = NULL;
+	struct rlimit		 rl;
 	char			 err[1024];
 	int			 ch, test = 0, supervise = 0, i, rc = 1;
 
@@ -526,6 +562,11 @@ main(int argc, char *argv[])
 	}
 	if (supervise)
 		(void)prefork_run(&pfo);
+	/* A connection per responder of the host: take what the system lets. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	o.lfd = -1;
 	if (gethostname(o.host, sizeof(o.host) - 1) == -1)
 		snprintf(o.host, sizeof(o.host), "localhost");

@@ -279,7 +279,7 @@ conf_dump(const struct conf_schema *s, const void *c, FILE *f)
 			    f);
 			break;
 		case CONF_RATIO:
-			fprintf(f, "%g", *(const double *)(const void *)field);
+			fprintf(f, "%.15g", *(const double *)(const void *)field);
 			break;
 		case CONF_ENUM:
 			fputs(k->names[*(const int *)(const void *)field], f);

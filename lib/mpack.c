@@ -1,6 +1,7 @@
 /*
  * mpack: JSON as MessagePack (see mpack.h).
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -17,8 +18,8 @@ put(void *data, const char *p, size_t n)
 	return 0;
 }
 
-/* Pack o and what it holds. */
-static void
+/* Pack o and what it holds; -1 for what MessagePack cannot say (NaN). */
+static int
 pack(msgpack_packer *pk, struct json_object *o)
 {
 	struct json_object_iterator	it, end;
@@ -36,9 +37,16 @@ pack(msgpack_packer *pk, struct json_object *o)
 			msgpack_pack_false(pk);
 		break;
 	case json_type_int:
-		msgpack_pack_int64(pk, json_object_get_int64(o));
+		/* Past INT64_MAX json-c keeps an unsigned value. */
+		if (json_object_get_int64(o) == INT64_MAX)
+			msgpack_pack_uint64(pk, json_object_get_uint64(o));
+		else
+			msgpack_pack_int64(pk, json_object_get_int64(o));
 		break;
 	case json_type_double:
+		/* json-c reads NaN and, from 1e400, infinity: not JSON. */
+		if (!isfinite(json_object_get_double(o)))
+			return -1;
 		msgpack_pack_double(pk, json_object_get_double(o));
 		break;
 	case json_type_string:
@@ -52,7 +60,8 @@ pack(msgpack_packer *pk, struct json_object *o)
 		n = json_object_array_length(o);
 		msgpack_pack_array(pk, n);
 		for (i = 0; i < n; i++)
-			pack(pk, json_object_array_get_idx(o, i));
+			if (pack(pk, json_object_array_get_idx(o, i)) == -1)
+				return -1;
 		break;
 	case json_type_object:
 		msgpack_pack_map(pk, (size_t)json_object_object_length(o));
@@ -64,10 +73,12 @@ pack(msgpack_packer *pk, struct json_object *o)
 			n = strlen(s);
 			msgpack_pack_str(pk, n);
 			msgpack_pack_str_body(pk, s, n);
-			pack(pk, json_object_iter_peek_value(&it));
+			if (pack(pk, json_object_iter_peek_value(&it)) == -1)
+				return -1;
 		}
 		break;
 	}
+	return 0;
 }
 
 int
@@ -95,8 +106,7 @@ mpack_from_json(struct buf *out, const char *json, size_t len)
 		at++;
 	if (json_tokener_get_error(tok) == json_tokener_success && at == len) {
 		msgpack_packer_init(&pk, out, put);
-		pack(&pk, o);
-		rc = 0;
+		rc = pack(&pk, o);
 	}
 	json_object_put(o);
 	json_tokener_free(tok);

@@ -46,15 +46,22 @@ on_data(char *p, size_t size, size_t n, void *ctx)
 int
 wechat_init(struct wechat *wx, const struct wechat_opts *o, struct cache *cc)
 {
-	const char	*h, *e;
+	const char	*h, *e, *at;
 
 	memset(wx, 0, sizeof(*wx));
 	wx->o = *o;
 	wx->cache = cc;
-	/* api_base's host, for the spans: "https://host[:port]/..." */
+	/*
+	 * api_base's host, for the spans: "https://[user@]host[:port]/...";
+	 * never the user part, which could hold a secret.
+	 */
 	h = o->api_base != NULL && strstr(o->api_base, "://") != NULL ?
 	    strstr(o->api_base, "://") + 3 : "";
-	e = h + strcspn(h, ":/");
+	e = h + strcspn(h, "/");
+	if ((at = memchr(h, '@', (size_t)(e - h))) != NULL)
+		h = at + 1;
+	e = h + (*h == '[' ? strcspn(h, "]/") + (h[strcspn(h, "]/")] == ']') :
+	    strcspn(h, ":/"));
 	snprintf(wx->host, sizeof(wx->host), "%.*s", (int)(e - h), h);
 	if ((wx->curl = curl_easy_init()) == NULL)
 		return -1;
@@ -193,9 +200,11 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	wx->timed_out = 0;
 	sp = span_begin(wx->spans, what, SPAN_CLIENT);
 	span_attr_str(sp, "http.request.method", post != NULL ? "POST" : "GET");
-	span_attr_str(sp, "server.address", wx->host);
+	/* Copied: concurrent.c swaps struct wechat between requests. */
+	span_attr_copy(wx->spans, sp, "server.address", wx->host);
 	st = wechat_http(wx, a, what, url, post, header, sp, out);
-	span_attr_int(sp, "http.response.status_code", wx->http_status);
+	if (wx->http_status != 0)
+		span_attr_int(sp, "http.response.status_code", wx->http_status);
 	span_end(sp, st == WECHAT_UNAVAILABLE);
 	wx->busy_us += util_mono_us() - t0;
 	guard_done(wx->o.guard, st == WECHAT_OK || (st == WECHAT_ERRCODE &&

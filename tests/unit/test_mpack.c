@@ -43,7 +43,8 @@ START_TEST(scalars)
 	    neg[] = { 0xff }, u8[] = { 0xcc, 0x80 },
 	    u16[] = { 0xcd, 0x01, 0x00 },
 	    i64[] = { 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0 },
-	    dbl[] = { 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0 };
+	    dbl[] = { 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0 },
+	    u64[] = { 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 	same("null", nil, sizeof(nil));
 	same("true", t, sizeof(t));
@@ -55,6 +56,7 @@ START_TEST(scalars)
 	same("256", u16, sizeof(u16));
 	same("-9223372036854775808", i64, sizeof(i64));
 	same("1.5", dbl, sizeof(dbl));
+	same("18446744073709551615", u64, sizeof(u64));
 }
 END_TEST
 
@@ -98,7 +100,7 @@ END_TEST
 START_TEST(not_json_is_refused)
 {
 	static const char *const bad[] = { "", "{", "[1,]", "nul", "1 2",
-	    "{\"a\":1}x", "\"abc" };
+	    "{\"a\":1}x", "\"abc", "NaN", "[1e400]", "{\"a\":-Infinity}" };
 	struct buf	b;
 	size_t		i;
 
