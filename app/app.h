@@ -298,6 +298,18 @@ void	app_job_opts(const struct config *, struct job_opts *);
  * hup; SIGPIPE is ignored.  0 or -1.
  */
 int	app_signals(void (*stop)(int), void (*hup)(int));
+struct prefork_opts;
+/*
+ * How a long-lived program (the worker, the span exporter) starts: the
+ * configuration from -c, WXAPP_CONF or the default (*cfgpath is set to
+ * the one used), checked by check when not NULL; with test, "config ok"
+ * and done; the log opened; with supervise, this process stays behind as
+ * the supervisor of a child that goes on.  Returns -1 to go on, or the
+ * exit status, with the reason on stderr.
+ */
+int	app_program_start(const char *prog, const char **cfgpath,
+	    struct config *, int (*check)(const struct config *, char *,
+	    size_t), int test, const struct prefork_opts *supervise);
 /* Sessions seen by this responder (app/auth.c). */
 int	auth_init(struct app *);
 void	auth_free(struct app *);

@@ -450,6 +450,16 @@ serve(struct otlp *o)
 		dropped(o, SPANS_EXPORT, o->queued->spans);
 }
 
+/* What the exporter needs of the configuration beyond a valid file. */
+static int
+need_endpoint(const struct config *c, char *err, size_t len)
+{
+	if (c->otlp_endpoint[0] != '\0')
+		return 0;
+	snprintf(err, len, "otlp_endpoint is not set");
+	return -1;
+}
+
 /* curl's write callback: the answer is not kept. */
 static size_t
 discard(char *p, size_t size, size_t n, void *arg)
@@ -510,8 +520,7 @@ main(int argc, char *argv[])
 	    .reopen = log_reopen };
 	const char		*cfgpath = NULL;
 	struct rlimit		 rl;
-	char			 err[1024];
-	int			 ch, test = 0, supervise = 0, i, rc = 1;
+	int			 ch, test = 0, supervise = 0, i, rc;
 
 	while ((ch = getopt_long(argc, argv, "c:fhtV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -539,29 +548,10 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	cfgpath = config_pick_path(cfgpath);
-	if (config_load(&o.cfg, cfgpath, err, sizeof(err)) == -1) {
-		fprintf(stderr, "wxapp-otlp: %s: %s\n", cfgpath, err);
-		return 1;
-	}
-	if (o.cfg.otlp_endpoint[0] == '\0') {
-		fprintf(stderr, "wxapp-otlp: %s: otlp_endpoint is not set\n",
-		    cfgpath);
-		config_free(&o.cfg);
-		return 1;
-	}
-	if (test) {
-		printf("wxapp-otlp: %s: config ok\n", cfgpath);
-		config_free(&o.cfg);
-		return 0;
-	}
-	if (log_open(o.cfg.log_file, o.cfg.log_level, 0) == -1) {
-		fprintf(stderr, "wxapp-otlp: %s: %s\n", o.cfg.log_file,
-		    strerror(errno));
-		return 1;
-	}
-	if (supervise)
-		(void)prefork_run(&pfo);
+	if ((rc = app_program_start("wxapp-otlp", &cfgpath, &o.cfg,
+	    need_endpoint, test, supervise ? &pfo : NULL)) != -1)
+		return rc;
+	rc = 1;
 	/* A connection per responder of the host: take what the system lets. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

@@ -421,7 +421,6 @@ main(int argc, char *argv[])
 	struct cache_opts	 cco;
 	struct wechat_opts	 wxo;
 	const char		*cfgpath = NULL, *name = NULL;
-	char			 err[1024];
 	int			 ch, test = 0, supervise = 0, i, rc;
 
 	while ((ch = getopt_long(argc, argv, "c:fhn:tV", longopts,
@@ -461,25 +460,9 @@ main(int argc, char *argv[])
 		fprintf(stderr, "wxapp-worker: -n %s: too long\n", name);
 		return 2;
 	}
-	cfgpath = config_pick_path(cfgpath);
-	if (config_load(&w.cfg, cfgpath, err, sizeof(err)) == -1 ||
-	    config_check_serving(&w.cfg, err, sizeof(err)) == -1) {
-		fprintf(stderr, "wxapp-worker: %s: %s\n", cfgpath, err);
-		return 1;
-	}
-	if (test) {
-		printf("wxapp-worker: %s: config ok\n", cfgpath);
-		config_free(&w.cfg);
-		return 0;
-	}
-	if (log_open(w.cfg.log_file, w.cfg.log_level, 0) == -1) {
-		fprintf(stderr, "wxapp-worker: %s: %s\n", w.cfg.log_file,
-		    strerror(errno));
-		return 1;
-	}
-	/* With -f, this process stays behind and starts it again. */
-	if (supervise)
-		(void)prefork_run(&pfo);
+	if ((rc = app_program_start("wxapp-worker", &cfgpath, &w.cfg,
+	    config_check_serving, test, supervise ? &pfo : NULL)) != -1)
+		return rc;
 	if (app_signals(on_stop, on_hup) == -1 ||
 	    curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    shm_private(&w.shm, &pool_layout) == -1 ||
