@@ -153,10 +153,37 @@ config_pick_path(const char *cli)
 	return config_default_path();
 }
 
+/* *field, when wxapp's own key left it empty, from OpenTelemetry's var. */
+static int
+otel_default(char **field, const char *var, char *err, size_t errlen)
+{
+	const char	*v = getenv(var);
+	char		*dup;
+
+	if ((*field)[0] != '\0' || v == NULL || v[0] == '\0')
+		return 0;
+	if ((dup = strdup(v)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", var);
+		return -1;
+	}
+	free(*field);
+	*field = dup;
+	return 0;
+}
+
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	return conf_load(&schema, c, path, &c->obsolete, err, errlen);
+	if (conf_load(&schema, c, path, &c->obsolete, err, errlen) == -1)
+		return -1;
+	/* The exporter's standard variables, below wxapp's keys. */
+	if (otel_default(&c->otlp_endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT", err,
+	    errlen) == -1 || otel_default(&c->otlp_headers,
+	    "OTEL_EXPORTER_OTLP_HEADERS", err, errlen) == -1) {
+		conf_free(&schema, c);
+		return -1;
+	}
+	return 0;
 }
 
 void

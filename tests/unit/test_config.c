@@ -222,6 +222,29 @@ START_TEST(a_table_of_another_program)
 }
 END_TEST
 
+START_TEST(opentelemetry_variables_fill_what_the_keys_leave_empty)
+{
+	struct config	c;
+
+	write_conf("log_level = info\n");
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", 1);
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=x", 1);
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.otlp_endpoint, "http://collector:4318");
+	ck_assert_str_eq(c.otlp_headers, "api-key=x");
+	config_free(&c);
+	/* wxapp's own key (in the file, or WXAPP_OTLP_*) wins. */
+	unlink(path);
+	write_conf("otlp_endpoint = http://mine:4318\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.otlp_endpoint, "http://mine:4318");
+	config_free(&c);
+	unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+	unsetenv("OTEL_EXPORTER_OTLP_HEADERS");
+	unlink(path);
+}
+END_TEST
+
 START_TEST(a_ratio_is_a_number_from_0_to_1)
 {
 	static const char *const bad[] = { "1.5", "-0.1", "nan", "0.5x", "",
@@ -270,6 +293,7 @@ main(void)
 	tcase_add_test(tc, path_precedence);
 	tcase_add_test(tc, a_table_of_another_program);
 	tcase_add_test(tc, a_ratio_is_a_number_from_0_to_1);
+	tcase_add_test(tc, opentelemetry_variables_fill_what_the_keys_leave_empty);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
