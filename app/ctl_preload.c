@@ -71,6 +71,8 @@ ctl_preload(struct ctl *ctl, int argc, char **argv)
 			q.category = i < 0 ? NULL : PQgetvalue(res, i, 0);
 			q.page = page;
 			q.page_size = ctl->cfg.preload_page_size;
+			data_list_counts(&q, &cc, app_collections[COLL_ITEMS],
+			    ctl->cfg.cache_ttl);
 			if (preload_page(ctl, &cc, &a, &q) == -1)
 				goto done;
 			n++;

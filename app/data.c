@@ -266,6 +266,60 @@ list_body(struct arena *a, struct hc_entry *e, PGresult *res,
 	data_entry_done(e, 200, &b, lm);
 }
 
+void
+data_list_counts(struct list_query *q, struct cache *cc, const char *coll,
+    long long ttl)
+{
+	q->counts = cc;
+	q->count_coll = coll;
+	q->count_ttl = ttl;
+}
+
+/*
+ * The total of a page-based list.  On a large table the count costs far
+ * more than the page, and a write makes every page of the collection
+ * unreachable at once: counted for each page, the rebuilds after a write
+ * would each pay it.  So a shared list's total is kept in Redis like an
+ * answer, under the collection's version (a write makes it unreachable
+ * with the pages), and counted once per version and filter.  The key is
+ * the filter's alone.  Without Redis, or for a private list, it is
+ * counted here.
+ */
+static enum db_status
+list_total(struct db *db, struct arena *a, const struct list_query *q,
+    size_t count_st, const char *const *filters, const char **total)
+{
+	struct hc_entry	 e = { 0 };
+	enum hc_result	 hr = HC_UNAVAILABLE;
+	enum db_status	 st;
+	PGresult	*res;
+	const char	*vkey = NULL, *key;
+	long long	 changed;
+
+	if (q->counts != NULL) {
+		key = arena_printf(a, KEY_VERSION "count:%s",
+		    q->category ? q->category : "");
+		hr = httpcache_get(q->counts, a, q->count_coll, key, &e, &vkey,
+		    &changed);
+		if (hr == HC_HIT && e.status == 200) {
+			*total = arena_strndup(a, e.body, e.body_len);
+			return DB_OK;
+		}
+	}
+	if ((st = db_exec(db, count_st, filters, &res)) != DB_OK)
+		return st;
+	*total = arena_strdup(a, PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (hr == HC_MISS && vkey != NULL) {
+		e.status = 200;
+		e.body = *total;
+		e.body_len = strlen(*total);
+		httpcache_set_etag(&e);
+		(void)httpcache_put(q->counts, a, vkey, &e, q->count_ttl);
+	}
+	return DB_OK;
+}
+
 enum db_status
 data_build_list(struct db *db, struct arena *a, const struct list_query *q,
     size_t page_st, size_t after_st, size_t count_st,
@@ -273,7 +327,7 @@ data_build_list(struct db *db, struct arena *a, const struct list_query *q,
     int epoch_no, struct hc_entry *e)
 {
 	const char	*params[5], *total = "0";
-	PGresult	*res = NULL, *cres = NULL;
+	PGresult	*res = NULL;
 	enum db_status	 st;
 
 	params[0] = arena_printf(a, "%lld", q->page_size);
@@ -283,15 +337,12 @@ data_build_list(struct db *db, struct arena *a, const struct list_query *q,
 	if ((st = db_exec(db, q->after != 0 ? after_st : page_st, params,
 	    &res)) != DB_OK)
 		return st;
-	if (q->after == 0) {
-		if ((st = db_exec(db, count_st, filters, &cres)) != DB_OK) {
-			PQclear(res);
-			return st;
-		}
-		total = PQgetvalue(cres, 0, 0);
+	if (q->after == 0 && (st = list_total(db, a, q, count_st, filters,
+	    &total)) != DB_OK) {
+		PQclear(res);
+		return st;
 	}
 	list_body(a, e, res, fn, epoch_no, q, total);
-	PQclear(cres);
 	PQclear(res);
 	return DB_OK;
 }

@@ -29,6 +29,13 @@ struct list_query {
 	int		 private;
 	long long	 owner;		/* items: this owner's only; 0: any */
 	const char	*status;	/* items: this status only; NULL: any */
+	/*
+	 * A shared list: where its total is kept, one per version of the
+	 * collection (NULL: counted for every page built).
+	 */
+	struct cache	*counts;
+	const char	*count_coll;
+	long long	 count_ttl;
 };
 
 struct one_query {
@@ -50,6 +57,12 @@ int	data_parse_list(struct req *, struct resp *, int category,
 int	data_parse_id(struct req *, struct resp *, long long *);
 /* The cache key of a list answer. */
 const char *data_list_key(struct arena *, const struct list_query *);
+/*
+ * Keep a shared list's total in cc, one count per version of coll, for
+ * ttl seconds: every page of a filter then shares one count after a write.
+ */
+void	data_list_counts(struct list_query *, struct cache *cc,
+	    const char *coll, long long ttl);
 /* The cache key of a single-resource answer. */
 const char *data_one_key(struct arena *, const struct one_query *);
 

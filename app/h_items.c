@@ -75,6 +75,9 @@ p_items_list(struct app *app, struct req *rq, struct resp *rs,
 	if (data_parse_list(rq, rs, 1, q) == -1 ||
 	    list_filters(app, rq, rs, q) == -1)
 		return -1;
+	if (!q->private)
+		data_list_counts(q, &app->cache, app_collections[COLL_ITEMS],
+		    app->cfg.cache_ttl);
 	*rp = (struct read_plan){ .coll = COLL_ITEMS, .is_list = 1,
 	    .build = data_build_items, .arg = q,
 	    .key = q->private ? NULL : data_list_key(rq->a, q) };

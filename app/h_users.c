@@ -26,6 +26,9 @@ p_users_list(struct app *app, struct req *rq, struct resp *rs,
 	if (data_parse_list(rq, rs, 0, q) == -1)
 		return -1;
 	q->private = app->who.admin;
+	if (!q->private)
+		data_list_counts(q, &app->cache, app_collections[COLL_USERS],
+		    app->cfg.cache_ttl);
 	*rp = (struct read_plan){ .coll = COLL_USERS, .is_list = 1,
 	    .build = data_build_users, .arg = q,
 	    .key = q->private ? NULL : data_list_key(rq->a, q) };

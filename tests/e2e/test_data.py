@@ -660,6 +660,32 @@ class Cache(Base):
                          "%d concurrent misses must rebuild once (items_page, "
                          "items_count calls %r -> %r)" % (n, before, after))
 
+    def test_pages_after_a_write_share_one_count(self):
+        """A write makes every page unreachable; the pages rebuilt after it
+        count the list once, not once each (a large table's count costs
+        far more than a page)."""
+        def published():
+            # count(id): not the statement counted (count(*)).
+            return int(e2e.psql_value(
+                "SELECT count(id) FROM items WHERE status = 'published'"))
+        self.need_pgss()
+        self.create_item()
+        c0, p0 = calls("items_count"), calls("items_page")
+        totals = set()
+        for page in range(1, 5):
+            r = get(LIST + "?page=%d&page_size=3" % page)
+            totals.add(self.assert_envelope(r, 200)["data"]["total"])
+        self.assertEqual(calls("items_page"), p0 + 4, "control: four misses")
+        self.assertEqual(calls("items_count"), c0 + 1,
+                         "four pages of one version: one count")
+        self.assertEqual(len(totals), 1, totals)
+        self.assertEqual(totals.pop(), published())
+        # The next write: counted again, and right.
+        self.create_item()
+        r = get(LIST + "?page=2&page_size=3")
+        self.assertEqual(calls("items_count"), c0 + 2)
+        self.assertEqual(self.assert_envelope(r, 200)["data"]["total"], published())
+
     def test_negative_cache(self):
         self.need_pgss()
         absent = int(e2e.psql_value("SELECT coalesce(max(id), 0) FROM items")) \
