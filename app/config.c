@@ -121,6 +121,7 @@ static const struct conf_key keys[] = {
 	K(otlp_socket, CONF_STR, WX_RUNSTATEDIR "/wxapp-otlp/otlp.sock", 0, 0,
 	    0),
 	K(otlp_service_name, CONF_STR, "wxapp", 0, 0, 0),
+	K(trace_trust_parent, CONF_BOOL, "on", 0, 0, 0),
 	{ .name = "trace_sample_ratio", .type = CONF_RATIO,
 	    .off = offsetof(struct config, trace_sample_ratio), .def = "0.1" },
 };

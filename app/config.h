@@ -116,6 +116,7 @@ struct config {
 	char		*otlp_socket;
 	char		*otlp_service_name;
 	double		 trace_sample_ratio;
+	int		 trace_trust_parent;	/* follow a caller's sampled flag */
 	const char	*obsolete;	/* an obsolete key the file set, ignored */
 };
 

@@ -398,10 +398,13 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 	resp_init(rs, &app->arena);
 	/*
 	 * Spans are recorded when they can go somewhere, and the trace is
-	 * sampled: by the caller's traceparent, or by trace_sample_ratio.
+	 * sampled: by the caller's traceparent (unless trace_trust_parent is
+	 * off), or by trace_sample_ratio.
 	 */
-	if (app->tracing)
+	if (app->tracing && app->cfg.trace_trust_parent)
 		trace_sample(&rq->trace, app->cfg.trace_sample_ratio);
+	else if (app->tracing)
+		trace_sample_any(&rq->trace, app->cfg.trace_sample_ratio);
 	spans_start(&x->spans, &app->arena, app->tracing ? &rq->trace : NULL,
 	    rq->method);
 	span_attr_str(spans_recording(&x->spans) ? &x->spans.v[0] : NULL,

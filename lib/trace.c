@@ -137,10 +137,17 @@ trace_child(const struct trace *t, struct trace *child)
 void
 trace_sample(struct trace *t, double ratio)
 {
+	if (t->parent_id[0] == '\0')
+		trace_sample_any(t, ratio);
+}
+
+void
+trace_sample_any(struct trace *t, double ratio)
+{
 	uint64_t	r = 0;
 	int		i;
 
-	if (t->parent_id[0] != '\0' || t->trace_id[0] == '\0')
+	if (t->trace_id[0] == '\0')
 		return;
 	if (ratio <= 0 || ratio >= 1) {
 		t->flags = (t->flags & ~0x01u) | (ratio >= 1 ? 0x01u : 0);

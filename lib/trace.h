@@ -35,6 +35,8 @@ int	trace_start(struct trace *t, const char *traceparent);
  * came with a parent keeps the parent's decision.
  */
 void	trace_sample(struct trace *t, double ratio);
+/* The same decision for any trace, whatever its parent said. */
+void	trace_sample_any(struct trace *t, double ratio);
 /* A span under t (for a call it makes): the same trace, a new id. */
 int	trace_child(const struct trace *t, struct trace *child);
 /* t as a traceparent header value; out: TRACE_HEADER_LEN + 1 bytes. */

@@ -244,6 +244,21 @@ class Spans(OwnResponder):
         self.assertEqual(len(self.recv.spans(t_all)), 1)
         self.assertEqual(self.recv.spans(unsampled), [])
 
+        # A caller not trusted to decide: its trace goes on, sampled or
+        # not by the ratio alone.
+        self.proc.kill()
+        self.proc.wait(10)
+        self.start_traced(ratio="0", WXAPP_TRACE_TRUST_PARENT="off")
+        trace, _, tp = sampled_parent()
+        r = self.req("GET", "/ping", headers={"traceparent": tp})
+        t, _, flags = parse(r.header("traceparent"))
+        self.assertEqual((t, flags), (trace, "00"))
+        self.proc.kill()
+        self.proc.wait(10)
+        self.start_traced(ratio="1", WXAPP_TRACE_TRUST_PARENT="off")
+        self.marker()
+        self.assertEqual(self.recv.spans(trace), [])
+
     # -- a collector or an exporter in trouble -------------------------------
 
     def burst(self, n=40):

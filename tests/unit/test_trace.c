@@ -135,6 +135,13 @@ START_TEST(sampling_keeps_the_parents_decision_and_splits_new_traces)
 	ck_assert_uint_eq(t.flags, 1);
 	trace_sample(&t, 0);
 	ck_assert_uint_eq(t.flags, 0);
+	/* Unless the caller is not trusted to decide. */
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	trace_sample_any(&t, 0);
+	ck_assert_uint_eq(t.flags, 0);
+	ck_assert_str_eq(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	trace_sample_any(&t, 0.81);
+	ck_assert_uint_eq(t.flags, 1);
 	for (i = 0; i < 10000; i++) {
 		ck_assert_int_eq(trace_start(&t, NULL), 0);
 		trace_sample(&t, 0.1);
