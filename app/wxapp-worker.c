@@ -58,6 +58,7 @@ struct task {
 	struct job		 job;
 	struct trace		 trace;		/* its run: a span of its
 						   enqueuer's trace */
+	struct spans		 spans;		/* of the run, when sampled */
 	int			 live;
 	int64_t			 start_us;
 };
@@ -78,6 +79,9 @@ struct worker {
 	char		 name[128];	/* the consumer */
 	char		 cursor[48];	/* of XAUTOCLAIM */
 	unsigned long	 done, retried, dead;
+	int		 tracing;	/* otlp_endpoint is set */
+	struct span_sink otlp;		/* wxapp-otlp */
+	unsigned long	 spans_dropped;
 };
 
 static void
@@ -111,6 +115,25 @@ type_of(const char *type)
 	return NULL;
 }
 
+/* Hand a run's spans to wxapp-otlp, never waiting; count what cannot go. */
+static void
+export_spans(struct worker *w, struct task *t, int failed)
+{
+	struct buf	b;
+
+	if (!spans_recording(&t->spans))
+		return;
+	buf_init(&b, &t->arena, 2048);
+	if (spans_encode(&t->spans, failed, &b) == 0 &&
+	    span_sink_send(&w->otlp, b.p, b.len) == -1) {
+		/* Said once in a while: the worker counts in no shared memory. */
+		if (w->spans_dropped++ % 1000 == 0)
+			log_warn("spans of job runs dropped (%lu so far): "
+			    "wxapp-otlp is not taking them", w->spans_dropped);
+	}
+	spans_end(&t->spans);
+}
+
 /* A coroutine's whole life: one run of one job, and its end. */
 static void
 run_task(void *arg)
@@ -129,6 +152,20 @@ run_task(void *arg)
 
 	trace_header(&t->trace, tp);
 	r.trace = tp[0] != '\0' ? tp : NULL;
+	/* The run is a span of the trace that enqueued it, when sampled. */
+	spans_start(&t->spans, &t->arena, w->tracing ? &t->trace : NULL,
+	    arena_printf(&t->arena, "job %s", t->job.type));
+	spans_set_kind(&t->spans, SPAN_CONSUMER);
+	if (spans_recording(&t->spans)) {
+		span_attr_str(&t->spans.v[0], "messaging.system", "redis");
+		span_attr_str(&t->spans.v[0], "messaging.operation.type",
+		    "process");
+		span_attr_str(&t->spans.v[0], "messaging.message.id",
+		    t->job.id);
+		span_attr_int(&t->spans.v[0], "wxapp.job.attempt",
+		    t->job.attempt);
+	}
+	t->wx.spans = &t->spans;
 	if (type == NULL)
 		snprintf(r.error, sizeof(r.error), "no handler for job type "
 		    "%s", t->job.type);
@@ -156,6 +193,8 @@ run_task(void *arg)
 	if (st != CACHE_OK)
 		log_error("job %s %s: not acknowledged (%s): it runs again",
 		    t->job.type, t->job.id, w->cache.errmsg);
+	export_spans(w, t, res != JOB_DONE);
+	t->wx.spans = NULL;
 }
 
 /* Run t's coroutine until it yields or ends (start: from the top). */
@@ -166,7 +205,10 @@ step(struct worker *w, struct task *t, int start)
 
 	w->cw.current = &t->cw;
 	log_set_request(t->job.id, t->trace.trace_id, t->trace.span_id);
+	/* PostgreSQL and Redis calls never yield: the running job's spans. */
+	w->db.spans = w->cache.spans = &t->spans;
 	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
+	w->db.spans = w->cache.spans = NULL;
 	log_set_request(NULL, NULL, NULL);
 	w->cw.current = NULL;
 	if (!more) {
@@ -470,6 +512,14 @@ main(int argc, char *argv[])
 		log_error("cannot initialize: %s", strerror(errno));
 		return 1;
 	}
+	w.otlp.fd = -1;
+	if (w.cfg.otlp_endpoint[0] != '\0') {
+		if (span_sink_open(&w.otlp, w.cfg.otlp_socket) == -1)
+			log_error("otlp_socket %s: %s: no spans are kept",
+			    w.cfg.otlp_socket, strerror(errno));
+		else
+			w.tracing = 1;
+	}
 	w.max = (int)w.cfg.job_concurrency;
 	if ((w.tasks = calloc((size_t)w.max, sizeof(*w.tasks))) == NULL) {
 		log_error("out of memory");
@@ -515,6 +565,7 @@ main(int argc, char *argv[])
 	db_close(&w.db);
 	cache_close(&w.cache);
 	shm_detach(&w.shm);
+	span_sink_close(&w.otlp);
 	arena_free(&w.arena);
 	curl_global_cleanup();
 	log_close();

@@ -104,6 +104,13 @@ spans_rename(struct spans *sp, const char *name)
 		sp->v[0].name = name;
 }
 
+void
+spans_set_kind(struct spans *sp, enum span_kind kind)
+{
+	if (spans_recording(sp))
+		sp->v[0].kind = kind;
+}
+
 /* One Span object of OTLP/JSON (opentelemetry-proto's JSON mapping). */
 static void
 encode_one(struct buf *b, const char *trace_id, const struct span *s)

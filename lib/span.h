@@ -40,7 +40,8 @@
 enum span_kind {
 	SPAN_INTERNAL = 1,
 	SPAN_SERVER = 2,
-	SPAN_CLIENT = 3
+	SPAN_CLIENT = 3,
+	SPAN_CONSUMER = 5	/* the run of a queued job */
 };
 
 struct span_attr {
@@ -96,6 +97,8 @@ void	span_attr_copy(struct spans *sp, struct span *s, const char *key,
 	    const char *value);
 /* The server span's name (the route, once it is known). */
 void	spans_rename(struct spans *sp, const char *name);
+/* The first span's kind: a job's run is SPAN_CONSUMER, not a server's. */
+void	spans_set_kind(struct spans *sp, enum span_kind);
 /*
  * End the server span (error: status ERROR) and write every span as a
  * JSON array of OTLP/JSON Span objects.  0, or -1 when not recording.

@@ -205,6 +205,64 @@ class Spans(OwnResponder):
         ours = {trace for trace, _ in results.values()}
         self.assertEqual({s["traceId"] for s in self.recv.spans()} - ours, set())
 
+    def test_e_a_job_run_is_a_span_of_the_request_that_enqueued_it(self):
+        e2e.wechat_base()
+        e2e.wechat_reset()
+        admin = e2e.make_admin(e2e.login())
+        self.start_exporter()
+        self.start_traced()
+        # A worker of the test's own takes the job (with spans), not the
+        # stack's.
+        e2e.svc("stop", "worker")
+        self.addCleanup(e2e.svc, "start", "worker")
+        argv = [os.path.join(prefix_dir(), "sbin", "wxapp-worker"), "-c", self.conf,
+                "-n", "otlp-test-%d" % os.getpid()]
+        kw = {}
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            kw = dict(user=pw.pw_uid, group=pw.pw_gid)
+        wlog = os.path.join(self.dir, self.name + ".worker.log")
+        worker = subprocess.Popen(argv, env=self._env(**dict(self.otlp_env, WXAPP_LOG_FILE=wlog)),
+                                  cwd="/", stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+        def stop_worker():
+            worker.terminate()
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        self.addCleanup(stop_worker)
+
+        trace, _, tp = sampled_parent()
+        r = fcgi.request(self.sock, "POST", "/api/v1/messages/subscribe", body=json.dumps({
+            "openid": "o-otlp-%s" % secrets.token_hex(4), "template_id": "tpl-otlp",
+            "data": {"thing1": {"value": "traced"}}}), content_type="application/json",
+            headers=dict(admin.auth(), traceparent=tp), remote_addr=client_addr())
+        self.assertEqual(r.status, 202, r.describe() + self.diag())
+        job_id = r.json()["data"]["job_id"]
+        server_id = parse(r.header("traceparent"))[1]
+
+        def job_spans():
+            got = self.recv.spans(trace)
+            return got if any(s["kind"] == 5 for s in got) else None
+        got = e2e.wait_for(job_spans, 20)
+        self.assertTrue(got, "no span of the job's run" + self.diag() +
+                        "\nworker log:\n" + tail(read_text(wlog)))
+        runs = [s for s in got if s["kind"] == 5]
+        self.assertEqual(len(runs), 1, runs)
+        run = runs[0]
+        self.assertEqual(run["name"], "job subscribe")
+        self.assertEqual(run["parentSpanId"], server_id,
+                         "the run is a span under the request that enqueued it")
+        self.assertEqual(run["attributes"]["messaging.message.id"], job_id)
+        under = [s for s in got if s.get("parentSpanId") == run["spanId"]]
+        self.assertTrue(any(s["attributes"].get("server.address") for s in under),
+                        "no WeChat call under the run: %s" % [s["name"] for s in under])
+        self.assertTrue(any(s["attributes"].get("db.system.name") == "postgresql"
+                            for s in under), [s["name"] for s in under])
+
     # -- sampling ------------------------------------------------------------
 
     def marker(self):
