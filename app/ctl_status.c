@@ -52,7 +52,13 @@ status_text(const struct ctl *ctl, const struct pool *r)
 		    (unsigned long long)s->requests,
 		    (unsigned long long)s->local_hits, (long long)s->last_us,
 		    (unsigned long long)s->rss_kb);
-		if (s->state == SB_BUSY)
+		if (s->state == SB_BUSY && s->in_flight > 1)
+			printf("%.*s %.*s (%lld ms), %u in flight\n",
+			    (int)sizeof(s->method), s->method,
+			    (int)sizeof(s->path), s->path,
+			    (long long)((now - s->started_us) / 1000),
+			    s->in_flight);
+		else if (s->state == SB_BUSY)
 			printf("%.*s %.*s (%lld ms)\n", (int)sizeof(s->method),
 			    s->method, (int)sizeof(s->path), s->path,
 			    (long long)((now - s->started_us) / 1000));

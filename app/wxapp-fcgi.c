@@ -488,7 +488,7 @@ app_exchange_end(struct app *app, struct app_exchange *x, int written)
 	al.bytes = x->out.len;
 	log_access(&al);
 	app->served++;
-	scoreboard_end(&app->pool->sb, app->slot, util_mono_us(), slow,
+	scoreboard_end(&app->pool->sb, app->slot, total, slow,
 	    app->served % RSS_EVERY == 0 ? rss_kb() : 0, app->near.hits);
 	if (spans_recording(&x->spans))
 		export_spans(app, x);

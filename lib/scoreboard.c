@@ -70,11 +70,10 @@ scoreboard_begin(struct scoreboard *sb, int slot, const char *method,
     const char *path, int64_t now_us)
 {
 	struct sb_slot	*s = &sb->slots[slot];
-	uint32_t	 busy = 0;
+	uint32_t	 busy = 0, seen;
 	int		 i;
 
-	uint32_t	 seen;
-
+	s->in_flight++;
 	s->started_us = now_us;
 	copy(s->method, sizeof(s->method), method);
 	copy(s->path, sizeof(s->path), path);
@@ -91,17 +90,24 @@ scoreboard_begin(struct scoreboard *sb, int slot, const char *method,
 }
 
 void
-scoreboard_end(struct scoreboard *sb, int slot, int64_t now_us, int slow,
+scoreboard_end(struct scoreboard *sb, int slot, int64_t took_us, int slow,
     uint64_t rss_kb, uint64_t local_hits)
 {
 	struct sb_slot	*s = &sb->slots[slot];
 
 	s->local_hits = local_hits;
 	s->requests++;
-	s->last_us = now_us - s->started_us;
+	s->last_us = took_us;
 	if (rss_kb != 0)
 		s->rss_kb = rss_kb;
-	__atomic_store_n(&s->state, SB_IDLE, __ATOMIC_RELEASE);
+	/*
+	 * A responder of the concurrent loop holds many requests at once:
+	 * it stays busy until the last of them has ended.
+	 */
+	if (s->in_flight > 0)
+		s->in_flight--;
+	if (s->in_flight == 0)
+		__atomic_store_n(&s->state, SB_IDLE, __ATOMIC_RELEASE);
 	if (slow)
 		__atomic_add_fetch(&sb->slow, 1, __ATOMIC_RELAXED);
 }
@@ -165,8 +171,8 @@ scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
 			buf_adds(b, ",\"path\":");
 			buf_json_str(b, s->path, strnlen(s->path,
 			    sizeof(s->path)));
-			buf_printf(b, ",\"elapsed_us\":%lld",
-			    (long long)(now_us - s->started_us));
+			buf_printf(b, ",\"elapsed_us\":%lld,\"in_flight\":%u",
+			    (long long)(now_us - s->started_us), s->in_flight);
 		}
 		buf_addc(b, '}');
 		first = 0;

@@ -2,7 +2,8 @@
  * scoreboard: what every responder of a host is doing, kept in shared
  * memory (see shm) so `wxappctl status` and GET /status can show the pool
  * the way PHP-FPM's status page does: per responder its pid, state,
- * requests served, the current method, path and elapsed time, the last
+ * requests served, the requests in flight (more than one in the concurrent
+ * loop), the latest one's method, path and elapsed time, the last
  * request's duration and its RSS; per pool the start time, accepted
  * requests, busy/idle counts, the most busy ever seen, slow requests and
  * stale writes (committed while Redis missed their invalidation).
@@ -27,7 +28,8 @@ struct sb_slot {
 	int32_t		state;		/* enum sb_state */
 	uint64_t	requests;
 	int64_t		born_wall_us;
-	int64_t		started_us;	/* monotonic, of the current request */
+	uint32_t	in_flight;	/* busy while above 0 */
+	int64_t		started_us;	/* monotonic, of the latest request */
 	int64_t		last_us;	/* duration of the last request */
 	uint64_t	rss_kb;
 	uint64_t	local_hits;	/* answered from the responder's copies */
@@ -52,7 +54,8 @@ void	scoreboard_leave(struct scoreboard *, int slot);
 /* Without a lock, by the slot's own responder only. */
 void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
 	    const char *path, int64_t now_us);
-void	scoreboard_end(struct scoreboard *, int slot, int64_t now_us,
+/* One request of the slot's ended after took_us; idle when none is left. */
+void	scoreboard_end(struct scoreboard *, int slot, int64_t took_us,
 	    int slow, uint64_t rss_kb, uint64_t local_hits);
 /* Count a write whose invalidation Redis missed (any process, no lock). */
 void	scoreboard_stale_write(struct scoreboard *);

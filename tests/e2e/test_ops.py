@@ -273,7 +273,7 @@ POOL_KEYS = {"start_time", "uptime_s", "accepted", "busy", "idle", "total",
              "max_busy", "slow_requests", "stale_writes", "responders"}
 SLOT_KEYS = {"pid", "state", "requests", "started", "last_request_us", "rss_kb",
              "local_hits"}
-BUSY_KEYS = SLOT_KEYS | {"method", "path", "elapsed_us"}
+BUSY_KEYS = SLOT_KEYS | {"method", "path", "elapsed_us", "in_flight"}
 
 
 class Status(e2e.TestCase):
@@ -389,6 +389,8 @@ class Status(e2e.TestCase):
         self.assertGreaterEqual(pool["busy"], len(busy))
         self.assertGreaterEqual(pool["max_busy"], len(busy))
         for s in busy:
+            # One login each, or both in one responder of the concurrent loop.
+            self.assertIn(s["in_flight"], (1, 2), "in flight: %r" % s)
             self.assertGreater(s["elapsed_us"], 0, "elapsed time: %r" % s)
             self.assertLess(s["elapsed_us"], 10 * 1000000, "elapsed time: %r" % s)
         live = e2e.responder_pids()

@@ -153,7 +153,7 @@ START_TEST(scoreboard_slots)
 	scoreboard_begin(sb, s2, "POST", "/api/v1/user/login", 1000);
 	ck_assert_uint_eq(sb->max_busy, 2);
 	ck_assert_uint_eq(sb->accepted, 2);
-	scoreboard_end(sb, s2, 5000, 1, 1234, 7);
+	scoreboard_end(sb, s2, 4000, 1, 1234, 7);
 	ck_assert_uint_eq(sb->slots[s2].requests, 1);
 	ck_assert_uint_eq(sb->slots[s2].local_hits, 7);
 	ck_assert_int_eq(sb->slots[s2].last_us, 4000);

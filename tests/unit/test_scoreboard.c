@@ -180,7 +180,7 @@ START_TEST(begin_and_end_count_requests)
 	ck_assert_uint_eq(sb->max_busy, 2);
 	ck_assert_uint_eq(sb->accepted, 2);
 
-	scoreboard_end(sb, s0, 4000, 0, 5120, 3);
+	scoreboard_end(sb, s0, 3000, 0, 5120, 3);
 	ck_assert_int_eq(sb->slots[s0].state, SB_IDLE);
 	ck_assert_uint_eq(sb->slots[s0].requests, 1);
 	ck_assert_int_eq(sb->slots[s0].last_us, 3000);
@@ -189,7 +189,7 @@ START_TEST(begin_and_end_count_requests)
 	ck_assert_uint_eq(sb->slow, 0);
 	/* No RSS measured this time: the last one stays. */
 	scoreboard_begin(sb, s0, "POST", "/x", 10000);
-	scoreboard_end(sb, s0, 10500, 1, 0, 0);
+	scoreboard_end(sb, s0, 500, 1, 0, 0);
 	ck_assert_uint_eq(sb->slots[s0].requests, 2);
 	ck_assert_int_eq(sb->slots[s0].last_us, 500);
 	ck_assert_uint_eq(sb->slots[s0].rss_kb, 5120);
@@ -198,6 +198,38 @@ START_TEST(begin_and_end_count_requests)
 	ck_assert_uint_eq(sb->max_busy, 2);
 	ck_assert_uint_eq(sb->accepted, 3);
 	kill_child(other);
+}
+END_TEST
+
+START_TEST(a_concurrent_responder_is_busy_until_its_last_request_ends)
+{
+	int	s0;
+
+	s0 = scoreboard_join(sb, getpid(), S);
+	scoreboard_begin(sb, s0, "POST", "/api/v1/user/login", 1000);
+	scoreboard_begin(sb, s0, "POST", "/api/v1/user/phone", 2000);
+	scoreboard_begin(sb, s0, "POST", "/api/v1/user/login", 3000);
+	ck_assert_uint_eq(sb->slots[s0].in_flight, 3);
+	/* The busy responders, not the requests, are what max_busy counts. */
+	ck_assert_uint_eq(sb->max_busy, 1);
+	ck_assert_uint_eq(sb->accepted, 3);
+	/* The first one ends: two are still in flight. */
+	scoreboard_end(sb, s0, 3500, 0, 0, 0);
+	ck_assert_int_eq(sb->slots[s0].state, SB_BUSY);
+	ck_assert_uint_eq(sb->slots[s0].in_flight, 2);
+	ck_assert_int_eq(sb->slots[s0].last_us, 3500);
+	scoreboard_end(sb, s0, 100, 0, 0, 0);
+	ck_assert_int_eq(sb->slots[s0].state, SB_BUSY);
+	scoreboard_end(sb, s0, 200, 0, 0, 0);
+	ck_assert_int_eq(sb->slots[s0].state, SB_IDLE);
+	ck_assert_uint_eq(sb->slots[s0].in_flight, 0);
+	ck_assert_uint_eq(sb->slots[s0].requests, 3);
+	ck_assert_int_eq(sb->slots[s0].last_us, 200);
+	/* The next request starts from zero again. */
+	scoreboard_begin(sb, s0, "GET", "/x", 9000);
+	ck_assert_uint_eq(sb->slots[s0].in_flight, 1);
+	scoreboard_end(sb, s0, 10, 0, 0, 0);
+	ck_assert_int_eq(sb->slots[s0].state, SB_IDLE);
 }
 END_TEST
 
@@ -260,7 +292,7 @@ START_TEST(json_has_the_pool_and_its_responders)
 	(void)scoreboard_join(sb, dead_pid(), 1003 * S);
 	scoreboard_begin(sb, s0, "GET", "/a\"b\\c\n\x01", 5 * S);
 	scoreboard_begin(sb, s1, "POST", "/done", 5 * S);
-	scoreboard_end(sb, s1, 5 * S + 2500, 1, 4096, 7);
+	scoreboard_end(sb, s1, 2500, 1, 4096, 7);
 	scoreboard_stale_write(sb);
 
 	o = board_json(5 * S + 700, 1100 * S);
@@ -287,6 +319,7 @@ START_TEST(json_has_the_pool_and_its_responders)
 	ck_assert_str_eq(json_object_get_string(get(r, "path")),
 	    "/a\"b\\c\n\x01");
 	ck_assert_int_eq(get_int(r, "elapsed_us"), 700);
+	ck_assert_int_eq(get_int(r, "in_flight"), 1);
 
 	r = json_object_array_get_idx(rs, 1);
 	ck_assert_int_eq(get_int(r, "pid"), other);
@@ -320,6 +353,7 @@ main(void)
 	tcase_add_test(tc, join_hands_out_slots_and_leave_frees_them);
 	tcase_add_test(tc, slots_of_dead_processes_are_reused);
 	tcase_add_test(tc, begin_and_end_count_requests);
+	tcase_add_test(tc, a_concurrent_responder_is_busy_until_its_last_request_ends);
 	tcase_add_test(tc, count_sees_only_live_responders);
 	tcase_add_test(tc, stale_writes_count_from_every_process);
 	tcase_add_test(tc, json_has_the_pool_and_its_responders);
