@@ -2,6 +2,8 @@
  * fcgiconn: one FastCGI connection, read without blocking (fcgiconn.h).
  * The record layout is the FastCGI 1.0 specification's.
  */
+#include <sys/uio.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #define FCGI_STDIN		5
 #define FCGI_STDOUT		6
 #define FCGI_RESPONDER		1
+#define FCGI_KEEP_CONN		1	/* in FCGI_BEGIN_REQUEST's flags */
 #define FCGI_MAX_CONTENT	65535
 /* Slack over max_body: nginx holds the body to client_max_body_size. */
 #define BODY_SLACK		1024
@@ -30,6 +33,21 @@ fcgiconn_init(struct fcgiconn *c, int fd, struct arena *a, size_t max_body)
 	c->max_body = max_body;
 	buf_init(&c->params, a, 1024);
 	buf_init(&c->body, a, 256);
+}
+
+int
+fcgiconn_next(struct fcgiconn *c, struct arena *a)
+{
+	if (!c->keep || c->extra)
+		return -1;
+	fcgiconn_init(c, c->fd, a, c->max_body);
+	return 0;
+}
+
+int
+fcgiconn_idle(const struct fcgiconn *c)
+{
+	return c->state == FCGICONN_READING && !c->began && c->hlen == 0;
 }
 
 static enum fcgiconn_state
@@ -57,7 +75,11 @@ nv_len(const unsigned char **p, const unsigned char *end, size_t *len)
 	return 0;
 }
 
-/* The name-value pairs as "NAME=VALUE" strings, NULL-terminated. */
+/*
+ * The name-value pairs as "NAME=VALUE" strings, NULL-terminated.  A NUL
+ * in a name or a value, or a '=' in a name, would make the string say
+ * something else than the pair (nginx sends neither): malformed.
+ */
 static int
 make_env(struct fcgiconn *c, struct arena *a)
 {
@@ -69,7 +91,8 @@ make_env(struct fcgiconn *c, struct arena *a)
 	end = start + c->params.len;
 	for (p = start; p < end; n++) {
 		if (nv_len(&p, end, &nl) == -1 || nv_len(&p, end, &vl) == -1 ||
-		    (size_t)(end - p) < nl || (size_t)(end - p) - nl < vl)
+		    (size_t)(end - p) < nl || (size_t)(end - p) - nl < vl ||
+		    memchr(p, '\0', nl + vl) != NULL || memchr(p, '=', nl) != NULL)
 			return -1;
 		p += nl + vl;
 	}
@@ -132,6 +155,7 @@ record_end(struct fcgiconn *c, struct arena *a, size_t reclen)
 		    ((b[0] << 8) | b[1]) != FCGI_RESPONDER)
 			return fail(c, "not a responder's FCGI_BEGIN_REQUEST");
 		c->began = 1;
+		c->keep = (b[2] & FCGI_KEEP_CONN) != 0;
 		c->params.len = 0;
 		break;
 	case FCGI_ABORT_REQUEST:
@@ -201,6 +225,8 @@ fcgiconn_feed(struct fcgiconn *c, struct arena *a, const unsigned char *p,
 		if (c->left == 0 && c->pad == 0)
 			record_end(c, a, reclen);
 	}
+	if (n > 0 && c->state == FCGICONN_READY)
+		c->extra = 1;
 	return c->state;
 }
 
@@ -226,18 +252,23 @@ fcgiconn_read(struct fcgiconn *c, struct arena *a)
 	return c->state;
 }
 
-/* Write all of p, waiting while the socket is full; 0 or -1. */
+/* Write all of iov[0..n), waiting while the socket is full; 0 or -1. */
 static int
-write_all(int fd, const unsigned char *p, size_t n, int64_t deadline_us)
+writev_all(int fd, struct iovec *iov, int n, int64_t deadline_us)
 {
 	struct pollfd	pfd = { .fd = fd, .events = POLLOUT };
 	ssize_t		w;
 	int64_t		left;
 
 	while (n > 0) {
-		if ((w = write(fd, p, n)) > 0) {
-			p += w;
-			n -= (size_t)w;
+		if ((w = writev(fd, iov, n)) > 0) {
+			/* Past what went out; into the one cut short. */
+			for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
+				w -= (ssize_t)iov->iov_len;
+			if (n > 0) {
+				iov->iov_base = (char *)iov->iov_base + w;
+				iov->iov_len -= (size_t)w;
+			}
 			continue;
 		}
 		if (w == -1 && errno == EINTR)
@@ -265,28 +296,43 @@ header(unsigned char *h, int type, uint16_t id, size_t len)
 	h[7] = 0;
 }
 
+/* FCGI_STDOUT records per writev: most answers need one. */
+#define ANSWER_CHUNKS	8
+
 int
 fcgiconn_answer(struct fcgiconn *c, const char *p, size_t n, int timeout_ms)
 {
-	unsigned char	 h[8], end[16];
+	unsigned char	 h[ANSWER_CHUNKS][8], end[24];
+	struct iovec	 iov[2 * ANSWER_CHUNKS + 1];
 	int64_t		 deadline = util_mono_us() + (int64_t)timeout_ms * 1000;
 	size_t		 k;
+	int		 i, v, last;
 
 	do {
-		k = n > FCGI_MAX_CONTENT ? FCGI_MAX_CONTENT : n;
-		header(h, FCGI_STDOUT, c->id, k);
-		if (write_all(c->fd, h, 8, deadline) == -1 ||
-		    write_all(c->fd, (const unsigned char *)p, k,
-		    deadline) == -1)
+		for (i = v = 0; i < ANSWER_CHUNKS && n > 0; i++) {
+			k = n > FCGI_MAX_CONTENT ? FCGI_MAX_CONTENT : n;
+			header(h[i], FCGI_STDOUT, c->id, k);
+			iov[v].iov_base = h[i];
+			iov[v++].iov_len = 8;
+			iov[v].iov_base = (void *)(uintptr_t)p;
+			iov[v++].iov_len = k;
+			p += k;
+			n -= k;
+		}
+		/*
+		 * With the last of the body: the empty FCGI_STDOUT, then
+		 * FCGI_END_REQUEST (appStatus 0, FCGI_REQUEST_COMPLETE).
+		 */
+		last = n == 0;
+		if (last) {
+			header(end, FCGI_STDOUT, c->id, 0);
+			header(end + 8, FCGI_END_REQUEST, c->id, 8);
+			memset(end + 16, 0, 8);
+			iov[v].iov_base = end;
+			iov[v++].iov_len = sizeof(end);
+		}
+		if (writev_all(c->fd, iov, v, deadline) == -1)
 			return -1;
-		p += k;
-		n -= k;
-	} while (n > 0);
-	/* The empty FCGI_STDOUT, then FCGI_END_REQUEST: complete, status 0. */
-	header(end, FCGI_STDOUT, c->id, 0);
-	header(end + 8, FCGI_END_REQUEST, c->id, 8);
-	if (write_all(c->fd, end, 16, deadline) == -1)
-		return -1;
-	memset(end, 0, 8);	/* appStatus 0, FCGI_REQUEST_COMPLETE */
-	return write_all(c->fd, end, 8, deadline);
+	} while (!last);
+	return 0;
 }

@@ -6,7 +6,7 @@
 set -u
 srcdir=${srcdir:-.}
 fail=0
-for t in request json token wxdata config push; do
+for t in request json token wxdata config push fcgiconn; do
 	bin=./tests/fuzz/fuzz_$t
 	if ! "$bin" -runs=0 "$srcdir/tests/fuzz/corpus/$t" \
 	    "$srcdir/tests/fuzz/crashes/$t" >"fuzz-replay-$t.log" 2>&1; then

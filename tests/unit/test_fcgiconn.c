@@ -7,6 +7,8 @@
 #include "check_run.h"
 #include <sys/socket.h>
 
+#include <sys/wait.h>
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,12 +21,14 @@
 static struct arena	a;
 static unsigned char	wire[1 << 17];
 static size_t		wlen;
+static unsigned char	begin_flags;	/* of the requests request() makes */
 
 static void
 setup(void)
 {
 	arena_init(&a, 4096, 1);
 	wlen = 0;
+	begin_flags = 0;
 }
 
 static void
@@ -82,6 +86,7 @@ request(int id, const char *body, const char *longval)
 	unsigned char	p[4096];
 	size_t		n = 0;
 
+	begin[2] = begin_flags;
 	record(1, id, begin, 8, 0);
 	n += pair(p + n, "REQUEST_METHOD", "POST");
 	n += pair(p + n, "LONG", longval);
@@ -134,6 +139,63 @@ START_TEST(whole_and_byte_by_byte)
 }
 END_TEST
 
+START_TEST(kept_connections_read_one_request_after_another)
+{
+	struct fcgiconn	c;
+	size_t		first, second;
+	int		i;
+
+	/* Without FCGI_KEEP_CONN the connection closes after the answer. */
+	request(1, "", "v");
+	fcgiconn_init(&c, -1, &a, 1024);
+	ck_assert(fcgiconn_idle(&c));
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_READY);
+	ck_assert(!c.keep);
+	ck_assert_int_eq(fcgiconn_next(&c, &a), -1);
+
+	/* With it: three requests in turn, each after the answer. */
+	wlen = 0;
+	begin_flags = 1;
+	request(1, "first", "v1");
+	first = wlen;
+	request(2, "", "v2");
+	second = wlen;
+	request(1, "third", "v3");
+	fcgiconn_init(&c, 5, &a, 1024);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, first), FCGICONN_READY);
+	ck_assert(c.keep);
+	ck_assert_str_eq(env(&c, "LONG"), "v1");
+	ck_assert(memcmp(c.body.p, "first", 5) == 0);
+	ck_assert_int_eq(fcgiconn_next(&c, &a), 0);
+	ck_assert_int_eq(c.fd, 5);
+	ck_assert(fcgiconn_idle(&c));
+	/* The second arrives a byte at a time: not idle once one came. */
+	for (i = 0; i < 9; i++)
+		fcgiconn_feed(&c, &a, wire + first + i, 1);
+	ck_assert(!fcgiconn_idle(&c));
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire + first + 9,
+	    second - first - 9), FCGICONN_READY);
+	ck_assert_int_eq(c.id, 2);
+	ck_assert_str_eq(env(&c, "LONG"), "v2");
+	ck_assert_uint_eq(c.body.len, 0);
+	ck_assert_int_eq(fcgiconn_next(&c, &a), 0);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire + second, wlen - second),
+	    FCGICONN_READY);
+	ck_assert_int_eq(c.id, 1);
+	ck_assert_str_eq(env(&c, "LONG"), "v3");
+	ck_assert(memcmp(c.body.p, "third", 5) == 0);
+
+	/*
+	 * Bytes after a request, before its answer: nginx never sends them,
+	 * and they would be lost; the connection is not kept.
+	 */
+	fcgiconn_init(&c, 5, &a, 1024);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, first + 1),
+	    FCGICONN_READY);
+	ck_assert_int_eq(fcgiconn_next(&c, &a), -1);
+}
+END_TEST
+
 START_TEST(errors)
 {
 	struct fcgiconn	c;
@@ -173,6 +235,20 @@ START_TEST(errors)
 	fcgiconn_init(&c, -1, &a, 100);
 	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
 	ck_assert_str_eq(c.error, "malformed parameters");
+	/* A NUL in a value, a '=' in a name: the string would lie. */
+	wlen = 0;
+	record(1, 1, begin, 8, 0);
+	record(4, 1, "\x01\x03" "Ab\0c", 5, 0);
+	record(4, 1, "", 0, 0);
+	fcgiconn_init(&c, -1, &a, 100);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	ck_assert_str_eq(c.error, "malformed parameters");
+	wlen = 0;
+	record(1, 1, begin, 8, 0);
+	record(4, 1, "\x03\x01" "A=Bc", 5, 0);
+	record(4, 1, "", 0, 0);
+	fcgiconn_init(&c, -1, &a, 100);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
 	/* The peer closed half-way. */
 	{
 		int	sv[2];
@@ -226,6 +302,30 @@ START_TEST(answer_records)
 	ck_assert_uint_eq(got, 70000);
 	ck_assert_int_eq(stdout_records, 3);	/* 65535 + 4465 + the empty */
 	ck_assert(ended);
+
+	/* Past the records of one writev: 10 full ones, then the rest. */
+	big = realloc(big, 10 * 65535 + 7);
+	memset(big, 'y', 10 * 65535 + 7);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcgiconn_init(&c, sv[0], &a, 100);
+	c.id = 4;
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	if (fork() == 0) {
+		close(sv[0]);
+		n = 0;
+		while ((r = read(sv[1], in, sizeof(in))) > 0)
+			n += (size_t)r;
+		_exit(n == 10 * 65535 + 7 + 13 * 8 + 8 ? 0 : 1);
+	}
+	close(sv[1]);
+	ck_assert_int_eq(fcgiconn_answer(&c, big, 10 * 65535 + 7, 5000), 0);
+	close(sv[0]);
+	{
+		int	status;
+
+		ck_assert_int_ne(wait(&status), -1);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
 	free(big);
 }
 END_TEST
@@ -279,6 +379,7 @@ main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, whole_and_byte_by_byte);
+	tcase_add_test(tc, kept_connections_read_one_request_after_another);
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, answer_records);
 	tcase_add_test(tc, coroutines);
