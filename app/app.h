@@ -394,10 +394,10 @@ int	app_client_gone(const struct app *);
  * One request being answered (app/wxapp-fcgi.c), by libfcgi's loop or by
  * the concurrent one (app/concurrent.c): run routes, serves and
  * serializes it into out; the caller writes out, then end logs it and
- * updates the scoreboard.  fr is libfcgi's request, for the watchdog of
- * request_terminate_timeout; NULL in the concurrent loop.
+ * updates the scoreboard.  fd and fcgi_id (the FastCGI connection and
+ * request id) are where the watchdog of request_terminate_timeout answers
+ * 503 when the request holds the process too long.
  */
-struct FCGX_Request;
 struct app_exchange {
 	struct req	 rq;
 	struct resp	 rs;
@@ -408,8 +408,23 @@ struct app_exchange {
 	void		*read_ctx;
 };
 void	app_exchange_run(struct app *, struct app_exchange *, char **envp,
-	    int fd, struct FCGX_Request *);
+	    int fd, int fcgi_id);
 void	app_exchange_end(struct app *, struct app_exchange *, int written);
+/*
+ * request_terminate_timeout from now for rq, answered on fd (a no-op when
+ * the key is 0); disarm when the request lets go of the process: it is
+ * answered, or, in the concurrent loop, its coroutine yields.
+ */
+void	app_watchdog_arm(int fd, int fcgi_id, const struct req *rq);
+void	app_watchdog_disarm(void);
+/*
+ * While a responder waits for work: when the breaker of PostgreSQL or
+ * Redis admits a trial, probe the store, so that a store that came back is
+ * used again without a request having to be the trial (and a store that
+ * still hangs is waited out here).  Microseconds until the next trial, or
+ * -1 when neither breaker waits for one.
+ */
+int64_t	app_probe_stores(struct app *);
 /*
  * The concurrent loop (wxapp-fcgi -C N): up to `max` requests of the
  * listening socket lfd in flight at once, each in a coroutine that yields

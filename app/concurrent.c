@@ -73,6 +73,8 @@ struct task {
 	int			 txn_depth;
 	unsigned		 held;
 	struct spans		*spans;		/* where db and cache record */
+	int			 answered;	/* its answer went out whole */
+	int			 kept;		/* served one: nginx keeps it */
 };
 
 struct loop {
@@ -81,7 +83,17 @@ struct loop {
 	struct task	*tasks;
 	int		 max;
 	int		 live;		/* tasks not FREE */
+	int		 closing;	/* the drain is over: keep none */
+	uint64_t	 accepted;	/* connections, in all */
 };
+
+/* The connections in the scoreboard. */
+static void
+show_connections(struct loop *L)
+{
+	scoreboard_connections(&L->app->pool->sb, L->app->slot,
+	    (uint32_t)L->live, L->accepted);
+}
 
 #define SWAP(T, a, b)	do { T tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
 
@@ -136,9 +148,25 @@ run_task(void *arg)
 
 	t->x.read = body_read;
 	t->x.read_ctx = t;
-	app_exchange_run(app, &t->x, t->conn.envp, t->conn.fd, NULL);
-	app_exchange_end(app, &t->x, fcgiconn_answer(&t->conn, t->x.out.p,
-	    t->x.out.len, ANSWER_MS) == 0);
+	app_exchange_run(app, &t->x, t->conn.envp, t->conn.fd, t->conn.id);
+	t->answered = fcgiconn_answer(&t->conn, t->x.out.p, t->x.out.len,
+	    ANSWER_MS) == 0;
+	app_exchange_end(app, &t->x, t->answered);
+}
+
+/* The per-request state of t, for a request about to arrive on fd. */
+static void
+task_reset(struct task *t, int fd)
+{
+	t->state = TASK_READING;
+	t->since_us = util_mono_us();
+	t->body_off = 0;
+	memset(&t->who, 0, sizeof(t->who));
+	t->auth_code = t->auth_blind = t->txn_depth = 0;
+	t->auth_why = NULL;
+	t->held = 0;
+	t->fcgi_fd = fd;
+	t->answered = 0;
 }
 
 /* Back to FREE: the connection closed, the memory kept for the next. */
@@ -151,9 +179,33 @@ task_end(struct loop *L, struct task *t)
 	arena_reset(&t->arena);
 	t->state = TASK_FREE;
 	L->live--;
+	show_connections(L);
 }
 
-/* Run t's coroutine until it yields or ends (start: from the top). */
+/*
+ * t's request is answered.  When nginx keeps the connection
+ * (fastcgi_keep_conn) and the answer went out, so does t, for the next
+ * request; else the connection closes.
+ */
+static void
+task_done(struct loop *L, struct task *t)
+{
+	if (t->answered && !L->closing) {
+		arena_reset(&t->arena);
+		if (fcgiconn_next(&t->conn, &t->arena) == 0) {
+			task_reset(t, t->conn.fd);
+			t->kept = 1;
+			return;
+		}
+	}
+	task_end(L, t);
+}
+
+/*
+ * Run t's coroutine until it yields or ends (start: from the top).  While
+ * it runs it holds the process: request_terminate_timeout counts (the
+ * watchdog is armed by app_exchange_run for a start, here for a resume).
+ */
 static void
 step(struct loop *L, struct task *t, int start)
 {
@@ -162,16 +214,19 @@ step(struct loop *L, struct task *t, int start)
 
 	swap_state(app, t);
 	L->cw.current = &t->cw;
-	if (!start)
+	if (!start) {
 		log_set_request(t->x.rq.id, t->x.rq.trace.trace_id,
 		    t->x.rq.trace.span_id);
+		app_watchdog_arm(t->conn.fd, t->conn.id, &t->x.rq);
+	}
 	t->state = TASK_RUNNING;
 	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
+	app_watchdog_disarm();
 	log_set_request(NULL, NULL, NULL);
 	L->cw.current = NULL;
 	swap_state(app, t);
 	if (!more)
-		task_end(L, t);
+		task_done(L, t);
 }
 
 /* A FREE task for a new connection; NULL when all are busy. */
@@ -224,15 +279,11 @@ accept_all(struct loop *L, int lfd, const struct wechat_opts *wo)
 		}
 		fcgiconn_init(&t->conn, fd, &t->arena,
 		    (size_t)L->app->cfg.max_body_bytes);
-		t->state = TASK_READING;
-		t->since_us = util_mono_us();
-		t->body_off = 0;
-		memset(&t->who, 0, sizeof(t->who));
-		t->auth_code = t->auth_blind = t->txn_depth = 0;
-		t->auth_why = NULL;
-		t->held = 0;
-		t->fcgi_fd = fd;
+		task_reset(t, fd);
+		t->kept = 0;
 		L->live++;
+		L->accepted++;
+		show_connections(L);
 	}
 }
 
@@ -256,8 +307,8 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	struct wechat_opts	 wo = app->wx.o;
 	struct curl_waitfd	*wfd = NULL;
 	struct task		*t, **wt = NULL;
-	int64_t			 now, wake_us;
-	int			 i, n, stopping = 0, rc = -1;
+	int64_t			 now, wake_us, in, drain_until = 0;
+	int			 i, n, ready, stopping = 0, rc = -1;
 
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
 	    cowait_init(&L.cw) == -1 ||
@@ -276,12 +327,29 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	wo.perform = cowait_perform;
 	wo.pause = cowait_pause;
 	wo.io_arg = &L.cw;
-	log_info("concurrent loop: up to %d requests in flight", max);
+	log_info("concurrent loop: up to %d connections, their requests in "
+	    "flight together", max);
 	for (;;) {
+		now = util_mono_us();
 		if (!stopping && (*stop || (limit > 0 && app->served >= limit))) {
 			stopping = 1;
-			log_info("%s: answering the %d requests in flight, then "
-			    "exiting", *stop ? "signal" : "max_requests", L.live);
+			drain_until = now + app->cfg.keepalive_drain_ms * 1000;
+			log_info("%s: answering the requests in flight and those "
+			    "of the %d connections nginx keeps, then exiting",
+			    *stop ? "signal" : "max_requests", L.live);
+		}
+		/*
+		 * A stopping responder takes no new connection but serves the
+		 * ones nginx keeps until nginx closes them (keepalive_timeout,
+		 * keepalive_time): closing one itself could race a request
+		 * nginx is sending on it, which nginx never retries for a
+		 * POST.  After keepalive_drain_ms it closes what is left.
+		 */
+		if (stopping && !L.closing && now >= drain_until) {
+			L.closing = 1;
+			for (i = 0; i < max; i++)
+				if (L.tasks[i].state == TASK_READING)
+					task_end(&L, &L.tasks[i]);
 		}
 		if (stopping && L.live == 0)
 			break;
@@ -299,7 +367,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			wfd[n].events = CURL_WAIT_POLLIN;
 			wfd[n++].revents = 0;
 		}
-		wake_us = 0;
+		wake_us = stopping ? drain_until : 0;
 		for (i = 0; i < max; i++) {
 			t = &L.tasks[i];
 			if (t->state == TASK_READING) {
@@ -312,12 +380,24 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			    (wake_us == 0 || t->cw.wake_us < wake_us))
 				wake_us = t->cw.wake_us;
 		}
-		cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
+		if ((in = app_probe_stores(app)) >= 0 &&
+		    (wake_us == 0 || now + in < wake_us))
+			wake_us = now + in;
+		/* About to wait: nothing stays in the access log's buffer. */
+		ready = -1;
+		if (log_pending() && (ready = cowait_poll(&L.cw, wfd,
+		    (unsigned)n, 1)) == 0)
+			log_flush();
+		if (ready <= 0)
+			cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
 		/* Requests that arrived whole start their coroutines. */
 		for (i = 0; i < n; i++) {
 			if ((t = wt[i]) == NULL || wfd[i].revents == 0 ||
 			    t->state != TASK_READING)
 				continue;
+			/* READ_MS counts from a request's first byte. */
+			if (fcgiconn_idle(&t->conn))
+				t->since_us = util_mono_us();
 			switch (fcgiconn_read(&t->conn, &t->arena)) {
 			case FCGICONN_READY:
 				step(&L, t, 1);
@@ -341,6 +421,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			    t->cw.wake_us <= now)
 				step(&L, t, 0);
 			else if (t->state == TASK_READING &&
+			    (!t->kept || !fcgiconn_idle(&t->conn)) &&
 			    now - t->since_us > READ_MS * 1000LL) {
 				log_warn("fastcgi connection dropped: no whole "
 				    "request within %d ms", READ_MS);

@@ -96,6 +96,7 @@ static const struct conf_key keys[] = {
 	K(breaker_timeouts, CONF_INT, "2", 0, 1000, 0),
 	K(breaker_store_open_ms, CONF_INT, "500", 100, 600000, 0),
 	K(request_terminate_timeout, CONF_INT, "10", 0, 3600, 0),
+	K(keepalive_drain_ms, CONF_INT, "8000", 0, 60000, 0),
 	K(slow_request_ms, CONF_INT, "1000", 0, 600000, 0),
 	K(metrics, CONF_BOOL, "on", 0, 0, 0),
 	K(max_requests_jitter, CONF_INT, "50000", 0, 1000000000, 0),

@@ -91,6 +91,7 @@ struct config {
 	long long	 breaker_timeouts;
 	long long	 breaker_store_open_ms;
 	long long	 request_terminate_timeout;
+	long long	 keepalive_drain_ms;
 	long long	 slow_request_ms;
 	int		 metrics;		/* count for GET /metrics */
 	long long	 max_requests_jitter;

@@ -41,17 +41,19 @@ status_text(const struct ctl *ctl, const struct pool *r)
 		    (unsigned long long)r->breakers[i].opened,
 		    (unsigned long long)r->breakers[i].rejected);
 	printf("\n");
-	printf("%-8s %-5s %9s %10s %9s %9s  %s\n", "PID", "STATE",
-	    "REQUESTS", "LOCALHITS", "LAST(us)", "RSS(KiB)", "CURRENT");
+	printf("%-8s %-5s %9s %10s %9s %9s %6s %9s  %s\n", "PID", "STATE",
+	    "REQUESTS", "LOCALHITS", "LAST(us)", "RSS(KiB)", "CONNS",
+	    "ACCEPTED", "CURRENT");
 	for (i = 0; i < SB_SLOTS; i++) {
 		s = &sb->slots[i];
 		if (!scoreboard_live(s))
 			continue;
-		printf("%-8d %-5s %9llu %9llu %10lld %9llu  ", (int)s->pid,
-		    s->state == SB_BUSY ? "busy" : "idle",
+		printf("%-8d %-5s %9llu %9llu %10lld %9llu %6u %9llu  ",
+		    (int)s->pid, s->state == SB_BUSY ? "busy" : "idle",
 		    (unsigned long long)s->requests,
 		    (unsigned long long)s->local_hits, (long long)s->last_us,
-		    (unsigned long long)s->rss_kb);
+		    (unsigned long long)s->rss_kb, s->conns,
+		    (unsigned long long)s->conns_accepted);
 		if (s->state == SB_BUSY && s->in_flight > 1)
 			printf("%.*s %.*s (%lld ms), %u in flight\n",
 			    (int)sizeof(s->method), s->method,

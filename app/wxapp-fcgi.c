@@ -196,15 +196,18 @@ watchdog_start(long long seconds, long long flush_ms)
 	return setitimer(ITIMER_REAL, &it, NULL);
 }
 
-/* Keep method and path for the watchdog, without JSON specials. */
-static void
-watchdog_prepare(FCGX_Request *fr, const struct req *rq)
+void
+app_watchdog_arm(int fd, int fcgi_id, const struct req *rq)
 {
 	size_t		n = 0, i;
 	const char	*s;
 
-	watchdog.fcgi_fd = fr->ipcFd;
-	watchdog.fcgi_id = fr->requestId;
+	if (watchdog.limit_s == 0)
+		return;
+	/* Not read half-written by a tick. */
+	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
+	watchdog.fcgi_fd = fd;
+	watchdog.fcgi_id = fcgi_id;
 	watchdog.log_fd = log_fd();
 	memcpy(watchdog.reqid, rq->id, sizeof(watchdog.reqid));
 	for (i = 0; i < 2; i++) {
@@ -216,6 +219,14 @@ watchdog_prepare(FCGX_Request *fr, const struct req *rq)
 			watchdog.what[n++] = ' ';
 	}
 	watchdog.what[n] = '\0';
+	watchdog.deadline_us = util_mono_us() + watchdog.limit_s * 1000000;
+	__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
+}
+
+void
+app_watchdog_disarm(void)
+{
+	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
 }
 
 /*
@@ -247,30 +258,37 @@ connection_waiting(int fd)
 	return poll(&pfd, 1, 0) == 1;
 }
 
+int64_t
+app_probe_stores(struct app *app)
+{
+	int64_t	pg, rd;
+
+	do {
+		if ((pg = guard_trial_in(&app->guards[DEP_POSTGRES])) == 0)
+			(void)db_ping(&app->db);
+		if ((rd = guard_trial_in(&app->guards[DEP_REDIS])) == 0)
+			(void)cache_ping(&app->cache);
+	} while (pg == 0 || rd == 0);
+	if (pg < 0 && rd < 0)
+		return -1;
+	return pg < 0 ? rd : rd < 0 ? pg : pg < rd ? pg : rd;
+}
+
 /*
- * Wait for a connection on the listening socket fd.  Meanwhile, when the
- * breaker of PostgreSQL or Redis admits a trial, probe the store: a store
- * that came back is used again without a request having to be the trial,
- * and wait out the store if it still hangs.  0 when a connection may be
- * waiting; -1 when a signal came (the caller looks at its flags).
+ * Wait for a connection on the listening socket fd, probing the stores
+ * meanwhile (app_probe_stores).  0 when a connection may be waiting; -1
+ * when a signal came (the caller looks at its flags).
  */
 static int
 await_request(struct app *app, int fd)
 {
 	struct pollfd	pfd = { fd, POLLIN, 0 };
-	int64_t		pg, rd, in;
+	int64_t		in;
 	int		n;
 
 	for (;;) {
-		if ((pg = guard_trial_in(&app->guards[DEP_POSTGRES])) == 0)
-			(void)db_ping(&app->db);
-		if ((rd = guard_trial_in(&app->guards[DEP_REDIS])) == 0)
-			(void)cache_ping(&app->cache);
-		if (pg == 0 || rd == 0)
-			continue;
-		if (pg < 0 && rd < 0)
+		if ((in = app_probe_stores(app)) < 0)
 			return 0;
-		in = pg < 0 ? rd : rd < 0 ? pg : pg < rd ? pg : rd;
 		if ((n = poll(&pfd, 1, (int)(in > 1000000 ? 1000 :
 		    (in + 999) / 1000))) == 1)
 			return 0;
@@ -384,7 +402,7 @@ count(struct app *app, const struct req *rq, int status, int64_t us)
 
 void
 app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
-    int fd, FCGX_Request *fr)
+    int fd, int fcgi_id)
 {
 	struct req	*rq = &x->rq;
 	struct resp	*rs = &x->rs;
@@ -414,18 +432,13 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 	app->wx.trace = &rq->trace;
 	scoreboard_begin(&app->pool->sb, app->slot, rq->method, rq->path,
 	    x->start);
-	if (fr != NULL && app->cfg.request_terminate_timeout > 0) {
-		watchdog_prepare(fr, rq);
-		watchdog.deadline_us = x->start +
-		    app->cfg.request_terminate_timeout * 1000000;
-		__atomic_store_n(&watchdog.active, 1, __ATOMIC_RELEASE);
-	}
+	app_watchdog_arm(fd, fcgi_id, rq);
 	if (router_match(app_routes, app_nroutes, sizeof(app_routes[0]), rq,
 	    rs) == ROUTE_FOUND) {
 		server_span_route(x, app_route_of(rq));
 		serve(app, app_route_of(rq), x);
 	}
-	__atomic_store_n(&watchdog.active, 0, __ATOMIC_RELEASE);
+	app_watchdog_disarm();
 	if (!resp_is_set(rs)) {
 		log_error("%s %s: handler gave no answer", rq->method, rq->path);
 		resp_error(rs, API_INTERNAL, "internal error");
@@ -506,7 +519,7 @@ app_handle(struct app *app, FCGX_Request *fr)
 
 	x.read = fcgi_read;
 	x.read_ctx = fr->in;
-	app_exchange_run(app, &x, fr->envp, fr->ipcFd, fr);
+	app_exchange_run(app, &x, fr->envp, fr->ipcFd, fr->requestId);
 	app_exchange_end(app, &x, FCGX_PutStr(x.out.p, (int)x.out.len,
 	    fr->out) >= 0 && FCGX_FFlush(fr->out) >= 0);
 }
@@ -648,6 +661,7 @@ main(int argc, char *argv[])
 	int		 concurrent = 0;
 	int		 ch, test = 0, fd = 0, rc;
 	unsigned long	 limit;
+	uint64_t	 accepted = 0;	/* connections (a request each) */
 	long long	 flush_ms;
 	sigset_t	 quiet;
 	struct stat	 st;
@@ -888,8 +902,10 @@ main(int argc, char *argv[])
 			log_error("accept failed: %s", strerror(-rc));
 			break;
 		}
+		scoreboard_connections(&app.pool->sb, app.slot, 1, ++accepted);
 		app_handle(&app, &fr);
 		FCGX_Finish_r(&fr);
+		scoreboard_connections(&app.pool->sb, app.slot, 0, accepted);
 		arena_reset(&app.arena);
 		if (limit > 0 && app.served >= limit) {
 			log_info("served %lu requests: exiting to be replaced",

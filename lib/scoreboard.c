@@ -113,6 +113,14 @@ scoreboard_end(struct scoreboard *sb, int slot, int64_t took_us, int slow,
 }
 
 void
+scoreboard_connections(struct scoreboard *sb, int slot, uint32_t open,
+    uint64_t accepted)
+{
+	sb->slots[slot].conns = open;
+	sb->slots[slot].conns_accepted = accepted;
+}
+
+void
 scoreboard_stale_write(struct scoreboard *sb)
 {
 	__atomic_add_fetch(&sb->stale_writes, 1, __ATOMIC_RELAXED);
@@ -157,13 +165,15 @@ scoreboard_json(const struct scoreboard *sb, struct buf *b, int64_t now_us,
 			continue;
 		buf_printf(b, "%s{\"pid\":%d,\"state\":\"%s\",\"requests\":%llu,"
 		    "\"started\":%lld,\"last_request_us\":%lld,\"rss_kb\":%llu,"
-		    "\"local_hits\":%llu",
+		    "\"local_hits\":%llu,\"connections\":%u,"
+		    "\"connections_accepted\":%llu",
 		    first ? "" : ",", (int)s->pid,
 		    s->state == SB_BUSY ? "busy" : "idle",
 		    (unsigned long long)s->requests,
 		    (long long)(s->born_wall_us / 1000000),
 		    (long long)s->last_us, (unsigned long long)s->rss_kb,
-		    (unsigned long long)s->local_hits);
+		    (unsigned long long)s->local_hits, s->conns,
+		    (unsigned long long)s->conns_accepted);
 		if (s->state == SB_BUSY) {
 			buf_adds(b, ",\"method\":");
 			buf_json_str(b, s->method, strnlen(s->method,

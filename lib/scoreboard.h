@@ -4,7 +4,8 @@
  * the way PHP-FPM's status page does: per responder its pid, state,
  * requests served, the requests in flight (more than one in the concurrent
  * loop), the latest one's method, path and elapsed time, the last
- * request's duration and its RSS; per pool the start time, accepted
+ * request's duration, its RSS and its FastCGI connections (open, and
+ * accepted in all: nginx's kept connections serve many requests each); per pool the start time, accepted
  * requests, busy/idle counts, the most busy ever seen, slow requests and
  * stale writes (committed while Redis missed their invalidation).
  */
@@ -33,6 +34,8 @@ struct sb_slot {
 	int64_t		last_us;	/* duration of the last request */
 	uint64_t	rss_kb;
 	uint64_t	local_hits;	/* answered from the responder's copies */
+	uint32_t	conns;		/* FastCGI connections open now */
+	uint64_t	conns_accepted;	/* in all: fewer than requests when kept */
 	char		method[8];
 	char		path[120];
 };
@@ -57,6 +60,9 @@ void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
 /* One request of the slot's ended after took_us; idle when none is left. */
 void	scoreboard_end(struct scoreboard *, int slot, int64_t took_us,
 	    int slow, uint64_t rss_kb, uint64_t local_hits);
+/* The slot's FastCGI connections: open now, accepted in all. */
+void	scoreboard_connections(struct scoreboard *, int slot, uint32_t open,
+	    uint64_t accepted);
 /* Count a write whose invalidation Redis missed (any process, no lock). */
 void	scoreboard_stale_write(struct scoreboard *);
 /* The slot holds a process that is still alive. */

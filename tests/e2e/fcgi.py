@@ -6,8 +6,9 @@ wxapp-fcgi responder directly, without nginx.
                      remote_addr="127.0.0.1")
     r.status, r.headers, r.body, r.json()
 
-One request per connection (FCGI_KEEP_CONN is not set, as nginx does it):
-BEGIN_REQUEST (role RESPONDER), the params as PARAMS records and an empty
+One request per connection (FCGI_KEEP_CONN is not set), or, with
+fcgi.Conn, requests one after another on a kept connection (FCGI_KEEP_CONN,
+as nginx's fastcgi_keep_conn on does it): BEGIN_REQUEST (role RESPONDER), the params as PARAMS records and an empty
 PARAMS record, the body as STDIN records and an empty STDIN record; then
 STDOUT/STDERR records are read until END_REQUEST.  The CGI answer in
 STDOUT (`Status:` and the other headers, a blank line, the body) is split
@@ -130,10 +131,7 @@ def parse_cgi(stdout):
     return status, reason, headers, body
 
 
-def exchange(address, params, stdin=b"", timeout=10.0, request_id=1):
-    """Send one request; return (stdout, stderr, app_status, protocol_status).
-
-    address: a unix socket path, or (host, port)."""
+def _connect(address, timeout):
     if isinstance(address, str):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     else:
@@ -141,53 +139,100 @@ def exchange(address, params, stdin=b"", timeout=10.0, request_id=1):
     sock.settimeout(timeout)
     try:
         sock.connect(address)
-        msg = [_record(BEGIN_REQUEST, request_id,
-                       struct.pack(">HB5x", RESPONDER, 0))]
-        p = encode_params(params)
-        if p:
-            msg.append(_record(PARAMS, request_id, p))
-        msg.append(_record(PARAMS, request_id))
-        if stdin:
-            msg.append(_record(STDIN, request_id, stdin))
-        msg.append(_record(STDIN, request_id))
-        try:
-            sock.sendall(b"".join(msg))
-        except (BrokenPipeError, ConnectionResetError):
-            pass        # it may answer before reading everything (e.g. 413)
-        out, err = [], []
-        while True:
-            ver, rtype, rid, clen, plen = _HEADER.unpack(
-                _recv_exact(sock, _HEADER.size))
-            content = _recv_exact(sock, clen + plen)[:clen]
-            if ver != VERSION:
-                raise ProtocolError("record version %d" % ver)
-            if rid != request_id:
-                raise ProtocolError("record for request id %d, want %d"
-                                    % (rid, request_id))
-            if rtype == STDOUT:
-                out.append(content)
-            elif rtype == STDERR:
-                err.append(content)
-            elif rtype == END_REQUEST:
-                if clen < 8:
-                    raise ProtocolError("short END_REQUEST body")
-                app_status, proto = struct.unpack(">IB3x", content[:8])
-                return b"".join(out), b"".join(err), app_status, proto
-            else:
-                raise ProtocolError("unexpected record type %d" % rtype)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _exchange_on(sock, params, stdin, request_id, keep):
+    """One request on a connected sock; (stdout, stderr, app_status,
+    protocol_status)."""
+    msg = [_record(BEGIN_REQUEST, request_id,
+                   struct.pack(">HB5x", RESPONDER, KEEP_CONN if keep else 0))]
+    p = encode_params(params)
+    if p:
+        msg.append(_record(PARAMS, request_id, p))
+    msg.append(_record(PARAMS, request_id))
+    if stdin:
+        msg.append(_record(STDIN, request_id, stdin))
+    msg.append(_record(STDIN, request_id))
+    try:
+        sock.sendall(b"".join(msg))
+    except (BrokenPipeError, ConnectionResetError):
+        pass        # it may answer before reading everything (e.g. 413)
+    out, err = [], []
+    while True:
+        ver, rtype, rid, clen, plen = _HEADER.unpack(
+            _recv_exact(sock, _HEADER.size))
+        content = _recv_exact(sock, clen + plen)[:clen]
+        if ver != VERSION:
+            raise ProtocolError("record version %d" % ver)
+        if rid != request_id:
+            raise ProtocolError("record for request id %d, want %d"
+                                % (rid, request_id))
+        if rtype == STDOUT:
+            out.append(content)
+        elif rtype == STDERR:
+            err.append(content)
+        elif rtype == END_REQUEST:
+            if clen < 8:
+                raise ProtocolError("short END_REQUEST body")
+            app_status, proto = struct.unpack(">IB3x", content[:8])
+            return b"".join(out), b"".join(err), app_status, proto
+        else:
+            raise ProtocolError("unexpected record type %d" % rtype)
+
+
+def exchange(address, params, stdin=b"", timeout=10.0, request_id=1):
+    """Send one request; return (stdout, stderr, app_status, protocol_status).
+
+    address: a unix socket path, or (host, port)."""
+    sock = _connect(address, timeout)
+    try:
+        return _exchange_on(sock, params, stdin, request_id, False)
     finally:
         sock.close()
 
 
+class Conn:
+    """A kept connection, as nginx's with fastcgi_keep_conn on: requests
+    one after another, each with FCGI_KEEP_CONN, the connection left open
+    after each answer.  request() takes request()'s arguments but the
+    address; closed() tells whether the responder closed it."""
+
+    def __init__(self, address, timeout=10.0):
+        self.sock = _connect(address, timeout)
+        self.n = 0
+
+    def request(self, method, path, **kw):
+        self.n += 1
+        return request(None, method, path, conn=self, **kw)
+
+    def closed(self, wait=0.0):
+        self.sock.settimeout(wait if wait > 0 else 0.001)
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
+        except (socket.timeout, BlockingIOError):
+            return False
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
 def request(address, method, path, query="", body=None, content_type=None,
             headers=None, remote_addr="127.0.0.1", server_name="127.0.0.1",
-            server_port="443", https=True, extra_params=None, timeout=10.0):
+            server_port="443", https=True, extra_params=None, timeout=10.0,
+            conn=None):
     """One request with the params nginx's fastcgi_params would send.
 
     path: the decoded path (DOCUMENT_URI); query: the raw query string.
     body: bytes/str/None (CONTENT_LENGTH is sent for a body, else "").
     headers: dict or list of (name, value) -> HTTP_<NAME> params.
     extra_params: dict of params that override the defaults (None drops one).
+    conn: a Conn to send it on (address is then unused).
     Returns a Response; raises ProtocolError or OSError."""
     if isinstance(body, str):
         body = body.encode("utf-8")
@@ -221,8 +266,13 @@ def request(address, method, path, query="", body=None, content_type=None,
             params.pop(k, None)
         else:
             params[k] = v
-    stdout, stderr, app_status, proto = exchange(address, params, body or b"",
-                                                 timeout=timeout)
+    if conn is not None:
+        conn.sock.settimeout(timeout)
+        stdout, stderr, app_status, proto = _exchange_on(
+            conn.sock, params, body or b"", conn.n % 65535 + 1, True)
+    else:
+        stdout, stderr, app_status, proto = exchange(address, params,
+                                                     body or b"", timeout=timeout)
     if proto != REQUEST_COMPLETE:
         raise ProtocolError("END_REQUEST protocolStatus %d" % proto)
     status, reason, hdr_list, rbody = parse_cgi(stdout)

@@ -272,7 +272,7 @@ class RollingRestart(e2e.TestCase):
 POOL_KEYS = {"start_time", "uptime_s", "accepted", "busy", "idle", "total",
              "max_busy", "slow_requests", "stale_writes", "responders"}
 SLOT_KEYS = {"pid", "state", "requests", "started", "last_request_us", "rss_kb",
-             "local_hits"}
+             "local_hits", "connections", "connections_accepted"}
 BUSY_KEYS = SLOT_KEYS | {"method", "path", "elapsed_us", "in_flight"}
 
 
@@ -705,6 +705,140 @@ class Lifecycle(OwnResponder):
                             "which has exited (request_terminate_timeout, exit "
                             "1); --json does not list it:\n%s" % (pid, text))
         self.assertIn("stopped (no responder runs)", text)
+
+
+class KeptConnections(e2e.TestCase):
+
+    def test_nginx_sends_many_requests_on_a_connection(self):
+        """fastcgi_keep_conn with the upstreams' keepalive: the main pool's
+        responders accept far fewer connections than they answer requests."""
+        e2e.need_stack()
+
+        def totals():
+            rs = e2e.get("/status").json()["data"]["pool"]["responders"]
+            return (sum(r["requests"] for r in rs),
+                    sum(r["connections_accepted"] for r in rs))
+        e2e.get(LIST)
+        req0, acc0 = totals()
+        for _ in range(200):
+            self.assertEqual(e2e.get(LIST).status, 200)
+        req1, acc1 = totals()
+        e2e.log("kept connections: %d requests, %d connections accepted"
+                % (req1 - req0, acc1 - acc0))
+        self.assertGreaterEqual(req1 - req0, 200)
+        self.assertLess(acc1 - acc0, (req1 - req0) / 4,
+                        "%d connections for %d requests: nginx keeps none"
+                        % (acc1 - acc0, req1 - req0))
+
+
+class ConcurrentLifecycle(OwnResponder):
+    """The concurrent loop (-C, what the stack's pools run): connections
+    kept as nginx keeps them (fastcgi_keep_conn), and the pool's guarantees
+    with kept connections -- max_requests, request_terminate_timeout, a
+    graceful stop that never closes a kept connection under nginx."""
+
+    def keep(self, n=1):
+        conns = [fcgi.Conn(self.sock) for _ in range(n)]
+        for c in conns:
+            self.addCleanup(c.close)
+        return conns
+
+    def ping(self, conn):
+        r = conn.request("GET", "/ping", remote_addr=client_addr())
+        self.assert_envelope(r, 200, 0, data={"message": "pong"})
+        return r
+
+    def test_a_kept_connections_take_turns(self):
+        self.start("-C", "8")
+        a, b = self.keep(2)
+        # Both held at once, served in any order, neither closed.
+        for conn in (a, b, b, a, a, b):
+            self.ping(conn)
+            self.assertFalse(conn.closed(), "a kept connection was closed")
+        # A request without FCGI_KEEP_CONN: closed after its answer, as
+        # before, while the kept ones stay.
+        self.assert_envelope(self.req("GET", "/ping"), 200)
+        self.ping(a)
+        # A request that breaks the protocol costs its own connection only.
+        c, = self.keep(1)
+        c.sock.sendall(b"\x02" * 16)
+        self.assertTrue(c.closed(wait=2), "a broken connection stayed open")
+        self.ping(b)
+
+    def test_b_a_stop_serves_kept_connections_until_nginx_closes_them(self):
+        self.start("-C", "8", WXAPP_KEEPALIVE_DRAIN_MS=20000)
+        a, b = self.keep(2)
+        self.ping(a)
+        self.ping(b)
+        self.proc.send_signal(signal.SIGTERM)
+        # Still serving both: nginx may send on them until it closes them.
+        time.sleep(0.3)
+        self.ping(a)
+        self.assertIsNone(self.proc.poll(), "exited with kept connections open")
+        a.close()
+        self.ping(b)
+        self.assertIsNone(self.proc.poll(), "exited with a kept connection open")
+        b.close()
+        # The last one closed by its peer: the responder exits at once.
+        t0 = time.monotonic()
+        rc = self.wait_exit(5)
+        self.assertEqual(rc, 0, "exit status %s%s" % (rc, self.diag()))
+        self.assertLess(time.monotonic() - t0, 2.0, self.diag())
+
+    def test_c_the_drain_has_a_limit(self):
+        self.start("-C", "8", WXAPP_KEEPALIVE_DRAIN_MS=1000)
+        a, = self.keep(1)
+        self.ping(a)
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.wait_exit(10)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, "exit status %s%s" % (rc, self.diag()))
+        self.assertTrue(0.9 <= took <= 3.0, "exited %.2f s after SIGTERM; want "
+                        "~1 s (keepalive_drain_ms = 1000)" % took)
+        self.assertTrue(a.closed(wait=1), "the idle kept connection is open")
+
+    def test_d_max_requests_with_kept_connections(self):
+        self.start("-C", "8", WXAPP_MAX_REQUESTS=3, WXAPP_MAX_REQUESTS_JITTER=0)
+        a, = self.keep(1)
+        for _ in range(3):
+            self.ping(a)
+        # Recycling: no new connection, but what nginx sends on a kept one
+        # is still answered.
+        self.ping(a)
+        self.assertIsNone(self.proc.poll())
+        a.close()
+        rc = self.wait_exit(5)
+        self.assertEqual(rc, 0, "exit status %s%s" % (rc, self.diag()))
+        self.assertIn("max_requests", read_text(self.logf), self.diag())
+
+    def test_e_request_terminate_timeout_while_postgres_hangs(self):
+        from test_faults import children, freeze, pids_of, thaw
+        e2e.wechat_base()
+        self.start("-C", "8", WXAPP_REQUEST_TERMINATE_TIMEOUT=1)
+        self.assert_envelope(self.req("GET", "/ping"), 200)
+        pg = pids_of(os.path.join(e2e.RUN_DIR, "pg", "postmaster.pid"))
+        frozen = [pg] + children(pg)
+        # The login's WeChat call yields (the watchdog does not count that
+        # wait); its PostgreSQL statement then blocks the process, which
+        # request_terminate_timeout cuts: 503, and a fresh responder.
+        freeze(frozen)
+        self.addCleanup(thaw, frozen)
+        timer = threading.Timer(3.0, thaw, (frozen,))
+        timer.start()
+        self.addCleanup(timer.cancel)
+        t0 = time.monotonic()
+        r = self.req("POST", LOGIN, {"code": login_code()}, timeout=10)
+        took = time.monotonic() - t0
+        self.assert_envelope(r, 503, 50300)
+        self.assertTrue(0.9 <= took <= 2.5, "the 503 came after %.2f s; want "
+                        "~1 s (request_terminate_timeout = 1)" % took)
+        rc = self.wait_exit(5)
+        self.assertEqual(rc, 1, "exit status %s%s" % (rc, self.diag()))
+        hits = [ln for ln in read_text(self.logf).splitlines()
+                if "request_terminate_timeout" in ln and LOGIN in ln]
+        self.assertTrue(hits, self.diag())
+        self.assertIn(r.header("X-Request-Id"), hits[0])
 
 
 # --------------------------------------------------------------------------

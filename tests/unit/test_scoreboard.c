@@ -293,6 +293,7 @@ START_TEST(json_has_the_pool_and_its_responders)
 	scoreboard_begin(sb, s0, "GET", "/a\"b\\c\n\x01", 5 * S);
 	scoreboard_begin(sb, s1, "POST", "/done", 5 * S);
 	scoreboard_end(sb, s1, 2500, 1, 4096, 7);
+	scoreboard_connections(sb, s1, 3, 40);
 	scoreboard_stale_write(sb);
 
 	o = board_json(5 * S + 700, 1100 * S);
@@ -328,6 +329,8 @@ START_TEST(json_has_the_pool_and_its_responders)
 	ck_assert_int_eq(get_int(r, "last_request_us"), 2500);
 	ck_assert_int_eq(get_int(r, "rss_kb"), 4096);
 	ck_assert_int_eq(get_int(r, "local_hits"), 7);
+	ck_assert_int_eq(get_int(r, "connections"), 3);
+	ck_assert_int_eq(get_int(r, "connections_accepted"), 40);
 	/* An idle responder has no current request. */
 	ck_assert(!json_object_object_get_ex(r, "path", NULL));
 	ck_assert(!json_object_object_get_ex(r, "elapsed_us", NULL));
