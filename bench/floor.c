@@ -25,15 +25,25 @@
  * without SA_RESTART.  Per request it does no allocation, one parameter
  * lookup and one FCGX_PutStr.
  *
+ * With -C N it is the keep-alive floor: like wxapp-fcgi -C N it holds up
+ * to N connections, reads them with lib/fcgiconn without blocking, answers
+ * one request at a time from whichever connection is ready, and keeps a
+ * connection whose request had FCGI_KEEP_CONN (nginx's fastcgi_keep_conn)
+ * for the next one.  No coroutines, no stores: the least such a loop does.
+ *
  * Its supervisor is wxapp-fcgi's too: with -f N it runs lib/prefork
  * (linked from the installed libwxapp), as wxapp-pool asks.
  *
- * usage: floor [-t] [-f N [--retries R] [--retry-ms MS]] -c ANSWER_FILE
+ * usage: floor [-t] [-f N [--retries R] [--retry-ms MS]] [-C N] -c ANSWER_FILE
  */
+#define _GNU_SOURCE	/* accept4 */
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +54,8 @@
 
 #include <fcgiapp.h>
 
+#include "arena.h"
+#include "fcgiconn.h"
 #include "prefork.h"
 
 #define ID_LEN	24	/* 16 hex digits of prefix, 8 of counter */
@@ -208,6 +220,102 @@ set_id(struct answer *a)
 		p[i] = hex[c & 15];
 }
 
+/* The answer for a request whose If-None-Match is inm (or NULL). */
+static struct answer *
+answer_for(const char *inm)
+{
+	struct answer	*a;
+
+	a = inm != NULL && (strcmp(inm, etag) == 0 ||
+	    strcmp(inm, weak_etag) == 0) ? &not_modified : &ok;
+	set_id(a);
+	return a;
+}
+
+/* A parameter of a request read by fcgiconn. */
+static const char *
+param(char **envp, const char *name)
+{
+	size_t	n = strlen(name);
+
+	for (; *envp != NULL; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/*
+ * The keep-alive floor (-C max): poll the listening socket and up to max
+ * connections, answer whichever request is whole, keep what nginx keeps.
+ */
+static int
+serve_kept(int lfd, int max)
+{
+	struct fcgiconn	*c;
+	struct arena	*ar;
+	struct pollfd	*pfd;
+	struct answer	*a;
+	int		 i, fd, live = 0;
+
+	c = calloc((size_t)max, sizeof(*c));
+	ar = calloc((size_t)max, sizeof(*ar));
+	pfd = calloc((size_t)max + 1, sizeof(*pfd));
+	if (c == NULL || ar == NULL || pfd == NULL ||
+	    fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1) {
+		fprintf(stderr, "floor: cannot set up: %s\n", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < max; i++) {
+		c[i].fd = -1;
+		arena_init(&ar[i], 4096, 1);
+	}
+	while (!stop_signal || live > 0) {
+		for (i = 0; i < max; i++) {
+			pfd[i].fd = c[i].fd;
+			pfd[i].events = POLLIN;
+		}
+		pfd[max].fd = stop_signal || live == max ? -1 : lfd;
+		pfd[max].events = POLLIN;
+		if (poll(pfd, (nfds_t)max + 1, 1000) == -1 && errno != EINTR)
+			break;
+		/* A stopping floor closes idle connections: it is a bench. */
+		for (i = 0; i < max; i++) {
+			if (c[i].fd == -1 || (pfd[i].revents == 0 &&
+			    !(stop_signal && fcgiconn_idle(&c[i]))))
+				continue;
+			if (pfd[i].revents != 0 &&
+			    fcgiconn_read(&c[i], &ar[i]) == FCGICONN_READY) {
+				a = answer_for(param(c[i].envp,
+				    "HTTP_IF_NONE_MATCH"));
+				if (fcgiconn_answer(&c[i], a->p, a->len,
+				    5000) == 0 && !stop_signal) {
+					arena_reset(&ar[i]);
+					if (fcgiconn_next(&c[i], &ar[i]) == 0)
+						continue;
+				}
+			} else if (c[i].state == FCGICONN_READING &&
+			    !stop_signal)
+				continue;
+			close(c[i].fd);
+			c[i].fd = -1;
+			arena_reset(&ar[i]);
+			live--;
+		}
+		if (pfd[max].revents == 0)
+			continue;
+		for (i = 0; i < max && live < max; i++) {
+			if (c[i].fd != -1)
+				continue;
+			if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
+			    SOCK_CLOEXEC)) == -1)
+				break;
+			fcgiconn_init(&c[i], fd, &ar[i], 65536);
+			live++;
+		}
+	}
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -224,10 +332,13 @@ main(int argc, char *argv[])
 	struct prefork_opts pfo = { .retries = 20, .fast_ms = 500,
 	    .title = "wxapp-supervise" };
 	char		 err[512];
-	int		 ch, test = 0, rc;
+	int		 ch, test = 0, rc, kept = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:f:t", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "C:c:f:t", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'C':
+			kept = atoi(optarg);
+			break;
 		case 'f':
 			pfo.children = atoi(optarg);
 			break;
@@ -244,7 +355,8 @@ main(int argc, char *argv[])
 			test = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: floor [-t] [-f n] -c answer-file\n");
+			fprintf(stderr, "usage: floor [-t] [-f n] [-C n] -c "
+			    "answer-file\n");
 			return 2;
 		}
 	}
@@ -265,6 +377,11 @@ main(int argc, char *argv[])
 		(void)prefork_run(&pfo);
 	id_prefix = (unsigned long long)getpid() << 32 ^
 	    (unsigned long long)time(NULL);
+	if (kept > 0) {
+		if (install_signals() == -1)
+			return 1;
+		return serve_kept(0, kept) == 0 ? 0 : 1;
+	}
 	if (install_signals() == -1 || FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&fr, 0, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		fprintf(stderr, "floor: cannot initialize\n");
@@ -279,9 +396,7 @@ main(int argc, char *argv[])
 			break;
 		}
 		inm = FCGX_GetParam("HTTP_IF_NONE_MATCH", fr.envp);
-		a = inm != NULL && (strcmp(inm, etag) == 0 ||
-		    strcmp(inm, weak_etag) == 0) ? &not_modified : &ok;
-		set_id(a);
+		a = answer_for(inm);
 		if (FCGX_PutStr(a->p, (int)a->len, fr.out) < 0 ||
 		    FCGX_FFlush(fr.out) < 0)
 			fprintf(stderr, "floor: client went away\n");
