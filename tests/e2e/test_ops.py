@@ -542,6 +542,24 @@ class OwnResponder(e2e.TestCase):
                 out.append({"raw": ln})
         return out
 
+    def assert_terminated(self, r, took):
+        """r, a login that took `took` s, was cut by request_terminate_timeout
+        = 1: a 503 after about a second, exit 1, a log line with its id."""
+        self.assert_envelope(r, 503, 50300)
+        self.assertTrue(0.9 <= took <= 2.5, "the 503 came after %.2f s; want "
+                        "~1 s (request_terminate_timeout = 1)" % took)
+        rc = self.wait_exit(5)
+        self.assertEqual(rc, 1, "after request_terminate_timeout the responder "
+                         "should exit 1, got %s%s" % (rc, self.diag()))
+        hits = [ln for ln in read_text(self.logf).splitlines()
+                if "request_terminate_timeout" in ln and LOGIN in ln]
+        self.assertTrue(hits, "no log line names request_terminate_timeout and "
+                        "%s%s" % (LOGIN, self.diag()))
+        self.assertIn("POST", hits[0])
+        self.assertIn(r.header("X-Request-Id"), hits[0],
+                      "the log line does not carry the request id %s: %s"
+                      % (r.header("X-Request-Id"), hits[0]))
+
     def diag(self):
         return ("\nresponder log %s:\n%s\nstderr: %s"
                 % (self.logf, tail(read_text(self.logf)), read_text(self.errf)[-500:]))
@@ -570,20 +588,7 @@ class Lifecycle(OwnResponder):
         t0 = time.monotonic()
         r = self.req("POST", LOGIN, {"code": login_code()}, timeout=10)
         took = time.monotonic() - t0
-        self.assert_envelope(r, 503, 50300)
-        self.assertTrue(0.9 <= took <= 2.5, "the 503 came after %.2f s; want "
-                        "~1 s (request_terminate_timeout = 1)" % took)
-        rc = self.wait_exit(5)
-        self.assertEqual(rc, 1, "after request_terminate_timeout the responder "
-                         "should exit 1, got %s%s" % (rc, self.diag()))
-        hits = [ln for ln in read_text(self.logf).splitlines()
-                if "request_terminate_timeout" in ln and LOGIN in ln]
-        self.assertTrue(hits, "no log line names request_terminate_timeout and "
-                        "%s%s" % (LOGIN, self.diag()))
-        self.assertIn("POST", hits[0])
-        self.assertIn(r.header("X-Request-Id"), hits[0],
-                      "the log line does not carry the request id %s: %s"
-                      % (r.header("X-Request-Id"), hits[0]))
+        self.assert_terminated(r, took)
 
     # (c)
     def test_c_slow_log_names_the_wechat_time(self):
@@ -830,15 +835,7 @@ class ConcurrentLifecycle(OwnResponder):
         t0 = time.monotonic()
         r = self.req("POST", LOGIN, {"code": login_code()}, timeout=10)
         took = time.monotonic() - t0
-        self.assert_envelope(r, 503, 50300)
-        self.assertTrue(0.9 <= took <= 2.5, "the 503 came after %.2f s; want "
-                        "~1 s (request_terminate_timeout = 1)" % took)
-        rc = self.wait_exit(5)
-        self.assertEqual(rc, 1, "exit status %s%s" % (rc, self.diag()))
-        hits = [ln for ln in read_text(self.logf).splitlines()
-                if "request_terminate_timeout" in ln and LOGIN in ln]
-        self.assertTrue(hits, self.diag())
-        self.assertIn(r.header("X-Request-Id"), hits[0])
+        self.assert_terminated(r, took)
 
 
 # --------------------------------------------------------------------------

@@ -196,6 +196,22 @@ START_TEST(kept_connections_read_one_request_after_another)
 }
 END_TEST
 
+/* A request with the pairs p (n bytes) must fail: the error. */
+static const char *
+bad_params(const char *p, size_t n)
+{
+	static const unsigned char	begin[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	static struct fcgiconn		c;
+
+	wlen = 0;
+	record(1, 1, begin, 8, 0);
+	record(4, 1, p, n, 0);
+	record(4, 1, "", 0, 0);
+	fcgiconn_init(&c, -1, &a, 100);
+	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	return c.error;
+}
+
 START_TEST(errors)
 {
 	struct fcgiconn	c;
@@ -227,28 +243,12 @@ START_TEST(errors)
 	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
 	ck_assert_str_eq(c.error, "body too large");
 	/* A name-value length past the record's end. */
-	wlen = 0;
-	begin[1] = 1;
-	record(1, 1, begin, 8, 0);
-	record(4, 1, "\x05\x7fNAME", 6, 0);
-	record(4, 1, "", 0, 0);
-	fcgiconn_init(&c, -1, &a, 100);
-	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
-	ck_assert_str_eq(c.error, "malformed parameters");
+	ck_assert_str_eq(bad_params("\x05\x7fNAME", 6), "malformed parameters");
 	/* A NUL in a value, a '=' in a name: the string would lie. */
-	wlen = 0;
-	record(1, 1, begin, 8, 0);
-	record(4, 1, "\x01\x03" "Ab\0c", 5, 0);
-	record(4, 1, "", 0, 0);
-	fcgiconn_init(&c, -1, &a, 100);
-	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
-	ck_assert_str_eq(c.error, "malformed parameters");
-	wlen = 0;
-	record(1, 1, begin, 8, 0);
-	record(4, 1, "\x03\x01" "A=Bc", 5, 0);
-	record(4, 1, "", 0, 0);
-	fcgiconn_init(&c, -1, &a, 100);
-	ck_assert_int_eq(fcgiconn_feed(&c, &a, wire, wlen), FCGICONN_FAILED);
+	ck_assert_str_eq(bad_params("\x01\x03" "Ab\0c", 5),
+	    "malformed parameters");
+	ck_assert_str_eq(bad_params("\x03\x01" "A=Bc", 5),
+	    "malformed parameters");
 	/* The peer closed half-way. */
 	{
 		int	sv[2];
