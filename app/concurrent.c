@@ -308,7 +308,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	struct curl_waitfd	*wfd = NULL;
 	struct task		*t, **wt = NULL;
 	int64_t			 now, wake_us, in, drain_until = 0;
-	int			 i, n, ready, stopping = 0, rc = -1;
+	int			 i, n, ready, incoming, stopping = 0, rc = -1;
 
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
 	    cowait_init(&L.cw) == -1 ||
@@ -390,6 +390,8 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			log_flush();
 		if (ready <= 0)
 			cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
+		/* The listening socket, when polled, is the first. */
+		incoming = n > 0 && wt[0] == NULL && wfd[0].revents != 0;
 		/* Requests that arrived whole start their coroutines. */
 		for (i = 0; i < n; i++) {
 			if ((t = wt[i]) == NULL || wfd[i].revents == 0 ||
@@ -428,7 +430,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				task_end(&L, t);
 			}
 		}
-		if (!stopping && L.live < max)
+		if (incoming && !stopping && L.live < max)
 			accept_all(&L, lfd, &wo);
 	}
 	rc = 0;

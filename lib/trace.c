@@ -3,6 +3,7 @@
  */
 #include <sys/types.h>
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,22 +37,34 @@ hexval(char c)
 
 /*
  * Ids come from a per-process xorshift128+ seeded from the kernel once
- * (again after a fork): unique and unpredictable enough for trace ids,
- * which are not secrets, without a getrandom(2) on every request.
+ * (again after a fork, which pthread_atfork tells us of: a getpid(2) per
+ * id would be a system call, glibc caches no pid): unique and
+ * unpredictable enough for trace ids, which are not secrets, without a
+ * getrandom(2) on every request.
  */
 static uint64_t	rng[2];
-static pid_t	rng_pid;
+static int	rng_seeded, rng_hooked;
+
+/* A forked child must not repeat its parent's ids. */
+static void
+rng_forked(void)
+{
+	rng_seeded = 0;
+}
 
 static int
 rng_next(uint64_t *out)
 {
 	uint64_t	a, b;
 
-	if (rng_pid != getpid()) {
+	if (!rng_seeded) {
+		if (!rng_hooked && pthread_atfork(NULL, NULL, rng_forked) != 0)
+			return -1;
+		rng_hooked = 1;
 		if (util_random(rng, sizeof(rng)) == -1)
 			return -1;
 		rng[0] |= 1;	/* never all zero */
-		rng_pid = getpid();
+		rng_seeded = 1;
 	}
 	a = rng[0];
 	b = rng[1];
