@@ -308,7 +308,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	struct curl_waitfd	*wfd = NULL;
 	struct task		*t, **wt = NULL;
 	int64_t			 now, wake_us, in, drain_until = 0;
-	int			 i, n, ready, incoming, stopping = 0, rc = -1;
+	int			 i, n, active, incoming, stopping = 0, rc = -1;
 
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
 	    cowait_init(&L.cw) == -1 ||
@@ -368,8 +368,11 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			wfd[n++].revents = 0;
 		}
 		wake_us = stopping ? drain_until : 0;
+		active = 0;
 		for (i = 0; i < max; i++) {
 			t = &L.tasks[i];
+			active += t->state == TASK_RUNNING ||
+			    (t->state == TASK_READING && !fcgiconn_idle(&t->conn));
 			if (t->state == TASK_READING) {
 				wt[n] = t;
 				wfd[n].fd = t->conn.fd;
@@ -383,13 +386,14 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		if ((in = app_probe_stores(app)) >= 0 &&
 		    (wake_us == 0 || now + in < wake_us))
 			wake_us = now + in;
-		/* About to wait: nothing stays in the access log's buffer. */
-		ready = -1;
-		if (log_pending() && (ready = cowait_poll(&L.cw, wfd,
-		    (unsigned)n, 1)) == 0)
+		/*
+		 * Nothing in flight: the access log's buffer goes out before
+		 * the wait.  Under load the timer's tick writes it (every
+		 * access_log_flush_ms), not every turn of the loop.
+		 */
+		if (active == 0 && log_pending())
 			log_flush();
-		if (ready <= 0)
-			cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
+		cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
 		/* The listening socket, when polled, is the first. */
 		incoming = n > 0 && wt[0] == NULL && wfd[0].revents != 0;
 		/* Requests that arrived whole start their coroutines. */

@@ -64,21 +64,18 @@ cowait_pause(void *arg, int64_t us)
 	t->waiting = COWAIT_NONE;
 }
 
-int
+void
 cowait_poll(struct cowait *cw, struct curl_waitfd *fds, unsigned n,
     int64_t wake_us)
 {
 	int64_t	now = util_mono_us(), ms = 1000;
-	int	ready = 0;
 
 	if (wake_us > 0)
 		ms = wake_us <= now ? 0 : (wake_us - now) / 1000 + 1;
 	if (ms > 1000)
 		ms = 1000;
-	if (curl_multi_poll(cw->multi, fds, n, (int)ms, &ready) != CURLM_OK)
-		ready = 0;
+	(void)curl_multi_poll(cw->multi, fds, n, (int)ms, NULL);
 	(void)curl_multi_perform(cw->multi, &(int){ 0 });
-	return ready;
 }
 
 struct cowait_task *

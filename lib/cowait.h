@@ -51,11 +51,10 @@ CURLcode cowait_perform(void *arg, CURL *h);
 /* Sleep us microseconds: yield until the timer is due, or usleep. */
 void	cowait_pause(void *arg, int64_t us);
 /*
- * Wait up to until wake_us (a monotonic time; 0: up to a second; one past:
- * not at all) for curl's sockets and the n descriptors of fds.  How many
- * of them (curl's too) have something.
+ * Wait up to until wake_us (a monotonic time; 0: up to a second) for
+ * curl's sockets and the n descriptors of fds.
  */
-int	cowait_poll(struct cowait *, struct curl_waitfd *fds, unsigned n,
+void	cowait_poll(struct cowait *, struct curl_waitfd *fds, unsigned n,
 	    int64_t wake_us);
 /*
  * A task whose transfer has finished (its result set, waiting NONE), to

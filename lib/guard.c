@@ -64,6 +64,13 @@ guard_trial_in(struct guard *g)
 
 	if (g == NULL || g->br == NULL)
 		return -1;
+	/*
+	 * Closed, as it nearly always is: no lock, which every turn of a
+	 * responder's loop would otherwise take.  A stale answer delays a
+	 * probe by one turn at most.
+	 */
+	if (__atomic_load_n(&g->br->state, __ATOMIC_RELAXED) == BREAKER_CLOSED)
+		return -1;
 	shm_lock(g->shm);
 	in = breaker_trial_in(g->br, &g->p, util_mono_us());
 	shm_unlock(g->shm);
