@@ -19,8 +19,12 @@
  *
  * What is per request lives in the coroutine's task, and is swapped into
  * the process's struct app while the coroutine runs: the arena, the
- * WeChat handle (each task has its own easy handle; the multi handle
- * shares their connections), the caller, and the transaction state.
+ * WeChat handle (each running request has its own easy handle, in its
+ * runner; the multi handle shares their connections), the caller, and the
+ * transaction state.  A task is a connection: nginx keeps them open
+ * (fastcgi_keep_conn), and one reads request after request.  The
+ * coroutine and the WeChat handle are a runner's, held only while a
+ * request runs, so idle kept connections cost their buffers only.
  */
 #define _GNU_SOURCE	/* accept4 */
 #include <sys/socket.h>
@@ -46,6 +50,19 @@
 #define ANSWER_MS	5000	/* to write an answer to nginx */
 #define READ_MS		10000	/* for nginx to send a whole request */
 
+/*
+ * What a request needs only while it runs: a coroutine (its stack) and a
+ * WeChat handle.  A request takes one when it starts and gives it back
+ * when it ends, so a connection nginx keeps idle holds neither, and a
+ * pool whose requests never wait (the main pool) needs one, however many
+ * connections it holds.
+ */
+struct runner {
+	struct runner		*next;		/* on the free list */
+	struct coro		*co;
+	struct wechat		 wx;
+};
+
 enum task_state {
 	TASK_FREE,
 	TASK_READING,		/* the request is arriving */
@@ -56,7 +73,8 @@ struct loop;
 struct task {
 	struct loop		*loop;
 	enum task_state		 state;
-	struct coro		*co;
+	struct runner		*run;		/* while RUNNING */
+	int			 inited;	/* arena set up */
 	struct fcgiconn		 conn;
 	int64_t			 since_us;	/* accepted */
 	struct app_exchange	 x;
@@ -64,7 +82,6 @@ struct task {
 	struct cowait_task	 cw;
 	/* Swapped with the app's while the coroutine runs. */
 	struct arena		 arena;
-	struct wechat		 wx;
 	struct caller		 who;
 	int			 auth_code;
 	const char		*auth_why;
@@ -85,6 +102,8 @@ struct loop {
 	int		 live;		/* tasks not FREE */
 	int		 closing;	/* the drain is over: keep none */
 	uint64_t	 accepted;	/* connections, in all */
+	struct runner	*idle;		/* runners no request holds */
+	const struct wechat_opts *wo;	/* of the runners' WeChat handles */
 };
 
 /* The connections in the scoreboard. */
@@ -102,7 +121,7 @@ static void
 swap_state(struct app *app, struct task *t)
 {
 	SWAP(struct arena, app->arena, t->arena);
-	SWAP(struct wechat, app->wx, t->wx);
+	SWAP(struct wechat, app->wx, t->run->wx);
 	SWAP(struct caller, app->who, t->who);
 	SWAP(int, app->auth_code, t->auth_code);
 	SWAP(const char *, app->auth_why, t->auth_why);
@@ -201,6 +220,38 @@ task_done(struct loop *L, struct task *t)
 	task_end(L, t);
 }
 
+/* A runner for a request about to start; NULL when out of memory. */
+static struct runner *
+runner_get(struct loop *L)
+{
+	struct runner	*r;
+
+	if ((r = L->idle) != NULL) {
+		L->idle = r->next;
+		return r;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	if ((r->co = coro_new(TASK_STACK)) == NULL)
+		goto fail;
+	if (wechat_init(&r->wx, L->wo, L->app->wx.cache) == -1) {
+		coro_free(r->co);
+		goto fail;
+	}
+	return r;
+fail:
+	free(r);
+	return NULL;
+}
+
+static void
+runner_free(struct runner *r)
+{
+	wechat_free(&r->wx);
+	coro_free(r->co);
+	free(r);
+}
+
 /*
  * Run t's coroutine until it yields or ends (start: from the top).  While
  * it runs it holds the process: request_terminate_timeout counts (the
@@ -212,6 +263,11 @@ step(struct loop *L, struct task *t, int start)
 	struct app	*app = L->app;
 	int		 more;
 
+	if (start && (t->run = runner_get(L)) == NULL) {
+		log_error("out of memory for a request: connection dropped");
+		task_end(L, t);
+		return;
+	}
 	swap_state(app, t);
 	L->cw.current = &t->cw;
 	if (!start) {
@@ -220,18 +276,23 @@ step(struct loop *L, struct task *t, int start)
 		app_watchdog_arm(t->conn.fd, t->conn.id, &t->x.rq);
 	}
 	t->state = TASK_RUNNING;
-	more = start ? coro_start(t->co, run_task, t) : coro_resume(t->co);
+	more = start ? coro_start(t->run->co, run_task, t) :
+	    coro_resume(t->run->co);
 	app_watchdog_disarm();
 	log_set_request(NULL, NULL, NULL);
 	L->cw.current = NULL;
 	swap_state(app, t);
-	if (!more)
+	if (!more) {
+		t->run->next = L->idle;
+		L->idle = t->run;
+		t->run = NULL;
 		task_done(L, t);
+	}
 }
 
 /* A FREE task for a new connection; NULL when all are busy. */
 static struct task *
-task_get(struct loop *L, const struct wechat_opts *wo)
+task_get(struct loop *L)
 {
 	struct task	*t;
 	int		 i;
@@ -240,16 +301,9 @@ task_get(struct loop *L, const struct wechat_opts *wo)
 		t = &L->tasks[i];
 		if (t->state != TASK_FREE)
 			continue;
-		if (t->co == NULL) {
-			if ((t->co = coro_new(TASK_STACK)) == NULL)
-				return NULL;
+		if (!t->inited) {
 			arena_init(&t->arena, TASK_ARENA, 1);
-			if (wechat_init(&t->wx, wo, L->app->wx.cache) == -1) {
-				coro_free(t->co);
-				t->co = NULL;
-				arena_free(&t->arena);
-				return NULL;
-			}
+			t->inited = 1;
 		}
 		return t;
 	}
@@ -258,7 +312,7 @@ task_get(struct loop *L, const struct wechat_opts *wo)
 
 /* Accept what waits on lfd, while there are free tasks. */
 static void
-accept_all(struct loop *L, int lfd, const struct wechat_opts *wo)
+accept_all(struct loop *L, int lfd)
 {
 	struct task	*t;
 	int		 fd;
@@ -271,9 +325,7 @@ accept_all(struct loop *L, int lfd, const struct wechat_opts *wo)
 				log_error("accept failed: %s", strerror(errno));
 			return;
 		}
-		if ((t = task_get(L, wo)) == NULL) {
-			log_error("out of memory for a request: connection "
-			    "dropped");
+		if ((t = task_get(L)) == NULL) {	/* live < max: never */
 			close(fd);
 			return;
 		}
@@ -307,6 +359,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	struct wechat_opts	 wo = app->wx.o;
 	struct curl_waitfd	*wfd = NULL;
 	struct task		*t, **wt = NULL;
+	struct runner		*r;
 	int64_t			 now, wake_us, in, drain_until = 0;
 	int			 i, n, active, incoming, stopping = 0, rc = -1;
 
@@ -327,6 +380,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	wo.perform = cowait_perform;
 	wo.pause = cowait_pause;
 	wo.io_arg = &L.cw;
+	L.wo = &wo;
 	log_info("concurrent loop: up to %d connections, their requests in "
 	    "flight together", max);
 	for (;;) {
@@ -435,20 +489,23 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			}
 		}
 		if (incoming && !stopping && L.live < max)
-			accept_all(&L, lfd, &wo);
+			accept_all(&L, lfd);
 	}
 	rc = 0;
 out:
 	if (L.tasks != NULL) {
 		for (i = 0; i < max; i++) {
 			t = &L.tasks[i];
-			if (t->co == NULL)
-				continue;
-			wechat_free(&t->wx);
-			arena_free(&t->arena);
-			coro_free(t->co);
+			if (t->run != NULL)
+				runner_free(t->run);
+			if (t->inited)
+				arena_free(&t->arena);
 		}
 		free(L.tasks);
+	}
+	while ((r = L.idle) != NULL) {
+		L.idle = r->next;
+		runner_free(r);
 	}
 	free(wfd);
 	free(wt);
