@@ -22,6 +22,10 @@
 #include "util.h"
 
 #define REFRESH_BYTES	32
+#define REFRESH_B64	43	/* characters of REFRESH_BYTES in base64url */
+#define FAMILY_BYTES	12	/* after the time: 28 characters in all */
+_Static_assert(CRYPTO_TIMED_PREFIX + 4 * FAMILY_BYTES / 3 + 4 <=
+    TOKEN_FAM_MAX, "a family fits the access token's fam claim");
 #define REFRESH_MAX	128	/* characters of a presented refresh token */
 #define REFRESH_COOKIE	"refresh_token"
 /* Sent only where it is needed: refreshing. */
@@ -31,16 +35,28 @@
 #define COOKIE_OLD_PATH	"/api/v1/user"
 #define SEAL_LABEL	"wxapp refresh successor"
 
-/* hex(SHA-256(token)) in the arena: what the database knows of a token. */
+/*
+ * What the database knows of a token, in the arena: hex(SHA-256(token)),
+ * after the token's creation time when it has one (session_mint's tokens
+ * since 0.4), so that the unique index takes new tokens at its right edge
+ * and a login does not read a random page of it from disk.  A token made
+ * before keeps the bare hash it was stored under.
+ */
 const char *
 session_hash(struct arena *a, const char *token)
 {
 	unsigned char	 h[32];
-	char		*hex = arena_alloc(a, 65);
+	size_t		 n = strlen(token), pre = 0;
+	char		*key = arena_alloc(a, CRYPTO_TIMED_PREFIX + 65);
 
-	crypto_sha256(token, strlen(token), h);
-	crypto_hex(h, sizeof(h), hex);
-	return hex;
+	if (n == CRYPTO_TIMED_PREFIX + REFRESH_B64 &&
+	    strspn(token, "0123456789abcdef") >= CRYPTO_TIMED_PREFIX) {
+		pre = CRYPTO_TIMED_PREFIX;
+		memcpy(key, token, pre);
+	}
+	crypto_sha256(token, n, h);
+	crypto_hex(h, sizeof(h), key + pre);
+	return key;
 }
 
 /* The key that seals the successor of token: only its holder has it. */
@@ -95,16 +111,18 @@ int
 session_mint(struct req *rq, struct resp *rs, const char **family,
     const char **token, const char **hash)
 {
-	char		*tok = arena_alloc(rq->a, 64), *fam;
+	char		*tok = arena_alloc(rq->a, CRYPTO_TIMED_PREFIX +
+	    4 * REFRESH_BYTES / 3 + 4), *fam;
 
-	if (crypto_random_b64url(REFRESH_BYTES, tok) == -1) {
+	/* Both sort by time: see session_hash. */
+	if (crypto_random_timed(REFRESH_BYTES, tok) == -1) {
 		log_error("session: no randomness");
 		resp_error(rs, API_INTERNAL, "internal error");
 		return -1;
 	}
 	if (*family == NULL) {
-		fam = arena_alloc(rq->a, 32);
-		if (crypto_random_b64url(16, fam) == -1) {
+		fam = arena_alloc(rq->a, TOKEN_FAM_MAX);
+		if (crypto_random_timed(FAMILY_BYTES, fam) == -1) {
 			log_error("session: no randomness");
 			resp_error(rs, API_INTERNAL, "internal error");
 			return -1;

@@ -106,6 +106,18 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	[STMT_RT_REVOKE_USER] = { .name = "rt_revoke_user",
 	    .sql = "UPDATE refresh_tokens SET revoked_at = now()"
 	    " WHERE user_id = $1 AND revoked_at IS NULL", .nparams = 1 },
+	/*
+	 * Up to $1 expired refresh tokens deleted (wxapp-worker), once no
+	 * access token of theirs can be alive ($2: access_token_ttl): a
+	 * revoked family's rows are what refuses its access tokens
+	 * (STMT_AUTH_STATE).  An expired token is refused before reuse is
+	 * looked for, so that nothing else needs them.
+	 */
+	[STMT_RT_PRUNE] = { .name = "rt_prune",
+	    .sql = "DELETE FROM refresh_tokens WHERE id = ANY (ARRAY("
+	    "SELECT id FROM refresh_tokens"
+	    " WHERE expires_at < now() - make_interval(secs => $2)"
+	    " ORDER BY expires_at LIMIT $1))", .nparams = 2 },
 	[STMT_USERS_PAGE] = { .name = "users_page",
 	    .sql = "SELECT " USER_COLS " FROM users ORDER BY id"
 	    " LIMIT $1 OFFSET $2", .nparams = 2 },

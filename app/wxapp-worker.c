@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@
 #define TAKE_BLOCK_MS	200	/* idle: XREADGROUP waits this long */
 #define TAKE_EVERY_US	5000	/* busy: looks for new jobs this often */
 #define CHORES_US	1000000	/* retries, claims and the outbox */
+#define PRUNE_BATCH	2000	/* expired refresh tokens deleted a second */
 #define DOWN_WAIT_US	500000	/* Redis down: before looking again */
 
 static volatile sig_atomic_t	stop_signal;
@@ -329,7 +331,33 @@ media_late(struct worker *w)
 	worker_media_late(&r);
 }
 
-/* Once a second: due retries, jobs of dead workers, the outbox, images. */
+/*
+ * Expired refresh tokens deleted, PRUNE_BATCH a second: a login adds one
+ * and a refresh another, so that without this the table and its indexes
+ * grow for ever, and every login with them.
+ */
+static void
+prune_sessions(struct worker *w)
+{
+	const char	*params[2], *errstr;
+	PGresult	*res;
+	long long	 n;
+
+	params[0] = arena_printf(&w->arena, "%d", PRUNE_BATCH);
+	params[1] = arena_printf(&w->arena, "%lld", w->cfg.access_token_ttl);
+	if (db_exec(&w->db, STMT_RT_PRUNE, params, &res) != DB_OK)
+		return;
+	if (util_strtonum(PQcmdTuples(res), 0, LLONG_MAX, &n, &errstr) == 0 &&
+	    n == PRUNE_BATCH)
+		log_info("sessions: %d expired refresh tokens deleted; more "
+		    "are left for the next second", PRUNE_BATCH);
+	PQclear(res);
+}
+
+/*
+ * Once a second: due retries, jobs of dead workers, the outbox, images,
+ * expired sessions.
+ */
 static void
 chores(struct worker *w, const struct wechat_opts *wo)
 {
@@ -337,6 +365,7 @@ chores(struct worker *w, const struct wechat_opts *wo)
 	int		 n, moved, room;
 
 	media_late(w);		/* PostgreSQL's alone */
+	prune_sessions(w);
 	if (job_promote(&w->cache, &moved) != CACHE_OK)
 		return;
 	room = w->max - w->live;

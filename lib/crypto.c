@@ -3,7 +3,9 @@
  * rather than with EVP_DecodeBlock, which accepts whitespace and cannot
  * tell the length of padded input.
  */
+#include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -123,6 +125,23 @@ crypto_random_b64url(size_t n, char *out)
 	crypto_b64url_encode(raw, n, out);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	return 0;
+}
+
+int
+crypto_random_timed(size_t n, char *out)
+{
+	struct timespec	ts;
+	uint64_t	ms;
+	int		i;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || ts.tv_sec < 0)
+		return -1;
+	/* 48 bits of milliseconds last until the year 10889. */
+	ms = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) &
+	    0xffffffffffffULL;
+	for (i = CRYPTO_TIMED_PREFIX - 1; i >= 0; i--, ms >>= 4)
+		out[i] = "0123456789abcdef"[ms & 15];
+	return crypto_random_b64url(n, out + CRYPTO_TIMED_PREFIX);
 }
 
 void

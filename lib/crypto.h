@@ -31,6 +31,15 @@ int	crypto_b64url_decode(const char *in, size_t n, unsigned char *out,
 	    size_t *outlen);
 /* n random bytes from OpenSSL's CSPRNG, base64url; out needs 4n/3 + 4. */
 int	crypto_random_b64url(size_t n, char *out);
+/*
+ * A random id that sorts by its creation: CRYPTO_TIMED_PREFIX lower-case
+ * hex digits of the realtime clock in milliseconds, then n random bytes in
+ * base64url (out needs CRYPTO_TIMED_PREFIX + 4n/3 + 4).  A B-tree index
+ * over such ids takes each new one at its right edge, on a page that is in
+ * memory, where random ids would each touch a page of their own.
+ */
+#define CRYPTO_TIMED_PREFIX	12
+int	crypto_random_timed(size_t n, char *out);
 /* Lower-case hex of n bytes; out needs 2n + 1. */
 void	crypto_hex(const unsigned char *in, size_t n, char *out);
 void	crypto_sha256(const void *in, size_t n, unsigned char out[32]);

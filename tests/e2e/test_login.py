@@ -135,8 +135,13 @@ class LoginAnswer(Base):
                          e2e.conf_int("refresh_token_ttl", 604800))
         self.assertTrue(isinstance(self.uid, int) and self.uid > 0,
                         r.describe())
-        self.assertRegex(d["refresh_token"], r"^[A-Za-z0-9_-]{43}$",
-                         "refresh token: 256 bits base64url")
+        # 256 random bits after the time of issue (sortable: see
+        # token_hash).
+        self.assertRegex(d["refresh_token"], r"^[0-9a-f]{12}[A-Za-z0-9_-]{43}$",
+                         "refresh token: ms in hex, 256 bits base64url")
+        ms = int(d["refresh_token"][:12], 16)
+        self.assertLess(abs(ms - time.time() * 1000), 60000,
+                        "the token begins with its time of issue")
         self.assertIn("no-store", r.header("Cache-Control") or "", r.describe())
 
     def test_access_token_claims(self):
@@ -148,7 +153,8 @@ class LoginAnswer(Base):
         self.assertEqual(hdr.get("typ"), "at+jwt", hdr)
         self.assertEqual(hdr.get("kid"), e2e.conf_value("jwt_kid", "k1"), hdr)
         self.assertEqual(cl.get("client_id"), appid(), cl)
-        self.assertRegex(cl.get("fam", ""), r"^[A-Za-z0-9_-]{22}$", cl)
+        self.assertRegex(cl.get("fam", ""), r"^[0-9a-f]{12}[A-Za-z0-9_-]{16}$",
+                         cl)
         self.assertEqual(cl.get("gen"), 0, cl)
         fam = e2e.psql_value("SELECT family FROM refresh_tokens WHERE "
                              "token_hash = %s" % e2e.sql_quote(
@@ -452,7 +458,14 @@ class AccessToken(Base):
 # ---------------------------------------------------------------------------
 
 def token_hash(tok):
-    return hashlib.sha256(tok.encode("ascii")).hexdigest()
+    """What the database keeps of a refresh token: its SHA-256 in hex,
+    after the token's 12 hex digits of time when it has them (an index
+    that takes new tokens in time order); a token of the older format, 43
+    base64url characters, is kept under the bare hash."""
+    h = hashlib.sha256(tok.encode("ascii")).hexdigest()
+    if len(tok) == 55 and all(c in "0123456789abcdef" for c in tok[:12]):
+        return tok[:12] + h
+    return h
 
 
 class Refresh(Base):
@@ -513,6 +526,27 @@ class Refresh(Base):
         self.assertEqual(fam[0][0], fam[0][1], "the whole family is revoked")
         self.assertEqual(fam[0][0], "2")
 
+    def test_token_of_the_older_format(self):
+        """A refresh token issued before tokens carried their time (43
+        base64url characters, stored under its bare hash) still rotates,
+        into one of the new format."""
+        _, d0 = self.login(code())
+        uid = d0["user"]["id"]
+        old = e2e.b64url(secrets.token_bytes(32))
+        self.assertEqual(len(old), 43)
+        e2e.psql("INSERT INTO refresh_tokens (user_id, family, token_hash, "
+                 "expires_at) VALUES (%d, %s, %s, now() + interval '1 hour')"
+                 % (uid, e2e.sql_quote(e2e.b64url(secrets.token_bytes(16))),
+                    e2e.sql_quote(hashlib.sha256(old.encode()).hexdigest())))
+        d1 = self.assert_pair(self.refresh(old), uid)
+        self.assertRegex(d1["refresh_token"], r"^[0-9a-f]{12}[A-Za-z0-9_-]{43}$")
+        self.assert_pair(self.refresh(d1["refresh_token"]), uid)
+        # Used once: the older token is now reuse like any other.
+        e2e.psql("UPDATE refresh_tokens SET used_at = now() - interval "
+                 "'1 hour' WHERE token_hash = %s" % e2e.sql_quote(
+                     hashlib.sha256(old.encode()).hexdigest()))
+        self.assert_envelope(self.refresh(old), 401, 40104)
+
     def test_predecessor_after_its_successor_was_used(self):
         """D0 -> D1 -> D2, then D0 within the grace period: reuse."""
         _, d0 = self.login(code())
@@ -559,6 +593,45 @@ class Refresh(Base):
                  " WHERE token_hash = %s"
                  % e2e.sql_quote(token_hash(d["refresh_token"])))
         self.assert_envelope(self.refresh(d["refresh_token"]), 401, 40103)
+
+
+    def test_expired_tokens_are_deleted(self):
+        """wxapp-worker deletes expired refresh tokens, but keeps a revoked
+        family's rows while an access token of theirs may be alive."""
+        _, d0 = self.login(code())
+        uid, r0 = d0["user"]["id"], d0["refresh_token"]
+        r1 = self.assert_pair(self.refresh(r0), uid)["refresh_token"]
+        _, dr = self.login(code())
+        e2e.clear_rate_limits()
+        self.assert_envelope(e2e.request(
+            "POST", LOGOUT, body=None,
+            headers=e2e.bearer(dr["access_token"])), 200)
+        ttl = e2e.conf_int("access_token_ttl", 900)
+        # In one statement, so that a pruning sees both: the used D0
+        # long expired; the revoked family expired within access_token_ttl.
+        e2e.psql("UPDATE refresh_tokens SET expires_at = CASE token_hash"
+                 " WHEN %s THEN now() - make_interval(secs => %d)"
+                 " ELSE now() - interval '1 s' END"
+                 " WHERE token_hash IN (%s, %s)"
+                 % (e2e.sql_quote(token_hash(r0)), ttl + 60,
+                    e2e.sql_quote(token_hash(r0)),
+                    e2e.sql_quote(token_hash(dr["refresh_token"]))))
+
+        def count(tok):
+            return int(e2e.psql_value(
+                "SELECT count(*) FROM refresh_tokens WHERE token_hash = %s"
+                % e2e.sql_quote(token_hash(tok))))
+        self.assertEqual(e2e.wait_for(lambda: count(r0) == 0, 10), True,
+                         "the expired token was not deleted")
+        self.assertEqual(count(dr["refresh_token"]), 1,
+                         "a revoked family's row went while its access "
+                         "tokens may live")
+        e2e.clear_rate_limits()
+        self.assert_envelope(e2e.get(ME, headers=e2e.bearer(
+            dr["access_token"])), 401, 40102)
+        # The successor of the deleted token lives on.
+        self.assertEqual(count(r1), 1)
+        self.assert_pair(self.refresh(r1), uid)
 
 
 class Logout(Base):

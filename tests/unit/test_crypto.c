@@ -3,8 +3,10 @@
  * AES-128-CBC, AES-256-GCM sealing, comparison.
  */
 #include "check_run.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -77,6 +79,34 @@ START_TEST(random_tokens_differ)
 	ck_assert_int_eq(crypto_random_b64url(32, b), 0);
 	ck_assert_uint_eq(strlen(a), 43);
 	ck_assert_str_ne(a, b);
+}
+END_TEST
+
+/* Timed ids: the clock's milliseconds in hex, then the random part. */
+START_TEST(timed_ids_sort_by_time)
+{
+	char		a[80], b[80];
+	struct timespec	ts;
+	unsigned long long now, then;
+	int		i;
+
+	ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	now = (unsigned long long)ts.tv_sec * 1000 +
+	    (unsigned long long)ts.tv_nsec / 1000000;
+	ck_assert_int_eq(crypto_random_timed(32, a), 0);
+	ck_assert_uint_eq(strlen(a), CRYPTO_TIMED_PREFIX + 43);
+	for (i = 0; i < CRYPTO_TIMED_PREFIX; i++)
+		ck_assert(strchr("0123456789abcdef", a[i]) != NULL);
+	ck_assert_int_eq(sscanf(a, "%12llx", &then), 1);
+	ck_assert(then >= now && then <= now + 1000);
+	/* Later ids sort after earlier ones, and the random parts differ. */
+	ts.tv_sec = 0;
+	ts.tv_nsec = 2000000;
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(crypto_random_timed(32, b), 0);
+	ck_assert(strcmp(a, b) < 0);
+	ck_assert(strncmp(a, b, CRYPTO_TIMED_PREFIX) < 0);
+	ck_assert_str_ne(a + CRYPTO_TIMED_PREFIX, b + CRYPTO_TIMED_PREFIX);
 }
 END_TEST
 
@@ -183,6 +213,7 @@ main(void)
 	tcase_add_test(tc, base64_round_trip);
 	tcase_add_test(tc, base64_is_strict);
 	tcase_add_test(tc, hashes_and_equal);
+	tcase_add_test(tc, timed_ids_sort_by_time);
 	tcase_add_test(tc, random_tokens_differ);
 	tcase_add_test(tc, aes_cbc_decrypt);
 	tcase_add_test(tc, hmac_sha256_rfc7515);
