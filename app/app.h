@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "config.h"
 #include "db.h"
+#include "dbbatch.h"
 #include "guard.h"
 #include "httpcache.h"
 #include "job.h"
@@ -98,6 +99,7 @@ struct app {
 	struct ratelimit rl;
 	struct rl_class	 rates[RATE_NCLASSES];
 	struct db	 db;
+	struct dbbatch	 logins;	/* STMT_LOGIN, for many at once */
 	struct cache	 cache;
 	struct nearcache near;		/* copies of hot cached answers */
 	struct wechat	 wx;
@@ -129,6 +131,9 @@ struct app {
  * responder's invalidation connection (see nearcache).
  */
 #define KEY_SESSION_PREFIX	"wx:rv:"
+
+/* STMT_LOGIN's parameters, arrays of one element a login (lib/dbbatch). */
+#define LOGIN_NPARAMS	5
 
 /* The statement table (app/stmts.c): handlers name statements by index. */
 enum stmt_id {

@@ -16,6 +16,9 @@
  * the process keeps its one connection to each, so that the connections
  * stay bounded by the number of processes.  A coroutine never yields in
  * a database transaction (the connection is shared): such a call blocks.
+ * The exception is the login's statement: the logins that reach it in
+ * one turn of the loop wait, and run as one statement after every
+ * coroutine that could run has (lib/dbbatch: one commit for them all).
  *
  * What is per request lives in the coroutine's task, and is swapped into
  * the process's struct app while the coroutine runs: the arena, the
@@ -339,7 +342,7 @@ accept_all(struct loop *L, int lfd)
 	}
 }
 
-/* The transfers curl finished: resume their coroutines. */
+/* The tasks woken, and those whose transfers curl finished: resumed. */
 static void
 transfers_done(struct loop *L)
 {
@@ -347,6 +350,28 @@ transfers_done(struct loop *L)
 
 	while ((cw = cowait_done(&L->cw)) != NULL)
 		step(L, cw->owner, 0);
+}
+
+/*
+ * Every coroutine that could run has: the logins they left waiting run as
+ * one statement (lib/dbbatch), and their coroutines go on.  While it runs,
+ * request_terminate_timeout counts for the login that waited longest: if
+ * it fires, that one is answered 503, and the others are cut with the
+ * process, as any request in flight is when one of them hangs it.
+ */
+static void
+run_logins(struct loop *L)
+{
+	struct app	*app = L->app;
+	struct task	*t;
+
+	while (dbbatch_pending(&app->logins)) {
+		t = dbbatch_first(&app->logins)->owner;
+		app_watchdog_arm(t->conn.fd, t->conn.id, &t->x.rq);
+		dbbatch_run(&app->logins);
+		app_watchdog_disarm();
+		transfers_done(L);
+	}
 }
 
 int
@@ -377,6 +402,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		L.tasks[i].conn.fd = -1;
 		L.tasks[i].cw.owner = &L.tasks[i];
 	}
+	app->logins.cw = &L.cw;
 	wo.perform = cowait_perform;
 	wo.pause = cowait_pause;
 	wo.io_arg = &L.cw;
@@ -488,6 +514,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				task_end(&L, t);
 			}
 		}
+		run_logins(&L);
 		if (incoming && !stopping && L.live < max)
 			accept_all(&L, lfd);
 	}
@@ -509,6 +536,7 @@ out:
 	}
 	free(wfd);
 	free(wt);
+	app->logins.cw = NULL;
 	cowait_free(&L.cw);
 	return rc;
 }

@@ -52,8 +52,10 @@ abandoned(struct app *app, struct resp *rs, const char *what)
 
 /*
  * POST /api/v1/user/login {"code"}: code2Session, then the user upserted
- * and its new session in one statement (STMT_LOGIN: one round trip, which
- * matters in a login flood), then the session_key kept in Redis.
+ * and its new session in one statement (STMT_LOGIN), run together with
+ * the logins of other coroutines of this responder that reached it at the
+ * same time (app->logins: one round trip and one commit for them all,
+ * which matters in a login flood), then the session_key kept in Redis.
  */
 void
 h_login(struct app *app, struct req *rq, struct resp *rs)
@@ -62,7 +64,8 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 	enum wechat_status	 wst;
 	enum db_status		 st;
 	PGresult		*res;
-	const char		*code, *params[5], *user_id, *family = NULL;
+	const char		*code, *params[LOGIN_NPARAMS], *user_id;
+	const char		*family = NULL;
 	const char		*refresh, *hash, *errstr;
 	long long		 uid;
 
@@ -81,7 +84,7 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 	params[2] = family;
 	params[3] = hash;
 	params[4] = arena_printf(rq->a, "%lld", app->cfg.refresh_token_ttl);
-	if ((st = db_exec(&app->db, STMT_LOGIN, params, &res)) != DB_OK) {
+	if ((st = dbbatch_exec(&app->logins, params, &res)) != DB_OK) {
 		app_db_error(app, rs, st, "login");
 		return;
 	}

@@ -67,22 +67,30 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    .sql = "UPDATE users SET phone = $2, updated_at = now() WHERE id = $1"
 	    " RETURNING " USER_COLS, .nparams = 2 },
 	/*
-	 * A login in one round trip: the user upserted by openid and its new
-	 * refresh token, atomic as one statement is (USER_COLS, then the
-	 * token's row id).
+	 * Logins in one round trip and one commit, as many as wait together
+	 * (lib/dbbatch): each user upserted by openid, and its new refresh
+	 * token.  $1..$5: openid, unionid ('' for none), family, token hash,
+	 * ttl, one element a login.  Rows are locked in openid order, so that
+	 * two batches cannot deadlock.  A row a login: USER_COLS, openid, the
+	 * login's ordinal.
 	 */
 	[STMT_LOGIN] = { .name = "login",
-	    .sql = "WITH u AS (INSERT INTO users (openid, unionid, last_login_at)"
-	    " VALUES ($1, NULLIF($2, ''), now())"
+	    .sql = "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[],"
+	    " $3::text[], $4::text[], $5::text[]) WITH ORDINALITY"
+	    " AS v(openid, unionid, family, hash, ttl, ord)),"
+	    " u AS (INSERT INTO users (openid, unionid, last_login_at)"
+	    " SELECT openid, NULLIF(unionid, ''), now() FROM v ORDER BY openid"
 	    " ON CONFLICT (openid) DO UPDATE"
 	    " SET unionid = COALESCE(EXCLUDED.unionid, users.unionid),"
 	    " last_login_at = now(), updated_at = now()"
-	    " RETURNING " USER_COLS "),"
+	    " RETURNING " USER_COLS ", openid),"
 	    " r AS (INSERT INTO refresh_tokens"
 	    " (user_id, family, token_hash, expires_at)"
-	    " SELECT id, $3, $4, now() + make_interval(secs => $5) FROM u"
-	    " RETURNING id)"
-	    " SELECT u.*, r.id FROM u, r", .nparams = 5 },
+	    " SELECT u.id, v.family, v.hash,"
+	    " now() + make_interval(secs => v.ttl::double precision)"
+	    " FROM v JOIN u ON u.openid = v.openid RETURNING token_hash)"
+	    " SELECT u.*, v.ord FROM v JOIN u ON u.openid = v.openid"
+	    " JOIN r ON r.token_hash = v.hash", .nparams = LOGIN_NPARAMS },
 	[STMT_RT_INSERT] = { .name = "rt_insert",
 	    .sql = "INSERT INTO refresh_tokens"
 	    " (user_id, family, token_hash, expires_at)"

@@ -12,6 +12,8 @@ int
 cowait_init(struct cowait *cw)
 {
 	cw->current = NULL;
+	cw->woken = NULL;
+	cw->woken_tail = &cw->woken;
 	return (cw->multi = curl_multi_init()) == NULL ? -1 : 0;
 }
 
@@ -23,9 +25,8 @@ cowait_free(struct cowait *cw)
 	cw->multi = NULL;
 }
 
-/* May the running code yield to the loop? */
-static int
-may_yield(struct cowait *cw)
+int
+cowait_can_yield(struct cowait *cw)
 {
 	return cw->current != NULL && coro_current() != NULL &&
 	    (cw->may_yield == NULL || cw->may_yield(cw->arg));
@@ -37,7 +38,7 @@ cowait_perform(void *arg, CURL *h)
 	struct cowait		*cw = arg;
 	struct cowait_task	*t = cw->current;
 
-	if (!may_yield(cw))
+	if (!cowait_can_yield(cw))
 		return curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, t);
 	if (curl_multi_add_handle(cw->multi, h) != CURLM_OK)
@@ -49,12 +50,32 @@ cowait_perform(void *arg, CURL *h)
 }
 
 void
+cowait_wait(struct cowait *cw)
+{
+	struct cowait_task	*t = cw->current;
+
+	t->waiting = COWAIT_EVENT;
+	coro_yield();
+}
+
+void
+cowait_wake(struct cowait *cw, struct cowait_task *t)
+{
+	if (t->waiting != COWAIT_EVENT)
+		return;
+	t->waiting = COWAIT_NONE;
+	t->next = NULL;
+	*cw->woken_tail = t;
+	cw->woken_tail = &t->next;
+}
+
+void
 cowait_pause(void *arg, int64_t us)
 {
 	struct cowait		*cw = arg;
 	struct cowait_task	*t = cw->current;
 
-	if (!may_yield(cw)) {
+	if (!cowait_can_yield(cw)) {
 		usleep((useconds_t)us);
 		return;
 	}
@@ -86,6 +107,11 @@ cowait_done(struct cowait *cw)
 	char			*priv;
 	int			 q;
 
+	if ((t = cw->woken) != NULL) {
+		if ((cw->woken = t->next) == NULL)
+			cw->woken_tail = &cw->woken;
+		return t;
+	}
 	while ((m = curl_multi_info_read(cw->multi, &q)) != NULL) {
 		if (m->msg != CURLMSG_DONE)
 			continue;

@@ -5,7 +5,9 @@
  * together with its own descriptors and resumes each coroutine when its
  * transfer is done or its timer is due.  cowait_perform and cowait_pause
  * fit lib/wechat's perform and pause hooks, so that code written as
- * plain blocking calls runs many calls at once.
+ * plain blocking calls runs many calls at once.  cowait_wait and
+ * cowait_wake let a coroutine wait for the loop itself (lib/dbbatch: for
+ * a statement that the loop runs for many coroutines at once).
  *
  * The loop owns its tasks; cowait only knows the one running
  * (cowait.current, set by the loop around coro_start/coro_resume).
@@ -20,7 +22,8 @@
 enum cowait_wait {
 	COWAIT_NONE,		/* running, or not started */
 	COWAIT_TRANSFER,	/* until its transfer is done */
-	COWAIT_TIMER		/* until wake_us */
+	COWAIT_TIMER,		/* until wake_us */
+	COWAIT_EVENT		/* until cowait_wake */
 };
 
 /* A coroutine's waiting; the loop embeds one in each of its tasks. */
@@ -29,11 +32,13 @@ struct cowait_task {
 	enum cowait_wait waiting;
 	CURLcode	 result;	/* of the transfer it waited for */
 	int64_t		 wake_us;
+	struct cowait_task *next;	/* woken, not yet resumed */
 };
 
 struct cowait {
 	CURLM			*multi;
 	struct cowait_task	*current;	/* whose coroutine runs */
+	struct cowait_task	*woken, **woken_tail;	/* by cowait_wake */
 	/* May the running coroutine yield now?  NULL: always. */
 	int			(*may_yield)(void *arg);
 	void			*arg;
@@ -48,6 +53,15 @@ void	cowait_free(struct cowait *);
  * struct cowait.
  */
 CURLcode cowait_perform(void *arg, CURL *h);
+/* May the running code yield to the loop now? */
+int	cowait_can_yield(struct cowait *);
+/*
+ * Yield until cowait_wake names the running coroutine's task; only where
+ * cowait_can_yield says so.
+ */
+void	cowait_wait(struct cowait *);
+/* t, waiting in cowait_wait, is to be resumed: cowait_done returns it. */
+void	cowait_wake(struct cowait *, struct cowait_task *t);
 /* Sleep us microseconds: yield until the timer is due, or usleep. */
 void	cowait_pause(void *arg, int64_t us);
 /*
@@ -57,8 +71,9 @@ void	cowait_pause(void *arg, int64_t us);
 void	cowait_poll(struct cowait *, struct curl_waitfd *fds, unsigned n,
 	    int64_t wake_us);
 /*
- * A task whose transfer has finished (its result set, waiting NONE), to
- * resume; NULL when there is none left.  Call after cowait_poll.
+ * A task that was woken, or whose transfer has finished (its result set),
+ * to resume (waiting NONE); NULL when there is none left.  Call after
+ * cowait_poll.
  */
 struct cowait_task *cowait_done(struct cowait *);
 
