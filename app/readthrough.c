@@ -132,6 +132,15 @@ app_fetch(struct app *app, struct req *rq, struct read_plan *rp,
 	    &rp->changed);
 }
 
+/* The entry another responder built, kept here too; 0. */
+static int
+built(struct app *app, struct read_plan *rp)
+{
+	if (rp->near)
+		nearcache_put(&app->near, rp->coll, rp->key, rp->mark, &rp->e);
+	return 0;
+}
+
 /* A shared read that app_fetch did not find: build it, once per key. */
 static int
 fill(struct app *app, struct req *rq, struct resp *rs, struct read_plan *rp)
@@ -147,15 +156,19 @@ fill(struct app *app, struct req *rq, struct resp *rs, struct read_plan *rp)
 		while (util_mono_us() < deadline) {
 			usleep(WAIT_STEP_US);
 			if (httpcache_get_exact(&app->cache, rq->a, rp->vkey,
-			    e) == HC_HIT) {
-				if (rp->near)
-					nearcache_put(&app->near, rp->coll,
-					    rp->key, rp->mark, e);
-				return 0;
-			}
+			    e) == HC_HIT)
+				return built(app, rp);
 		}
 		log_warn("cache: waited %lld ms for %s; reading myself",
 		    app->cfg.cache_lock_wait_ms, rp->vkey);
+	} else if (locked == 1 && httpcache_get_exact(&app->cache, rq->a,
+	    rp->vkey, e) == HC_HIT) {
+		/*
+		 * Built by the holder of the lock before ours, between our
+		 * miss and our lock: not built twice.
+		 */
+		httpcache_unlock(&app->cache, rq->a, rp->vkey);
+		return built(app, rp);
 	}
 	if (rebuild(app, rs, rp, rp->arg, rq->a, e) == -1) {
 		if (locked == 1)
