@@ -828,7 +828,11 @@ main(int argc, char *argv[])
 	app_guards(&app.cfg, &app.shm, app.pool, app.guards);
 	app_db_opts(&app.cfg, &app.guards[DEP_POSTGRES], &dbo);
 	db_init(&app.db, &dbo, app_stmts, STMT_COUNT);
-	dbbatch_init(&app.logins, &app.db, STMT_LOGIN, LOGIN_NPARAMS, 0);
+	if (dbbatch_init(&app.logins, &app.db, STMT_LOGIN, LOGIN_NPARAMS,
+	    0) == -1) {
+		log_error("cannot set up the logins' batch");
+		return 1;
+	}
 	app_cache_opts(&app.cfg, &app.guards[DEP_REDIS], &cco);
 	cache_init(&app.cache, &cco);
 	app.cache.on_recover = httpcache_recover;

@@ -26,15 +26,19 @@ struct dbbatch_call {
 	char			 errmsg[256];
 };
 
-void
+int
 dbbatch_init(struct dbbatch *b, struct db *db, size_t stmt, int nparams,
     int key)
 {
 	memset(b, 0, sizeof(*b));
+	if (nparams < 1 || nparams > DBBATCH_PARAMS || key < 0 ||
+	    key >= nparams)
+		return -1;
 	b->db = db;
 	b->stmt = stmt;
 	b->nparams = nparams;
 	b->key = key;
+	return 0;
 }
 
 int
@@ -121,8 +125,8 @@ row_of(const PGresult *res, int r)
 static enum db_status
 run_calls(struct dbbatch *b, struct dbbatch_call **calls, int n)
 {
-	const char	*params[16], *errstr;
-	char		*arrays[16];
+	const char	*params[DBBATCH_PARAMS], *errstr;
+	char		*arrays[DBBATCH_PARAMS];
 	PGresult	*res = NULL;
 	enum db_status	 st = DB_ERROR;
 	long long	 ord;
@@ -202,7 +206,7 @@ dbbatch_exec(struct dbbatch *b, const char *const *params, PGresult **res)
 	memset(&c, 0, sizeof(c));
 	c.params = params;
 	*res = NULL;
-	if (b->nparams > 16 || b->cw == NULL || !cowait_can_yield(b->cw) ||
+	if (b->cw == NULL || !cowait_can_yield(b->cw) ||
 	    b->n == DBBATCH_MAX || key_waits(b, params)) {
 		(void)run_calls(b, &one, 1);
 		*res = c.res;

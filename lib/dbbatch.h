@@ -29,6 +29,7 @@
 #include "db.h"
 
 #define DBBATCH_MAX	64	/* calls run together, at most */
+#define DBBATCH_PARAMS	16	/* parameters of the statement, at most */
 
 struct dbbatch_call;
 
@@ -43,7 +44,8 @@ struct dbbatch {
 	unsigned long long	 runs, rows;	/* statements run, calls served */
 };
 
-void	dbbatch_init(struct dbbatch *, struct db *, size_t stmt, int nparams,
+/* 0, or -1 when nparams is not 1..DBBATCH_PARAMS or key not below it. */
+int	dbbatch_init(struct dbbatch *, struct db *, size_t stmt, int nparams,
 	    int key);
 /*
  * Statement b->stmt for this call's nparams values: from a coroutine,

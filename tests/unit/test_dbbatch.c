@@ -60,7 +60,7 @@ setup(void)
 	o.conninfo = svc_env("WXAPP_TEST_PG");
 	db_init(&db, &o, stmts, 1);
 	ck_assert_int_eq(cowait_init(&cw), 0);
-	dbbatch_init(&b, &db, 0, 2, 0);
+	ck_assert_int_eq(dbbatch_init(&b, &db, 0, 2, 0), 0);
 	b.cw = &cw;
 }
 
@@ -236,6 +236,18 @@ START_TEST(a_bad_call_does_not_fail_the_others)
 }
 END_TEST
 
+START_TEST(a_batch_is_set_up_within_its_bounds)
+{
+	struct dbbatch	x;
+
+	ck_assert_int_eq(dbbatch_init(&x, &db, 0, 0, 0), -1);
+	ck_assert_int_eq(dbbatch_init(&x, &db, 0, DBBATCH_PARAMS + 1, 0), -1);
+	ck_assert_int_eq(dbbatch_init(&x, &db, 0, 2, 2), -1);
+	ck_assert_int_eq(dbbatch_init(&x, &db, 0, 2, -1), -1);
+	ck_assert_int_eq(dbbatch_init(&x, &db, 0, DBBATCH_PARAMS, 1), 0);
+}
+END_TEST
+
 START_TEST(a_server_down_fails_every_call_of_the_batch)
 {
 	struct call	c[2];
@@ -267,6 +279,7 @@ main(void)
 	tcase_add_test(tc, a_key_already_waiting_runs_at_once);
 	tcase_add_test(tc, outside_a_coroutine_a_call_runs_at_once);
 	tcase_add_test(tc, a_bad_call_does_not_fail_the_others);
+	tcase_add_test(tc, a_batch_is_set_up_within_its_bounds);
 	tcase_add_test(tc, a_server_down_fails_every_call_of_the_batch);
 	suite_add_tcase(s, tc);
 	return check_run(s);
