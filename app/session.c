@@ -37,10 +37,10 @@ _Static_assert(CRYPTO_TIMED_PREFIX + 4 * FAMILY_BYTES / 3 + 4 <=
 
 /*
  * What the database knows of a token, in the arena: hex(SHA-256(token)),
- * after the token's creation time when it has one (session_mint's tokens
- * since 0.4), so that the unique index takes new tokens at its right edge
- * and a login does not read a random page of it from disk.  A token made
- * before keeps the bare hash it was stored under.
+ * after the token's creation time when it has one (session_mint's do), so
+ * that the unique index takes new tokens at its right edge and a login
+ * does not read a random page of it from disk.  A token of the older
+ * format (43 characters, no time) keeps the bare hash it was stored under.
  */
 const char *
 session_hash(struct arena *a, const char *token)
