@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@ static struct {
 	struct arena	 arena;
 	int		 arena_ready;
 	long		 pid;		/* 0 until the first line */
+	int		 fork_hooked;	/* pid_forked is registered */
 	time_t		 ts_sec;	/* the second ts_base shows */
 	char		 ts_base[24];	/* "YYYY-MM-DDTHH:MM:SS" */
 	/* Access lines not written yet (NULL: none are kept). */
@@ -149,6 +151,13 @@ log_open_fd(void)
 	return fd;
 }
 
+/* In a forked child: the pid is looked up again at its first line. */
+static void
+pid_forked(void)
+{
+	logst.pid = 0;
+}
+
 /* log_open and log_attach: create says whether the file may be made. */
 static int
 open_log(const char *path, int level, int access, int create)
@@ -176,6 +185,9 @@ open_log(const char *path, int level, int access, int create)
 		arena_init(&logst.arena, 8192, 1);
 		logst.arena_ready = 1;
 	}
+	/* A forked child (a supervisor's responder) names its own pid. */
+	if (!logst.fork_hooked && pthread_atfork(NULL, NULL, pid_forked) == 0)
+		logst.fork_hooked = 1;
 	return 0;
 }
 

@@ -1,10 +1,12 @@
 /*
  * Unit tests for lib/log: JSON lines, the access line buffer (kept in
  * order with the other lines, written when full, on tick and on close),
- * and log_attach, which never creates the file.
+ * log_attach, which never creates the file, and the pid of each line,
+ * a forked child's own.
  */
 #include "check_run.h"
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +152,30 @@ START_TEST(attach_never_creates_the_file)
 }
 END_TEST
 
+START_TEST(a_forked_child_logs_its_own_pid)
+{
+	char	want[64];
+	pid_t	pid;
+	int	st;
+
+	log_info("the parent first");	/* the parent's pid is now known */
+	if ((pid = fork()) == 0) {
+		log_info("the child");
+		log_close();
+		_exit(0);
+	}
+	ck_assert_int_ne(pid, -1);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert(snprintf(want, sizeof(want), "\"pid\":%ld,\"msg\":\"the "
+	    "child\"", (long)pid) < (int)sizeof(want));
+	ck_assert_msg(strstr(contents(), want) != NULL, "%s", contents());
+	ck_assert(snprintf(want, sizeof(want), "\"pid\":%ld,\"msg\":\"the "
+	    "parent", (long)getpid()) < (int)sizeof(want));
+	ck_assert_msg(strstr(contents(), want) != NULL, "%s", contents());
+}
+END_TEST
+
 int
 main(void)
 {
@@ -163,6 +189,7 @@ main(void)
 	tcase_add_test(tc, a_full_buffer_is_written);
 	tcase_add_test(tc, old_lines_are_written_with_the_next);
 	tcase_add_test(tc, attach_never_creates_the_file);
+	tcase_add_test(tc, a_forked_child_logs_its_own_pid);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
