@@ -46,6 +46,7 @@
 #include "cowait.h"
 #include "fcgiconn.h"
 #include "log.h"
+#include "prefork.h"
 #include "util.h"
 
 #define TASK_STACK	(128 * 1024)
@@ -417,6 +418,16 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			log_info("%s: answering the requests in flight and those "
 			    "of the %d connections nginx keeps, then exiting",
 			    *stop ? "signal" : "max_requests", L.live);
+			/*
+			 * Recycled, not stopped: the successor starts now, so
+			 * that the socket has a responder that accepts while
+			 * this one drains (seconds, while nginx keeps
+			 * connections).  Two draining at once left a socket
+			 * none, and connections waited in its backlog.
+			 * Without a supervisor of wxapp-fcgi -f, nothing to do.
+			 */
+			if (!*stop)
+				(void)prefork_retiring();
 		}
 		/*
 		 * A stopping responder takes no new connection but serves the

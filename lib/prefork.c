@@ -24,14 +24,40 @@
 
 struct slot {
 	pid_t		pid;		/* 0: not running */
+	pid_t		retiring;	/* its predecessor, finishing; or 0 */
 	int64_t		started_ms;
 	int		fails;		/* fast deaths in a row */
 	int		given_up;
 };
 
-/* The signals the supervisor waits for. */
-static const int watched[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD };
+/* In a child: its supervisor, to tell of its retirement; 0 elsewhere. */
+static pid_t	supervisor;
+
+/*
+ * A real-time signal: one sent by each of two children retiring at once
+ * is queued twice, with its sender, where SIGUSR2 would arrive once.
+ */
+#define SIG_RETIRING	(SIGRTMIN + 2)
+
+/* The signals the supervisor waits for (SIG_RETIRING is not constant). */
+static const int watched[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD,
+    0 };
 #define NWATCHED	(sizeof(watched) / sizeof(watched[0]))
+
+/* watched[i], SIG_RETIRING in the last place. */
+static int
+watched_sig(size_t i)
+{
+	return i == NWATCHED - 1 ? SIG_RETIRING : watched[i];
+}
+
+int
+prefork_retiring(void)
+{
+	if (supervisor == 0 || getppid() != supervisor)
+		return -1;
+	return kill(supervisor, SIG_RETIRING);
+}
 
 static int64_t
 now_ms(void)
@@ -55,9 +81,30 @@ signal_all(struct slot *s, int n, int sig)
 {
 	int	i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (s[i].pid > 0)
 			(void)kill(s[i].pid, sig);
+		if (s[i].retiring > 0)
+			(void)kill(s[i].retiring, sig);
+	}
+}
+
+/*
+ * Child pid said it is retiring: it finishes what it holds, and its
+ * successor starts now (by the caller's loop) instead of when it exits.
+ */
+static void
+retire(struct slot *s, int n, pid_t pid)
+{
+	int	i;
+
+	for (i = 0; i < n && s[i].pid != pid; i++)
+		;
+	if (i == n || s[i].retiring != 0)
+		return;		/* reaped already, or one retires there */
+	s[i].retiring = pid;
+	s[i].pid = 0;
+	s[i].fails = 0;
 }
 
 /* Reap the children that exited; returns how many are still running. */
@@ -68,6 +115,12 @@ reap(struct slot *s, int n, const struct prefork_opts *o, int stopping)
 	int	i, st, live = 0;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (i = 0; i < n && s[i].retiring != pid; i++)
+			;
+		if (i < n) {		/* replaced already */
+			s[i].retiring = 0;
+			continue;
+		}
 		for (i = 0; i < n && s[i].pid != pid; i++)
 			;
 		if (i == n)
@@ -92,7 +145,7 @@ reap(struct slot *s, int n, const struct prefork_opts *o, int stopping)
 		}
 	}
 	for (i = 0; i < n; i++)
-		live += s[i].pid > 0;
+		live += (s[i].pid > 0) + (s[i].retiring > 0);
 	return live;
 }
 
@@ -102,6 +155,7 @@ prefork_run(const struct prefork_opts *o)
 	struct sigaction	 sa, saved[NWATCHED];
 	struct slot		*s;
 	struct timespec		 wait = { .tv_sec = FORK_RETRY_S };
+	siginfo_t		 info;
 	sigset_t		 set, orig;
 	char			 comm[17] = "";	/* the caller's name */
 	size_t			 j;
@@ -122,8 +176,8 @@ prefork_run(const struct prefork_opts *o)
 	sa.sa_handler = noop;
 	sigemptyset(&sa.sa_mask);
 	for (j = 0; j < NWATCHED; j++) {
-		sigaddset(&set, watched[j]);
-		if (sigaction(watched[j], &sa, &saved[j]) == -1) {
+		sigaddset(&set, watched_sig(j));
+		if (sigaction(watched_sig(j), &sa, &saved[j]) == -1) {
 			fprintf(stderr, "prefork: sigaction: %s\n",
 			    strerror(errno));
 			exit(2);
@@ -149,14 +203,15 @@ prefork_run(const struct prefork_opts *o)
 			}
 			if (pid == 0) {
 				for (j = 0; j < NWATCHED; j++)
-					(void)sigaction(watched[j], &saved[j],
-					    NULL);
+					(void)sigaction(watched_sig(j),
+					    &saved[j], NULL);
 				(void)sigprocmask(SIG_SETMASK, &orig, NULL);
 #ifdef __linux__
 				if (comm[0] != '\0')
 					(void)prctl(PR_SET_NAME, comm, 0, 0, 0);
 #endif
 				free(s);
+				supervisor = getppid();
 				return 0;
 			}
 			if (s[i].started_ms != 0 && o->restarted != NULL)
@@ -165,12 +220,17 @@ prefork_run(const struct prefork_opts *o)
 			s[i].started_ms = now_ms();
 		}
 		for (live = 0, left = 0, i = 0; i < n; i++) {
-			live += s[i].pid > 0;
+			live += (s[i].pid > 0) + (s[i].retiring > 0);
 			left += !s[i].given_up;
 		}
 		if (live == 0 && (stopping || left == 0))
 			break;
-		sig = sigtimedwait(&set, NULL, &wait);
+		sig = sigtimedwait(&set, &info, &wait);
+		if (sig == SIG_RETIRING) {
+			if (!stopping)
+				retire(s, n, info.si_pid);
+			sig = 0;
+		}
 		switch (sig) {
 		case SIGCHLD:
 			break;

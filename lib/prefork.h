@@ -12,7 +12,10 @@
  *   or logrotate or systemd's ExecReload would, it never stops a socket;
  * - SIGTERM, SIGINT or SIGUSR1 stop the socket gracefully: SIGUSR1 to the
  *   children (each finishes the request in flight), then the supervisor
- *   exits once they are gone.  A second such signal sends SIGTERM.
+ *   exits once they are gone.  A second such signal sends SIGTERM;
+ * - a child that calls prefork_retiring() (it takes no new connection,
+ *   and finishes those it holds before it exits) is replaced at once, not
+ *   when it exits: the socket always has children that accept.
  *
  * It replaces multiwatch(1), which treats SIGHUP as a stop.
  */
@@ -37,5 +40,11 @@ struct prefork_opts {
  * error (reported on stderr).
  */
 int	prefork_run(const struct prefork_opts *);
+/*
+ * In a child of prefork_run: have the supervisor start this child's
+ * successor now, as it stops taking connections.  0, or -1 when this
+ * process has no supervisor of prefork_run (or the signal failed).
+ */
+int	prefork_retiring(void);
 
 #endif

@@ -2,7 +2,8 @@
  * Unit tests for lib/prefork: a supervisor forks its children and
  * replaces one that dies; SIGHUP reaches every child and stops nothing;
  * SIGTERM stops them gracefully (SIGUSR1) and the supervisor exits 0; a
- * child that keeps dying at once is given up (exit 1).
+ * child that keeps dying at once is given up (exit 1); children that
+ * retire (prefork_retiring) are replaced before they exit.
  */
 #include "check_run.h"
 #include <sys/wait.h>
@@ -169,6 +170,75 @@ START_TEST(test_supervise)
 }
 END_TEST
 
+/* A child that retires on SIGUSR2, then exits on SIGUSR1 (or SIGTERM). */
+static void
+on_usr2(int sig)
+{
+	(void)sig;
+	say(prefork_retiring() == 0 ? "retiring" : "alone");
+}
+
+static void
+retire_on_usr2(void)
+{
+	signal(SIGUSR2, on_usr2);
+	signal(SIGUSR1, on_usr1);
+	say("start");
+	for (;;)
+		pause();
+}
+
+START_TEST(test_retiring_children_are_replaced_first)
+{
+	struct prefork_opts o = { .children = 2, .retries = 5, .fast_ms = 100 };
+	long	pids[2], pid;
+	pid_t	sup;
+	int	i, starts = 0, retiring = 0;
+
+	sup = supervise(&o, retire_on_usr2);
+	for (i = 0; i < 2; i++)
+		ck_assert_str_eq(next(&pids[i]), "start");
+	/*
+	 * Both retire at once (the signals must not merge): each gets a
+	 * successor while it is still alive.
+	 */
+	ck_assert_int_eq(kill((pid_t)pids[0], SIGUSR2), 0);
+	ck_assert_int_eq(kill((pid_t)pids[1], SIGUSR2), 0);
+	for (i = 0; i < 4; i++) {
+		const char *ev = next(&pid);
+
+		if (strcmp(ev, "retiring") == 0)
+			retiring++;
+		else {
+			ck_assert_str_eq(ev, "start");
+			ck_assert(pid != pids[0] && pid != pids[1]);
+			starts++;
+		}
+	}
+	ck_assert_int_eq(retiring, 2);
+	ck_assert_int_eq(starts, 2);
+	ck_assert_int_eq(kill((pid_t)pids[0], 0), 0);
+	ck_assert_int_eq(kill((pid_t)pids[1], 0), 0);
+	/* A retired child that exits is not replaced again. */
+	ck_assert_int_eq(kill((pid_t)pids[0], SIGUSR1), 0);
+	ck_assert_str_eq(next(&pid), "usr1");
+	ck_assert_int_eq(pid, pids[0]);
+	/* A stop reaches the one still retiring, and the successors. */
+	ck_assert_int_eq(kill(sup, SIGTERM), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_str_eq(next(&pid), "usr1");
+	ck_assert_int_eq(status_of(sup), 0);
+	ck_assert_str_eq(next(&pid), "");
+	close(report[0]);
+}
+END_TEST
+
+START_TEST(test_retiring_without_a_supervisor)
+{
+	ck_assert_int_eq(prefork_retiring(), -1);
+}
+END_TEST
+
 START_TEST(test_give_up)
 {
 	struct prefork_opts o = { .children = 1, .retries = 3,
@@ -205,6 +275,8 @@ main(void)
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_supervise);
+	tcase_add_test(tc, test_retiring_children_are_replaced_first);
+	tcase_add_test(tc, test_retiring_without_a_supervisor);
 	tcase_add_test(tc, test_give_up);
 	tcase_add_test(tc, test_bad_options);
 	suite_add_tcase(s, tc);
