@@ -101,7 +101,8 @@ struct app {
 	struct db	 db;
 	struct dbbatch	 logins;	/* STMT_LOGIN, for many at once */
 	struct cache	 cache;
-	struct nearcache near;		/* copies of hot cached answers */
+	struct nearcache near;		/* copies of hot cached answers ... */
+	struct shm	 near_shm;	/* ... in the host's shared memory */
 	struct wechat	 wx;
 	struct shm	 shm;		/* the pool's shared memory ... */
 	struct pool	*pool;		/* ... and what it holds */
@@ -424,11 +425,12 @@ void	app_exchange_end(struct app *, struct app_exchange *, int written);
 void	app_watchdog_arm(int fd, int fcgi_id, const struct req *rq);
 void	app_watchdog_disarm(void);
 /*
- * While a responder waits for work: when the breaker of PostgreSQL or
- * Redis admits a trial, probe the store, so that a store that came back is
- * used again without a request having to be the trial (and a store that
- * still hangs is waited out here).  Microseconds until the next trial, or
- * -1 when neither breaker waits for one.
+ * While a responder waits for work: apply what Redis reported about
+ * writes (lib/nearcache), and when the breaker of PostgreSQL or Redis
+ * admits a trial, probe the store, so that a store that came back is used
+ * again without a request having to be the trial (and a store that still
+ * hangs is waited out here).  Microseconds until the next trial, or -1
+ * when neither breaker waits for one.
  */
 int64_t	app_probe_stores(struct app *);
 /*

@@ -1,6 +1,9 @@
 /*
  * pool: the layout of the host's shared memory, and its status.
  */
+#include <errno.h>
+#include <stdio.h>
+
 #include "pool.h"
 #include "util.h"
 
@@ -21,6 +24,24 @@ const struct shm_layout pool_layout = {
 	.version = 7,
 	.init = pool_init
 };
+
+int
+pool_near_attach(struct shm *s, const char *shm_name, size_t bytes)
+{
+	char			name[256];
+	struct shm_layout	l = {
+		.size = bytes,
+		.version = 1
+	};
+	int			w;
+
+	w = snprintf(name, sizeof(name), "%s%s", shm_name, POOL_NEAR_SUFFIX);
+	if (w < 0 || (size_t)w >= sizeof(name)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return shm_attach(s, name, &l);
+}
 
 const char *
 pool_span_drop_name(enum pool_span_drop why)

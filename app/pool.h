@@ -78,6 +78,15 @@ struct pool {
 /* Its layout, for shm_attach: bump the version with every change. */
 extern const struct shm_layout pool_layout;
 
+/*
+ * The host's copies of cached answers (lib/nearcache) have a segment of
+ * their own, sized by cache_local_bytes, named shm_name + this.
+ */
+#define POOL_NEAR_SUFFIX	".near"
+
+/* Attach to (or create) that segment; 0, or -1 with errno. */
+int	pool_near_attach(struct shm *, const char *shm_name, size_t bytes);
+
 /* "handover", "queue", "export". */
 const char *pool_span_drop_name(enum pool_span_drop);
 /* "postgres", "redis", "wechat". */

@@ -110,7 +110,7 @@ app_fetch(struct app *app, struct req *rq, struct read_plan *rp,
 	rp->copy = NULL;
 	rp->near = nearcache_sync(&app->near, &app->cache);
 	if (rp->near) {
-		if ((rp->copy = nearcache_get(&app->near, rp->coll,
+		if ((rp->copy = nearcache_get(&app->near, rq->a, rp->coll,
 		    rp->key)) != NULL)
 			return;
 		/* Before the fetch: a write from now on outdates the copy. */

@@ -263,6 +263,11 @@ app_probe_stores(struct app *app)
 {
 	int64_t	pg, rd;
 
+	/*
+	 * What Redis reported while we waited outdates the host's copies now,
+	 * not at our next request, after which fresher copies would go too.
+	 */
+	(void)nearcache_sync(&app->near, &app->cache);
 	do {
 		if ((pg = guard_trial_in(&app->guards[DEP_POSTGRES])) == 0)
 			(void)db_ping(&app->db);
@@ -841,7 +846,16 @@ main(int argc, char *argv[])
 	nco.changes = changes;
 	nco.collections = app_collections;
 	nco.subject_prefix = KEY_SESSION_PREFIX;
-	nco.max_bytes = (size_t)app.cfg.cache_local_bytes;
+	if (changes != NULL && app.cfg.cache_local_bytes > 0) {
+		if (pool_near_attach(&app.near_shm, app.cfg.shm_name,
+		    (size_t)app.cfg.cache_local_bytes) == 0) {
+			nco.store = app.near_shm.data;
+			nco.store_bytes = (size_t)app.cfg.cache_local_bytes;
+		} else
+			log_warn("cannot attach shared memory %s%s (%s): "
+			    "answers are not copied", app.cfg.shm_name,
+			    POOL_NEAR_SUFFIX, strerror(errno));
+	}
 	nco.ttl_s = app.cfg.cache_ttl;
 	nco.negative_ttl_s = app.cfg.cache_negative_ttl;
 	nco.cache_control = app.cfg.http_cache_control;
@@ -930,6 +944,7 @@ main(int argc, char *argv[])
 	db_close(&app.db);
 	cache_close(&app.cache);
 	nearcache_free(&app.near);
+	shm_detach(&app.near_shm);
 	auth_free(&app);
 	wechat_free(&app.wx);
 	curl_global_cleanup();

@@ -1,12 +1,24 @@
 /*
- * nearcache: in-process copies of cached answers, kept honest by the
- * host's write counters and by Redis' invalidation messages.
+ * nearcache: copies of cached answers shared by the processes of a host,
+ * kept honest by the host's write counters and by Redis' invalidation
+ * messages.
  *
- * The copies live in a direct-mapped table of NEARCACHE_SLOTS slots (a
- * collision replaces the older copy), each one malloc'd block holding the
- * key and the body; a hit copies nothing and allocates nothing.  The
- * total is bounded by cache_local_bytes: a copy that does not fit is not
- * kept.
+ * The store is a ring of records with an index of where each key's latest
+ * record is.  Nothing in it is locked, so that a process killed at any
+ * point leaves nothing held:
+ *  - a writer reserves room by moving the cursor (the bytes of the ring
+ *    ever reserved) with a compare-and-swap, writes its record there, and
+ *    only then publishes it in the key's index slot (direct-mapped: a
+ *    collision replaces the older record);
+ *  - a reader copies the record into its request's arena, then reads the
+ *    cursor again: if the ring has come round past the record's start
+ *    meanwhile, a writer may have written over what was copied, and the
+ *    copy is thrown away.  Otherwise nobody wrote there since the record
+ *    was published, and the copy is whole (a seqlock, with the cursor as
+ *    its count).
+ * A record holds what its answer needs: the entry, its header lines made
+ * once, the key (checked in full, since index slots are shared by hash)
+ * and the host's write count of its collection when it was fetched.
  */
 #include <sys/socket.h>
 
@@ -19,22 +31,33 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "keys.h"
 #include "log.h"
 #include "nearcache.h"
 #include "util.h"
 
 #define RETRY_US	1000000	/* after a failed set-up of the connection */
+#define STORE_HDR	64	/* the cursor, alone on its cache line */
+#define STORE_MIN	(64 * 1024)	/* a smaller store keeps nothing */
+#define INDEX_RATIO	512	/* bytes of store per index slot */
+#define TAG_BITS	16	/* of the hash, in an index slot */
 
-struct nc_item {
+/* A record in the ring: this, then key, NUL, body, header lines. */
+struct nc_rec {
 	uint64_t	 hash;
 	uint64_t	 mark;		/* the host's write count when fetched */
 	int64_t		 born_us;
-	int		 coll;
-	size_t		 size;		/* of the whole block */
-	size_t		 keylen;
-	struct hc_entry	 e;		/* e.body points into data */
-	char		 data[];	/* key, NUL, body, header lines */
+	uint32_t	 size;		/* of the whole record, 8-aligned */
+	uint32_t	 keylen;
+	int32_t		 coll;
+	int32_t		 status;
+	long long	 last_modified;
+	uint32_t	 body_len;
+	uint32_t	 headers_len;
+	char		 etag[sizeof(((struct hc_entry *)NULL)->etag)];
+	char		 lm_http[sizeof(((struct hc_entry *)NULL)->lm_http)];
+	char		 data[];
 };
 
 /* Set by SIGIO: the invalidation connection has something to read. */
@@ -47,6 +70,28 @@ on_sigio(int sig)
 	readable = 1;
 }
 
+/*
+ * The store's geometry, which its size alone decides, so that every
+ * process of the host agrees on it: the cursor, an index of a power of two
+ * slots (one per INDEX_RATIO bytes), then the ring.
+ */
+static void
+store_open(struct nearcache *nc, void *store, size_t bytes)
+{
+	size_t	slots = 1;
+
+	if (store == NULL || bytes < STORE_MIN)
+		return;
+	while (slots * 2 <= bytes / INDEX_RATIO)
+		slots *= 2;
+	nc->cursor = store;
+	nc->index = (uint64_t *)((char *)store + STORE_HDR);
+	nc->index_mask = slots - 1;
+	nc->ring = (char *)(nc->index + slots);
+	nc->ring_bytes = (bytes - STORE_HDR - slots * sizeof(uint64_t)) &
+	    ~(size_t)7;
+}
+
 void
 nearcache_init(struct nearcache *nc, const struct nearcache_opts *o)
 {
@@ -56,6 +101,7 @@ nearcache_init(struct nearcache *nc, const struct nearcache_opts *o)
 	nc->o = *o;
 	nc->changes = o->changes;
 	cache_init(&nc->conn, o->redis);
+	store_open(nc, o->store, o->store_bytes);
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_sigio;
@@ -67,31 +113,26 @@ nearcache_init(struct nearcache *nc, const struct nearcache_opts *o)
 	}
 }
 
-static void
-item_drop(struct nearcache *nc, size_t i)
-{
-	nc->bytes -= nc->slots[i]->size;
-	free(nc->slots[i]);
-	nc->slots[i] = NULL;
-}
-
 /*
- * Drop every copy of coll, or every copy when coll is -1; what stamps
- * vouch for goes with them.
+ * Redis reported a change of coll (-1: of anything, or this process may
+ * have missed one): what stamps vouch for goes, and so do the host's
+ * copies, for every process, by a bump of the host's write counters.
  */
 static void
-drop(struct nearcache *nc, int coll)
+outdate(struct nearcache *nc, int coll)
 {
-	size_t	i;
+	int	i;
 
 	if (coll == -1)
 		nc->epoch++;
 	else if (coll < NEARCACHE_COLLECTIONS)
 		nc->coll_epoch[coll]++;
-	for (i = 0; i < NEARCACHE_SLOTS; i++)
-		if (nc->slots[i] != NULL && (coll == -1 ||
-		    nc->slots[i]->coll == coll))
-			item_drop(nc, i);
+	if (nc->changes == NULL)
+		return;
+	for (i = 0; nc->o.collections[i] != NULL &&
+	    i < NEARCACHE_COLLECTIONS; i++)
+		if (coll == -1 || coll == i)
+			nearcache_wrote(nc->o.changes, i);
 }
 
 /* Forget what the reader of the invalidation connection holds. */
@@ -107,7 +148,6 @@ reader_free(struct nearcache *nc)
 void
 nearcache_free(struct nearcache *nc)
 {
-	drop(nc, -1);
 	cache_close(&nc->conn);
 	reader_free(nc);
 	nc->tracking = 0;
@@ -143,7 +183,7 @@ static void
 lose(struct nearcache *nc, const char *why, int64_t retry_us)
 {
 	log_warn("nearcache: invalidation connection %s; copies dropped", why);
-	drop(nc, -1);
+	outdate(nc, -1);
 	cache_close(&nc->conn);
 	reader_free(nc);
 	nc->retry_us = util_mono_us() + retry_us;
@@ -193,7 +233,7 @@ apply(struct nearcache *nc, const redisReply *m)
 	nc->invalidations++;
 	keys = m->element[2];
 	if (keys->type == REDIS_REPLY_NIL) {	/* FLUSHALL, FLUSHDB */
-		drop(nc, -1);
+		outdate(nc, -1);
 		return 0;
 	}
 	for (i = 0; i < (keys->type == REDIS_REPLY_ARRAY ? keys->elements :
@@ -209,7 +249,7 @@ apply(struct nearcache *nc, const redisReply *m)
 		}
 		coll = k->len > plen && memcmp(k->str, KEYS_VERSION, plen) == 0 ?
 		    nearcache_collection(nc, k->str + plen) : -1;
-		drop(nc, coll);
+		outdate(nc, coll);
 	}
 	return 0;
 }
@@ -267,7 +307,7 @@ track(struct nearcache *nc)
 	}
 	readable = 1;
 	/* Copies from before the subscription cannot be vouched for. */
-	drop(nc, -1);
+	outdate(nc, -1);
 	nc->tracking = 1;
 	log_info("nearcache: tracking writes to %s* and %s* on redis",
 	    KEYS_VERSION, nc->o.subject_prefix);
@@ -431,60 +471,122 @@ key_hash(int coll, const char *key, size_t len)
 	return util_fnv1a(UTIL_FNV_INIT ^ (uint64_t)coll, key, len);
 }
 
-const struct hc_entry *
-nearcache_get(struct nearcache *nc, int coll, const char *key)
+/* Where a record starts in an index slot, with the tag of its hash. */
+static uint64_t
+locator(uint64_t start, uint64_t hash)
 {
-	size_t		 len = strlen(key);
-	uint64_t	 h = key_hash(coll, key, len);
-	size_t		 i = h % NEARCACHE_SLOTS;
-	struct nc_item	*it = nc->slots[i];
+	return ((start / 8 + 1) << TAG_BITS) | (hash >> (64 - TAG_BITS));
+}
+
+const struct hc_entry *
+nearcache_get(struct nearcache *nc, struct arena *a, int coll,
+    const char *key)
+{
+	size_t		 len = strlen(key), pos;
+	uint64_t	 h = key_hash(coll, key, len), loc, start;
+	struct nc_rec	 hdr, *r;
+	struct hc_entry	*e;
 	long long	 ttl;
 
-	if (it == NULL || it->hash != h || it->coll != coll ||
-	    it->keylen != len || memcmp(it->data, key, len) != 0)
+	if (nc->cursor == NULL)
 		return NULL;
-	ttl = it->e.status == 200 ? nc->o.ttl_s : nc->o.negative_ttl_s;
-	if (it->mark != nearcache_mark(nc, coll) ||
-	    util_mono_us() - it->born_us > ttl * 1000000) {
-		item_drop(nc, i);
+	loc = __atomic_load_n(&nc->index[h & nc->index_mask],
+	    __ATOMIC_ACQUIRE);
+	if (loc == 0 || (loc & ((1u << TAG_BITS) - 1)) != h >> (64 - TAG_BITS))
 		return NULL;
-	}
+	start = ((loc >> TAG_BITS) - 1) * 8;
+	pos = (size_t)(start % nc->ring_bytes);
+	/* Only sizes that keep the copy inside the ring, checked later. */
+	memcpy(&hdr, nc->ring + pos, sizeof(hdr));
+	if (hdr.size < sizeof(hdr) || hdr.size > nc->ring_bytes - pos ||
+	    (r = arena_alloc(a, hdr.size)) == NULL)
+		return NULL;
+	memcpy(r, nc->ring + pos, hdr.size);
+	/* Whole unless the ring came round to it while it was copied. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (__atomic_load_n(nc->cursor, __ATOMIC_RELAXED) - start >
+	    nc->ring_bytes)
+		return NULL;
+	if (r->hash != h || r->coll != coll || r->keylen != len ||
+	    memcmp(r->data, key, len) != 0)
+		return NULL;
+	ttl = r->status == 200 ? nc->o.ttl_s : nc->o.negative_ttl_s;
+	if (r->mark != nearcache_mark(nc, coll) ||
+	    util_mono_us() - r->born_us > ttl * 1000000)
+		return NULL;
+	if ((e = arena_alloc(a, sizeof(*e))) == NULL)
+		return NULL;
+	e->status = r->status;
+	memcpy(e->etag, r->etag, sizeof(e->etag));
+	e->last_modified = r->last_modified;
+	memcpy(e->lm_http, r->lm_http, sizeof(e->lm_http));
+	e->body = r->data + len + 1;
+	e->body_len = r->body_len;
+	e->headers = r->headers_len > 0 ? e->body + r->body_len : NULL;
+	e->headers_len = r->headers_len;
 	nc->hits++;
-	return &it->e;
+	return e;
+}
+
+/*
+ * Reserve size bytes of the ring, never across its end: where they start
+ * (the bytes ever reserved before them).
+ */
+static uint64_t
+reserve(struct nearcache *nc, size_t size)
+{
+	uint64_t	o, start;
+
+	o = __atomic_load_n(nc->cursor, __ATOMIC_RELAXED);
+	do {
+		start = o;
+		if (o % nc->ring_bytes + size > nc->ring_bytes)
+			start += nc->ring_bytes - o % nc->ring_bytes;
+	} while (!__atomic_compare_exchange_n(nc->cursor, &o, start + size, 1,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	/* A reader that sees what is written next sees the cursor moved. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	return start;
 }
 
 void
 nearcache_put(struct nearcache *nc, int coll, const char *key, uint64_t mark,
     const struct hc_entry *e)
 {
-	size_t		 len = strlen(key), size, hmax;
-	uint64_t	 h = key_hash(coll, key, len);
-	size_t		 i = h % NEARCACHE_SLOTS;
-	struct nc_item	*it;
+	size_t		 len = strlen(key), size;
+	uint64_t	 h = key_hash(coll, key, len), start;
+	struct nc_rec	*r;
+	struct hc_entry	 made;
 
-	if (nc->changes == NULL || nc->o.max_bytes == 0 || !nc->tracking)
+	if (nc->changes == NULL || nc->cursor == NULL || !nc->tracking)
 		return;
-	if (nc->slots[i] != NULL)
-		item_drop(nc, i);
-	hmax = httpcache_headers_max(nc->o.cache_control);
-	size = sizeof(*it) + len + 1 + e->body_len + hmax;
-	if (nc->bytes + size > nc->o.max_bytes ||
-	    (it = malloc(size)) == NULL)
+	size = sizeof(*r) + len + 1 + e->body_len +
+	    httpcache_headers_max(nc->o.cache_control);
+	size = (size + 7) & ~(size_t)7;
+	/* A record may take a quarter of the ring, so that some stay. */
+	if (size > nc->ring_bytes / 4 || size > UINT32_MAX)
 		return;
-	it->hash = h;
-	it->mark = mark;
-	it->born_us = util_mono_us();
-	it->coll = coll;
-	it->size = size;
-	it->keylen = len;
-	memcpy(it->data, key, len + 1);
-	memcpy(it->data + len + 1, e->body, e->body_len);
-	it->e = *e;
-	it->e.body = it->data + len + 1;
-	httpcache_prepare_answer(&it->e, nc->o.cache_control,
-	    it->data + len + 1 + e->body_len);
-	nc->slots[i] = it;
-	nc->bytes += size;
+	start = reserve(nc, size);
+	r = (struct nc_rec *)(nc->ring + start % nc->ring_bytes);
+	made = *e;
+	httpcache_prepare_answer(&made, nc->o.cache_control,
+	    r->data + len + 1 + e->body_len);
+	r->hash = h;
+	r->mark = mark;
+	r->born_us = util_mono_us();
+	r->size = (uint32_t)size;
+	r->keylen = (uint32_t)len;
+	r->coll = coll;
+	r->status = made.status;
+	r->last_modified = made.last_modified;
+	r->body_len = (uint32_t)made.body_len;
+	r->headers_len = (uint32_t)made.headers_len;
+	memcpy(r->etag, made.etag, sizeof(r->etag));
+	memcpy(r->lm_http, made.lm_http, sizeof(r->lm_http));
+	memcpy(r->data, key, len + 1);
+	memcpy(r->data + len + 1, e->body, e->body_len);
+	__atomic_store_n(&nc->index[h & nc->index_mask], locator(start, h),
+	    __ATOMIC_RELEASE);
 }
 
 void

@@ -1,8 +1,9 @@
 /*
- * nearcache: copies of hot cached answers inside the responder, so that a
- * hit costs no round trip to Redis.  Owns the copies (bounded in bytes),
- * the connection on which Redis tells us about writes, and the rules that
- * keep a copy from outliving its data.
+ * nearcache: copies of hot cached answers on the host, so that a hit costs
+ * no round trip to Redis.  Owns the store of copies (a region the caller
+ * gives it, shared by the responders of the host: one copy per host, not
+ * per process), the connection on which Redis tells each process about
+ * writes, and the rules that keep a copy from outliving its data.
  *
  * A copy of an entry of collection C is used only while all of these hold:
  *  - no responder of this host has written C since the copy was fetched
@@ -25,8 +26,16 @@
  *    possibly lost (more than NEARCACHE_DRAIN_MAX bytes at once);
  *  - the copy is younger than the entry's TTL in Redis (cache_ttl, or
  *    cache_negative_ttl for a 404).
- * Otherwise every copy (or every copy of C) is dropped and reads go to
- * Redis as before.
+ * Otherwise the process uses no copy, or every copy (or every copy of C)
+ * is dropped, and reads go to Redis as before.
+ *
+ * Copies are shared, but each process trusts only its own connection.
+ * What a process learns from Redis (a change of C, or that it may have
+ * missed one: its connection was lost or is new) it passes on by bumping
+ * the host's write counter of C (of every collection), which outdates the
+ * copies for every process.  So a copy stored by any process is used by
+ * this one only while its own connection vouches that nothing changed
+ * since the copy was fetched.
  *
  * The same connection vouches for anything else the responder derives
  * from state that changes rarely (the session verdicts of app/auth.c): a
@@ -46,12 +55,11 @@
 #include "cache.h"
 #include "httpcache.h"
 
-#define NEARCACHE_SLOTS		1024
 #define NEARCACHE_DRAIN_MAX	(32 * 1024)
 #define NEARCACHE_COLLECTIONS	8
 #define NEARCACHE_SUBJECTS	1024
 
-struct nc_item;
+struct arena;
 
 struct nearcache_opts {
 	const struct cache_opts	*redis;		/* where to connect */
@@ -62,7 +70,12 @@ struct nearcache_opts {
 	uint64_t		*changes;
 	const char *const	*collections;
 	const char		*subject_prefix;	/* keys of subjects */
-	size_t			 max_bytes;	/* of copies; 0: none */
+	/*
+	 * The store of copies: store_bytes, zeroed when first made, shared
+	 * by the processes of the host (NULL or too small: no copies).
+	 */
+	void			*store;
+	size_t			 store_bytes;
 	long long		 ttl_s;		/* a copy of a 200 lives */
 	long long		 negative_ttl_s;	/* ... of a 404 */
 	const char		*cache_control;	/* of a copy's answers */
@@ -76,8 +89,12 @@ struct nearcache {
 	size_t			 unparsed;	/* bytes of a message read half */
 	int64_t			 retry_us;	/* no set-up before (monotonic) */
 	int			 tracking;	/* conn is subscribed */
-	struct nc_item		*slots[NEARCACHE_SLOTS];
-	size_t			 bytes;
+	/* The store: how far it was ever written, an index, a ring. */
+	uint64_t		*cursor;	/* NULL: no copies */
+	uint64_t		*index;
+	size_t			 index_mask;
+	char			*ring;
+	size_t			 ring_bytes;
 	unsigned long		 hits;
 	unsigned long		 invalidations;	/* messages from Redis */
 	/* Reports counted for stamps: everything, per collection, subject. */
@@ -112,10 +129,10 @@ int	nearcache_sync(struct nearcache *, const struct cache *main);
 int	nearcache_collection(const struct nearcache *, const char *collection);
 /* The host's write count of coll: read it before fetching what to store. */
 uint64_t nearcache_mark(const struct nearcache *, int coll);
-/* The copy of key, or NULL. */
-const struct hc_entry *nearcache_get(struct nearcache *, int coll,
-	    const char *key);
-/* Keep a copy of e, fetched after nearcache_mark returned mark. */
+/* The copy of key, copied into the arena, or NULL. */
+const struct hc_entry *nearcache_get(struct nearcache *, struct arena *,
+	    int coll, const char *key);
+/* Store a copy of e, fetched after nearcache_mark returned mark. */
 void	nearcache_put(struct nearcache *, int coll, const char *key,
 	    uint64_t mark, const struct hc_entry *e);
 /* Count a write of coll on this host (after Redis was told). */

@@ -719,16 +719,25 @@ def local_hits():
     return sum(s.get("local_hits", 0) for s in r.json()["data"]["pool"]["responders"])
 
 
+def local_hits_by_responder():
+    """Each responder's answers from copies, by process id."""
+    r = e2e.get("/status")
+    if r.status != 200:
+        raise AssertionError("GET /status: " + r.describe())
+    return {s["pid"]: s.get("local_hits", 0)
+            for s in r.json()["data"]["pool"]["responders"]}
+
+
 def main_responders():
     env = e2e.stack_env()
     return int(env.get("SOCKETS") or 2) * int(env.get("RESPONDERS") or 2)
 
 
 class LocalCopies(Base):
-    """Each responder's own copies of cached answers (lib/nearcache.h): used
-    while valid, dropped on a write on this host (shared memory), on a
-    write elsewhere (Redis' invalidation message), and when the
-    invalidation connection is lost."""
+    """The host's copies of cached answers (lib/nearcache.h), one per host
+    in shared memory: used while valid, dropped on a write on this host
+    (shared memory), on a write elsewhere (Redis' invalidation message),
+    and when the invalidation connection is lost."""
 
     def warm(self, *paths):
         """Read each path often enough that every responder holds a copy."""
@@ -761,6 +770,26 @@ class LocalCopies(Base):
         self.assertGreaterEqual(got, n - main_responders(),
                                 "%d warm reads, only %d answered from the "
                                 "responders' copies" % (n, got))
+
+    def test_one_copy_serves_every_responder(self):
+        it = self.create_item(title="Shared " + uniq())
+        one = "%s/%d" % (DATA, it["id"])
+        # The responders have all heard of the write from Redis by now.
+        time.sleep(0.3)
+        self.assert_envelope(get(one), 200)     # read once, copied once
+        before = local_hits_by_responder()
+        n = 8 * main_responders()
+        for _ in range(n):
+            self.assert_envelope(get(one), 200)
+        after = local_hits_by_responder()
+        hit = {pid: after[pid] - before.get(pid, 0) for pid in after
+               if after[pid] > before.get(pid, 0)}
+        self.assertGreaterEqual(len(hit), 2, "the reads did not reach two "
+                                "responders: %r" % hit)
+        # A copy per responder would have cost each of them a first read.
+        self.assertEqual(sum(hit.values()), n,
+                         "%d reads, %d from the host's copy (%r)"
+                         % (n, sum(hit.values()), hit))
 
     def test_write_on_this_host_drops_every_copy(self):
         it = self.create_item(title="Local " + uniq())

@@ -510,10 +510,11 @@ class OwnResponder(e2e.TestCase):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        try:
-            os.unlink("/dev/shm" + self.shm)
-        except OSError:
-            pass
+        for suffix in ("", ".near"):
+            try:
+                os.unlink("/dev/shm" + self.shm + suffix)
+            except OSError:
+                pass
         try:
             os.unlink(self.sock)
         except OSError:

@@ -1,10 +1,12 @@
 /*
- * Unit tests for lib/nearcache: when a responder's copy may be used.  The
- * invalidation connection is one end of a socketpair on which the test
- * writes what Redis would send.
+ * Unit tests for lib/nearcache: when a copy may be used.  The invalidation
+ * connection is one end of a socketpair on which the test writes what
+ * Redis would send; the store is shared memory, as the pool's is.
  */
 #include "check_run.h"
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -12,12 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "nearcache.h"
+
+#define STORE_BYTES	(1 << 20)
 
 static struct cache_opts	 redis;
 static struct nearcache_opts	 o;
 static struct nearcache	 nc;
 static struct cache	 main_cc;
+static struct arena	 a;
+static void		*store;
 static const char *const collections[] = { "users", "items", "auth", NULL };
 static uint64_t		 changes[3];
 static int		 redis_end;	/* where "Redis" writes */
@@ -65,11 +72,16 @@ setup(void)
 	o.changes = changes;
 	o.collections = collections;
 	o.subject_prefix = "wx:rv:";
-	o.max_bytes = 1 << 20;
+	store = mmap(NULL, STORE_BYTES, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(store, MAP_FAILED);
+	o.store = store;
+	o.store_bytes = STORE_BYTES;
 	o.ttl_s = 300;
 	o.negative_ttl_s = 30;
 	o.cache_control = "public, no-cache";
 	memset(changes, 0, sizeof(changes));
+	arena_init(&a, 4096, 4096);
 	start();
 	memset(&main_cc, 0, sizeof(main_cc));
 	memset(&e, 0, sizeof(e));
@@ -79,11 +91,21 @@ setup(void)
 	httpcache_set_etag(&e);
 }
 
+/* The process ends; the host's store and counters stay. */
+static void
+teardown_keep_store(void)
+{
+	nearcache_free(&nc);
+	if (redis_end != -1)
+		close(redis_end);
+}
+
 static void
 teardown(void)
 {
-	nearcache_free(&nc);
-	close(redis_end);
+	teardown_keep_store();
+	arena_free(&a);
+	munmap(store, STORE_BYTES);
 }
 
 /* Send what Redis would, as RESP. */
@@ -118,7 +140,7 @@ static int
 has(int coll, const char *key)
 {
 	return nearcache_sync(&nc, &main_cc) &&
-	    nearcache_get(&nc, coll, key) != NULL;
+	    nearcache_get(&nc, &a, coll, key) != NULL;
 }
 
 START_TEST(test_hit_is_the_entry)
@@ -129,12 +151,14 @@ START_TEST(test_hit_is_the_entry)
 	ck_assert_int_eq(nearcache_collection(&nc, "items"), ITEMS);
 	ck_assert_int_eq(nearcache_collection(&nc, "nope"), -1);
 	put(ITEMS, "list:1:20");
-	got = nearcache_get(&nc, ITEMS, "list:1:20");
+	got = nearcache_get(&nc, &a, ITEMS, "list:1:20");
 	ck_assert_ptr_nonnull(got);
 	ck_assert_str_eq(got->etag, e.etag);
 	ck_assert_int_eq(got->body_len, e.body_len);
 	ck_assert_int_eq(memcmp(got->body, e.body, e.body_len), 0);
 	ck_assert_ptr_ne(got->body, e.body);	/* a copy */
+	ck_assert(got->body < (const char *)store ||
+	    got->body >= (const char *)store + STORE_BYTES);	/* of a copy */
 	/* Its header lines made once: ETag, Cache-Control (no date: 0). */
 	ck_assert_ptr_nonnull(got->headers);
 	ck_assert_uint_lt(got->headers_len, sizeof(hdrs));
@@ -144,8 +168,8 @@ START_TEST(test_hit_is_the_entry)
 	ck_assert_ptr_nonnull(strstr(hdrs,
 	    "\r\nCache-Control: public, no-cache\r\n"));
 	ck_assert_ptr_null(strstr(hdrs, "Last-Modified"));
-	ck_assert_ptr_null(nearcache_get(&nc, USERS, "list:1:20"));
-	ck_assert_ptr_null(nearcache_get(&nc, ITEMS, "list:1:2"));
+	ck_assert_ptr_null(nearcache_get(&nc, &a, USERS, "list:1:20"));
+	ck_assert_ptr_null(nearcache_get(&nc, &a, ITEMS, "list:1:2"));
 	ck_assert_uint_eq(nc.hits, 1);
 }
 END_TEST
@@ -243,17 +267,23 @@ END_TEST
 
 START_TEST(test_lost_connection_drops_everything)
 {
+	uint64_t	cursor;
+
 	put(ITEMS, "one:7");
+	cursor = *nc.cursor;
 	close(redis_end);
 	redis_end = -1;
 	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
 	ck_assert_int_eq(nc.tracking, 0);
 	ck_assert_ptr_null(nc.conn.c);
-	ck_assert_uint_eq(nc.bytes, 0);
 	/* main is down too: no reconnect attempt, no copies. */
 	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
 	nearcache_put(&nc, ITEMS, "one:7", nearcache_mark(&nc, ITEMS), &e);
-	ck_assert_uint_eq(nc.bytes, 0);
+	ck_assert_uint_eq(*nc.cursor, cursor);
+	/* Connected again: what was stored before cannot be vouched for. */
+	teardown_keep_store();
+	start();
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
 }
 END_TEST
 
@@ -275,29 +305,191 @@ START_TEST(test_falling_behind_drops_everything)
 	redis_says(many);
 	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
 	ck_assert_int_eq(nc.tracking, 0);
-	ck_assert_uint_eq(nc.bytes, 0);
+	teardown_keep_store();
+	start();
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
 }
 END_TEST
 
-START_TEST(test_bounded_in_bytes)
+/* A body that names its key, to tell one record from another. */
+static void
+put_named(struct nearcache *n, const char *key, char *body, size_t len)
 {
-	char	key[32];
-	int	i;
+	struct hc_entry	named = e;
+	size_t		klen = strlen(key);
 
-	nc.o.max_bytes = 4096;
-	for (i = 0; i < 200; i++) {
+	memset(body, 'x', len);
+	memcpy(body, key, klen < len ? klen : len);
+	named.body = body;
+	named.body_len = len;
+	ck_assert_int_eq(nearcache_sync(n, &main_cc), 1);
+	nearcache_put(n, ITEMS, key, nearcache_mark(n, ITEMS), &named);
+}
+
+/* Whether key's copy is there and is key's own. */
+static int
+has_named(struct nearcache *n, const char *key)
+{
+	const struct hc_entry	*got;
+
+	arena_reset(&a);
+	if (!nearcache_sync(n, &main_cc) ||
+	    (got = nearcache_get(n, &a, ITEMS, key)) == NULL)
+		return 0;
+	ck_assert_uint_ge(got->body_len, strlen(key));
+	ck_assert_int_eq(memcmp(got->body, key, strlen(key)), 0);
+	return 1;
+}
+
+START_TEST(test_the_ring_comes_round)
+{
+	static char	body[1000];
+	char		key[32];
+	int		i, kept = 0;
+
+	/* 3,000 records of about 1 KiB through a 1 MiB store. */
+	for (i = 0; i < 3000; i++) {
 		snprintf(key, sizeof(key), "one:%d", i);
-		put(ITEMS, key);
-		ck_assert_uint_le(nc.bytes, 4096);
+		put_named(&nc, key, body, sizeof(body));
 	}
-	ck_assert_uint_gt(nc.bytes, 0);
-	/* No room at all: no copies, though the connection vouches on. */
-	o.max_bytes = 0;
-	teardown();
+	ck_assert_uint_gt(*nc.cursor, STORE_BYTES);
+	for (i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "one:%d", i);
+		if (has_named(&nc, key)) {
+			kept++;
+			ck_assert_int_ge(i, 2000);	/* written over */
+		}
+	}
+	ck_assert_int_gt(kept, 500);
+	/* Too big for a quarter of the ring: not kept. */
+	{
+		static char	big[STORE_BYTES / 4];
+
+		put_named(&nc, "one:big", big, sizeof(big));
+		ck_assert_int_eq(has_named(&nc, "one:big"), 0);
+	}
+}
+END_TEST
+
+/* A record that the ring came round to while it was copied is not used. */
+START_TEST(test_written_over_while_copied)
+{
+	put(ITEMS, "one:7");
+	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
+	/* As if writers had reserved a whole ring since (and not written). */
+	*nc.cursor += nc.ring_bytes;
+	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
+}
+END_TEST
+
+START_TEST(test_too_small_a_store_keeps_nothing)
+{
+	o.store_bytes = 4096;
+	teardown_keep_store();
 	start();
 	put(ITEMS, "one:1");
-	ck_assert_uint_eq(nc.bytes, 0);
 	ck_assert_int_eq(has(ITEMS, "one:1"), 0);
+	ck_assert_uint_eq(*(uint64_t *)store, 0);
+	o.store = NULL;
+	o.store_bytes = STORE_BYTES;
+	teardown_keep_store();
+	start();
+	put(ITEMS, "one:1");
+	ck_assert_int_eq(has(ITEMS, "one:1"), 0);
+}
+END_TEST
+
+/* A second process of the host, on the same store and counters. */
+static void
+other_start(struct nearcache *n, int *their_redis)
+{
+	int	sv[2];
+
+	nearcache_init(n, &o);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	n->conn.c = redisConnectFd(sv[0]);
+	n->reader = redisReaderCreate();
+	n->tracking = 1;
+	*their_redis = sv[1];
+}
+
+START_TEST(test_one_copy_per_host)
+{
+	struct nearcache	 other;
+	static char		 body[300];
+	int			 their_redis;
+	pid_t			 pid;
+	int			 status;
+
+	other_start(&other, &their_redis);
+	/* Stored by one process, used by another. */
+	put_named(&other, "one:1", body, sizeof(body));
+	ck_assert_int_eq(has_named(&nc, "one:1"), 1);
+	ck_assert_int_eq(has_named(&other, "one:1"), 1);
+	/* A forked process's copy too: the store is shared memory. */
+	if ((pid = fork()) == 0) {
+		put_named(&other, "one:2", body, sizeof(body));
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(has_named(&nc, "one:2"), 1);
+	/*
+	 * What one process hears from Redis outdates the copy for all: the
+	 * other's connection is slower, but the host's counter moved.
+	 */
+	invalidate("wx:ver:items");
+	raise(SIGIO);
+	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 1);
+	ck_assert_int_eq(has_named(&other, "one:1"), 0);
+	ck_assert_int_eq(has_named(&other, "one:2"), 0);
+	nearcache_free(&other);
+	close(their_redis);
+}
+END_TEST
+
+/*
+ * A writer storing records as fast as it can while a reader reads them:
+ * every copy the reader gets is whole and is the key's own.
+ */
+START_TEST(test_readers_never_see_half_a_record)
+{
+	static char	body[2000];
+	char		key[32];
+	int		i, status, hits = 0;
+	pid_t		pid;
+	const struct hc_entry	*got;
+
+	/* The smallest store: the ring comes round every 25 records. */
+	o.store_bytes = 64 * 1024;
+	teardown_keep_store();
+	start();
+	if ((pid = fork()) == 0) {
+		for (i = 0; i < 200000; i++) {
+			snprintf(key, sizeof(key), "one:%d", i % 64);
+			memset(body, 'a' + i % 26, sizeof(body));
+			memcpy(body, key, strlen(key));
+			e.body = body;
+			e.body_len = sizeof(body) - (size_t)(i % 500);
+			nearcache_put(&nc, ITEMS, key, 0, &e);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		for (i = 0; i < 64; i++) {
+			snprintf(key, sizeof(key), "one:%d", i);
+			arena_reset(&a);
+			if ((got = nearcache_get(&nc, &a, ITEMS, key)) == NULL)
+				continue;
+			hits++;
+			ck_assert_int_eq(memcmp(got->body, key, strlen(key)),
+			    0);
+			/* One letter all through: not two records mixed. */
+			ck_assert_int_eq(memcmp(got->body + 20,
+			    got->body + 21, got->body_len - 21), 0);
+		}
+	}
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_gt(hits, 0);
 }
 END_TEST
 
@@ -366,12 +558,11 @@ START_TEST(test_negative_entries_live_shorter)
 
 	e.status = 404;
 	put(ITEMS, "one:9");
-	ck_assert_ptr_nonnull(nearcache_get(&nc, ITEMS, "one:9"));
+	ck_assert_ptr_nonnull(nearcache_get(&nc, &a, ITEMS, "one:9"));
 	nc.o.negative_ttl_s = 0;
 	usleep(2000);
-	got = nearcache_get(&nc, ITEMS, "one:9");
+	got = nearcache_get(&nc, &a, ITEMS, "one:9");
 	ck_assert_ptr_null(got);
-	ck_assert_uint_eq(nc.bytes, 0);
 }
 END_TEST
 
@@ -391,7 +582,11 @@ suite(void)
 	tcase_add_test_raise_signal(tc, test_sigio_blocked_is_a_bug, SIGABRT);
 	tcase_add_test(tc, test_lost_connection_drops_everything);
 	tcase_add_test(tc, test_falling_behind_drops_everything);
-	tcase_add_test(tc, test_bounded_in_bytes);
+	tcase_add_test(tc, test_the_ring_comes_round);
+	tcase_add_test(tc, test_written_over_while_copied);
+	tcase_add_test(tc, test_too_small_a_store_keeps_nothing);
+	tcase_add_test(tc, test_one_copy_per_host);
+	tcase_add_test(tc, test_readers_never_see_half_a_record);
 	tcase_add_test(tc, test_negative_entries_live_shorter);
 	tcase_add_test(tc, test_stamp_outlived_by_its_subject);
 	tcase_add_test(tc, test_stamp_outlived_by_its_collection);
