@@ -46,6 +46,7 @@ enum app_code {
 	API_SESSION_KEY_GONE	= 40105,	/* no session_key: wx.login again */
 	API_WX_RISKY		= 40301,	/* WeChat blocked a high-risk user */
 	API_IDEMPOTENCY_REUSED	= 40901,	/* the key was another request's */
+	API_CONTENT_RISKY	= 42200,	/* content security refused it */
 	API_WX_RATE_LIMITED	= 42901,	/* WeChat's quota for this user */
 	API_DB_UNAVAILABLE	= 50301,
 	API_CACHE_UNAVAILABLE	= 50302,
@@ -246,6 +247,21 @@ enum msg_col {
 enum mod_col {
 	MDC_ID, MDC_ITEM, MDC_USER, MDC_AUTHOR, MDC_FIELD, MDC_CONTENT,
 	MDC_REASON, MDC_TRACE, MDC_PUBLISH, MDC_STATUS, MDC_CREATED
+};
+/* The columns of STMT_MOD_BLOCKS. */
+enum block_col {
+	MB_FIELD, MB_STATUS
+};
+/* The columns of STMT_MSG_LIMITS: the messages of the last hour. */
+enum limits_col {
+	ML_USER, ML_TEMPLATE
+};
+/*
+ * The column of a result that has only one: a count, STMT_USER_OPENID,
+ * the id STMT_MOD_ADD returns, STMT_CATEGORIES.
+ */
+enum only_col {
+	ONLY_COL
 };
 /* The columns of STMT_MOD_DECIDE. */
 enum decide_col {

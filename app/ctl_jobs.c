@@ -48,7 +48,7 @@ jobs_show(struct ctl *ctl, struct cache *cc, int json)
 	printf("dead      %lld\n", s.dead);
 	if (ctl_db(ctl, 1) == CTL_OK &&
 	    db_exec(&ctl->db, STMT_OUTBOX_COUNT, NULL, &res) == DB_OK) {
-		printf("outbox    %s\n", PQgetvalue(res, 0, 0));
+		printf("outbox    %s\n", PQgetvalue(res, 0, ONLY_COL));
 		PQclear(res);
 	} else
 		printf("outbox    unknown (postgres unavailable)\n");

@@ -68,7 +68,7 @@ ctl_preload(struct ctl *ctl, int argc, char **argv)
 	for (i = -1; i < ncat; i++) {
 		for (page = 1; page <= ctl->cfg.preload_pages; page++) {
 			memset(&q, 0, sizeof(q));
-			q.category = i < 0 ? NULL : PQgetvalue(res, i, 0);
+			q.category = i < 0 ? NULL : PQgetvalue(res, i, ONLY_COL);
 			q.page = page;
 			q.page_size = ctl->cfg.preload_page_size;
 			data_list_counts(&q, &cc, app_collections[COLL_ITEMS],

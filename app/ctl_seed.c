@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include "app.h"
 #include "ctl.h"
 #include "util.h"
 
@@ -102,7 +103,7 @@ ctl_seed(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	res = PQexec(db_conn(&ctl->db), sql_real);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK &&
-	    util_strtonum(PQgetvalue(res, 0, 0), 0, LLONG_MAX, &real,
+	    util_strtonum(PQgetvalue(res, 0, ONLY_COL), 0, LLONG_MAX, &real,
 	    &errstr) == -1)
 		real = -1;
 	PQclear(res);

@@ -46,7 +46,7 @@ user_show(struct ctl *ctl, const char *who)
 	buf_init(&b, &a, 512);
 	data_user_full_json(&b, res, 0);
 	printf("%s\nrole: %s\nlive sessions: %s\n", buf_cstr(&b),
-	    PQgetvalue(res, 0, UC_ROLE), PQgetvalue(fres, 0, 0));
+	    PQgetvalue(res, 0, UC_ROLE), PQgetvalue(fres, 0, ONLY_COL));
 	arena_free(&a);
 	rc = CTL_OK;
 done:

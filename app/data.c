@@ -308,7 +308,7 @@ list_total(struct db *db, struct arena *a, const struct list_query *q,
 	}
 	if ((st = db_exec(db, count_st, filters, &res)) != DB_OK)
 		return st;
-	*total = arena_strdup(a, PQgetvalue(res, 0, 0));
+	*total = arena_strdup(a, PQgetvalue(res, 0, ONLY_COL));
 	PQclear(res);
 	if (hr == HC_MISS && vkey != NULL) {
 		e.status = 200;

@@ -114,7 +114,7 @@ jobs_metrics(struct app *app, struct buf *b)
 	metrics_sample(b, "wxapp_jobs", "state=\"dead\"", (uint64_t)s.dead);
 	if (db_exec(&app->db, STMT_OUTBOX_COUNT, NULL, &res) == DB_OK) {
 		metrics_sample(b, "wxapp_jobs", "state=\"outbox\"",
-		    strtoull(PQgetvalue(res, 0, 0), NULL, 10));
+		    strtoull(PQgetvalue(res, 0, ONLY_COL), NULL, 10));
 		PQclear(res);
 	}
 	metrics_family(b, "wxapp_jobs_oldest_age_seconds", "gauge",

@@ -191,11 +191,11 @@ tell_owner(struct app *app, struct req *rq, struct resp *rs, PGresult *item)
 		app_db_error(app, rs, st, "item published: owner");
 		return -1;
 	}
-	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, ONLY_COL)) {
 		PQclear(res);
 		return 0;	/* an owner WeChat does not know */
 	}
-	m.openid = arena_strdup(rq->a, PQgetvalue(res, 0, 0));
+	m.openid = arena_strdup(rq->a, PQgetvalue(res, 0, ONLY_COL));
 	PQclear(res);
 	m.sender_id = m.user_id = strtoll(params[0], NULL, 10);
 	m.template_id = app->cfg.message_item_published_template;

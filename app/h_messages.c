@@ -102,11 +102,11 @@ openid_of(struct app *app, struct req *rq, struct resp *rs, long long id,
 	}
 	if (PQntuples(res) == 0)
 		resp_error(rs, API_NOT_FOUND, "user %lld not found", id);
-	else if (PQgetisnull(res, 0, 0))
+	else if (PQgetisnull(res, 0, ONLY_COL))
 		resp_error(rs, API_CONFLICT, "user %lld has no openid: it never "
 		    "logged in through WeChat", id);
 	else
-		*openid = arena_strdup(rq->a, PQgetvalue(res, 0, 0));
+		*openid = arena_strdup(rq->a, PQgetvalue(res, 0, ONLY_COL));
 	PQclear(res);
 	return resp_is_set(rs) ? -1 : 0;
 }

@@ -74,11 +74,13 @@ over_limits(struct jobs_ctx *x, const struct message *m)
 {
 	const struct {
 		long long	 max;
+		enum limits_col	 col;
 		const char	*per, *key;
 	} lim[2] = {
-		{ x->cfg->message_user_hourly, "user", "message_user_hourly" },
-		{ x->cfg->message_template_hourly, "template",
-		    "message_template_hourly" }
+		{ .max = x->cfg->message_user_hourly, .col = ML_USER,
+		    .per = "user", .key = "message_user_hourly" },
+		{ .max = x->cfg->message_template_hourly, .col = ML_TEMPLATE,
+		    .per = "template", .key = "message_template_hourly" }
 	};
 	const char	*params[2] = { m->openid, m->template_id };
 	PGresult	*res;
@@ -90,7 +92,7 @@ over_limits(struct jobs_ctx *x, const struct message *m)
 	if ((x->dbst = db_exec(x->db, STMT_MSG_LIMITS, params, &res)) != DB_OK)
 		return JOBS_DB;
 	for (i = 0; i < 2; i++)
-		n[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
+		n[i] = strtoll(PQgetvalue(res, 0, lim[i].col), NULL, 10);
 	PQclear(res);
 	for (i = 0; i < 2; i++)
 		if (lim[i].max > 0 && n[i] >= lim[i].max) {
@@ -246,7 +248,8 @@ app_jobs_json(struct buf *b, struct cache *cc, struct db *db)
 	    "\"retrying\":%lld,\"dead\":%lld,\"oldest_ms\":%lld,", s.queued,
 	    s.pending, s.retrying, s.dead, s.oldest_ms);
 	if (db_exec(db, STMT_OUTBOX_COUNT, NULL, &res) == DB_OK) {
-		buf_printf(b, "\"outbox\":%s,", PQgetvalue(res, 0, 0));
+		buf_printf(b, "\"outbox\":%s,",
+		    PQgetvalue(res, 0, ONLY_COL));
 		PQclear(res);
 	} else
 		buf_adds(b, "\"outbox\":null,");

@@ -36,8 +36,8 @@ writer_openid(struct app *app, struct arena *a)
 	params[0] = arena_printf(a, "%lld", app->who.user_id);
 	if (db_exec(&app->db, STMT_USER_OPENID, params, &res) != DB_OK)
 		return NULL;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		openid = arena_strdup(a, PQgetvalue(res, 0, 0));
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, ONLY_COL))
+		openid = arena_strdup(a, PQgetvalue(res, 0, ONLY_COL));
 	PQclear(res);
 	return openid;
 }
@@ -169,7 +169,7 @@ moderation_hold(struct app *app, struct resp *rs, const struct checked *c,
 			}
 			j.id = id;
 			j.payload = arena_printf(&app->arena, "{\"id\":%s}",
-			    PQgetvalue(res, 0, 0));
+			    PQgetvalue(res, 0, ONLY_COL));
 			if (app_job_enqueue(app, rs, &j, &dup) == -1) {
 				PQclear(res);
 				return -1;
@@ -251,10 +251,11 @@ moderation_may_publish(struct app *app, struct resp *rs, long long item_id)
 		return -1;
 	}
 	if (PQntuples(res) == 1)
-		resp_error(rs, API_CONFLICT, strcmp(PQgetvalue(res, 0, 1),
-		    "pending") == 0 ? "the item's `%s` waits for moderation" :
+		resp_error(rs, API_CONFLICT, strcmp(PQgetvalue(res, 0,
+		    MB_STATUS), "pending") == 0 ?
+		    "the item's `%s` waits for moderation" :
 		    "content security rejected the item's `%s`: change it to "
-		    "publish the item", PQgetvalue(res, 0, 0));
+		    "publish the item", PQgetvalue(res, 0, MB_FIELD));
 	PQclear(res);
 	return resp_is_set(rs) ? -1 : 0;
 }

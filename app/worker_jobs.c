@@ -161,8 +161,8 @@ tell_rejected(struct job_run *r, const struct moderation_outcome *o)
 	params[0] = arena_printf(r->a, "%lld", o->owner_id);
 	if (db_exec(r->db, STMT_USER_OPENID, params, &res) != DB_OK)
 		goto down;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		m.openid = arena_strdup(r->a, PQgetvalue(res, 0, 0));
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, ONLY_COL))
+		m.openid = arena_strdup(r->a, PQgetvalue(res, 0, ONLY_COL));
 	PQclear(res);
 	if (m.openid == NULL)
 		return 0;
@@ -398,8 +398,9 @@ run_recheck(struct job_run *r, const struct job *j)
 
 		if (db_exec(r->db, STMT_USER_OPENID, who, &res) != DB_OK)
 			goto down;
-		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-			openid = arena_strdup(r->a, PQgetvalue(res, 0, 0));
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, ONLY_COL))
+			openid = arena_strdup(r->a,
+			    PQgetvalue(res, 0, ONLY_COL));
 		PQclear(res);
 	}
 	if (openid == NULL)		/* WeChat cannot be asked: a person */
