@@ -1,13 +1,15 @@
 /*
  * keys: the names of the Redis keys that libwxapp writes, in one place,
  * so that no two modules spell one and a program sees which names are
- * taken.  A program keeps its own under other prefixes (wxapp's are in
- * app/app.h).
+ * taken.  A program keeps its own under other prefixes.
  */
 #ifndef WX_KEYS_H
 #define WX_KEYS_H
 
-/* httpcache: a cached answer, wx:hc:<collection>:<key>@<version>. */
+/*
+ * httpcache: a cached answer, wx:hc:<collection>:<version>:<key>, and its
+ * rebuild lock, the same with :lock after it.
+ */
 #define KEYS_ANSWER		"wx:hc:"
 /*
  * httpcache, nearcache: a collection's version (bumped by every write,

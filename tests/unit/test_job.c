@@ -13,6 +13,7 @@
 
 #include "cache.h"
 #include "job.h"
+#include "keys.h"
 #include "log.h"
 #include "svc.h"
 #include "util.h"
@@ -308,7 +309,7 @@ START_TEST(a_lost_group_is_made_again)
 {
 	struct job	j[2];
 
-	run(2, (const char *[]){ "DEL", "wx:jobs" });
+	run(2, (const char *[]){ "DEL", KEYS_JOBS });
 	put("send", "{}", "", 0, 0);
 	ck_assert_int_eq(take("w1", j, 2), 1);
 }

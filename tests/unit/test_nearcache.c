@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "keys.h"
 #include "nearcache.h"
 
 #define STORE_BYTES	(1 << 20)
+/* The subjects' prefix, the test's own (a program picks it). */
+#define SUBJECTS	"wx:rv:"
 
 static struct cache_opts	 redis;
 static struct nearcache_opts	 o;
@@ -71,7 +74,7 @@ setup(void)
 	o.redis = &redis;
 	o.changes = changes;
 	o.collections = collections;
-	o.subject_prefix = "wx:rv:";
+	o.subject_prefix = SUBJECTS;
 	store = mmap(NULL, STORE_BYTES, PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ck_assert_ptr_ne(store, MAP_FAILED);
@@ -195,13 +198,13 @@ START_TEST(test_write_reported_by_redis)
 {
 	put(ITEMS, "one:7");
 	put(USERS, "one:7");
-	invalidate("wx:ver:items");
+	invalidate(KEYS_VERSION "items");
 	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
 	ck_assert_int_eq(has(USERS, "one:7"), 1);
 	ck_assert_uint_eq(nc.invalidations, 1);
 	/* A key we cannot place drops everything. */
 	put(ITEMS, "one:7");
-	invalidate("wx:ver:orders");
+	invalidate(KEYS_VERSION "orders");
 	ck_assert_int_eq(has(USERS, "one:7"), 0);
 	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
 	/* FLUSHALL: a null instead of keys. */
@@ -218,7 +221,7 @@ START_TEST(test_read_when_signalled)
 	put(ITEMS, "one:7");
 	/* Without SIGIO nothing is read: no system call on a hit. */
 	async_io(nc.conn.c->fd, 0);
-	invalidate("wx:ver:items");
+	invalidate(KEYS_VERSION "items");
 	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
 	raise(SIGIO);
 	ck_assert_int_eq(has(ITEMS, "one:7"), 0);
@@ -230,7 +233,7 @@ START_TEST(test_half_a_message_is_not_trusted)
 	put(ITEMS, "one:7");
 	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:inval");
 	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 0);
-	redis_says("idate\r\n*1\r\n$12\r\nwx:ver:users\r\n");
+	redis_says("idate\r\n*1\r\n$12\r\n" KEYS_VERSION "users\r\n");
 	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
 }
 END_TEST
@@ -240,9 +243,9 @@ START_TEST(test_whole_messages_are_trusted)
 {
 	put(ITEMS, "one:7");
 	redis_says("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
-	    "*2\r\n$12\r\nwx:ver:users\r\n$10\r\nwx:rv:1234\r\n"
+	    "*2\r\n$12\r\n" KEYS_VERSION "users\r\n$10\r\n" SUBJECTS "1234\r\n"
 	    "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
-	    "$12\r\nwx:ver:users\r\n");
+	    "$12\r\n" KEYS_VERSION "users\r\n");
 	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 1);
 	ck_assert_int_eq(has(ITEMS, "one:7"), 1);
 	/* FLUSHALL: a nil list of keys. */
@@ -291,7 +294,7 @@ START_TEST(test_falling_behind_drops_everything)
 {
 	static const char	 m[] = "*3\r\n$7\r\nmessage\r\n$20\r\n"
 				    "__redis__:invalidate\r\n*1\r\n$12\r\n"
-				    "wx:ver:users\r\n";
+				    KEYS_VERSION "users\r\n";
 	static char		 many[NEARCACHE_DRAIN_MAX + sizeof(m)];
 	size_t			 n = 0;
 
@@ -437,7 +440,7 @@ START_TEST(test_one_copy_per_host)
 	 * What one process hears from Redis outdates the copy for all: the
 	 * other's connection is slower, but the host's counter moved.
 	 */
-	invalidate("wx:ver:items");
+	invalidate(KEYS_VERSION "items");
 	raise(SIGIO);
 	ck_assert_int_eq(nearcache_sync(&nc, &main_cc), 1);
 	ck_assert_int_eq(has_named(&other, "one:1"), 0);
@@ -509,11 +512,11 @@ START_TEST(test_stamp_outlived_by_its_subject)
 
 	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 1);
 	/* Another subject, another collection: still current. */
-	invalidate("wx:rv:43");
-	invalidate("wx:ver:items");
+	invalidate(SUBJECTS "43");
+	invalidate(KEYS_VERSION "items");
 	raise(SIGIO);
 	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 1);
-	invalidate("wx:rv:42");
+	invalidate(SUBJECTS "42");
 	raise(SIGIO);
 	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
 	/* A fresh stamp is current again. */
@@ -526,7 +529,7 @@ START_TEST(test_stamp_outlived_by_its_collection)
 {
 	struct nc_stamp	st = stamp42();
 
-	invalidate("wx:ver:auth");
+	invalidate(KEYS_VERSION "auth");
 	raise(SIGIO);
 	ck_assert_int_eq(nearcache_current(&nc, &main_cc, &st), 0);
 	st = stamp42();

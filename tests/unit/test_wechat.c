@@ -21,13 +21,12 @@
 
 #include "cache.h"
 #include "crypto.h"
+#include "keys.h"
 #include "log.h"
 #include "svc.h"
 #include "util.h"
 #include "wechat.h"
 
-#define TOKEN_KEY	"wx:access_token"
-#define TOKEN_LOCK	"wx:access_token:lock"
 #define CODE2SESSION	"/sns/jscode2session"
 #define STABLE_TOKEN	"/cgi-bin/stable_token"
 #define PHONE		"/wxa/business/getuserphonenumber"
@@ -324,8 +323,8 @@ setup(void)
 	json_object_put(standin("/__reset", "{}"));
 	o.addr = svc_env("WXAPP_TEST_REDIS");
 	cache_init(&cc, &o);
-	redis_del(TOKEN_KEY);
-	redis_del(TOKEN_LOCK);
+	redis_del(KEYS_WX_TOKEN);
+	redis_del(KEYS_WX_TOKEN_LOCK);
 	open_wechat(&wx, NULL);
 }
 
@@ -520,8 +519,8 @@ START_TEST(a_token_answer_we_cannot_use)
 		    "lacks access_token or expires_in"));
 		reap(pid);
 		/* Nothing cached, and the lock given back. */
-		ck_assert_ptr_null(redis_get(TOKEN_KEY));
-		ck_assert_ptr_null(redis_get(TOKEN_LOCK));
+		ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN));
+		ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN_LOCK));
 	}
 }
 END_TEST
@@ -629,7 +628,7 @@ START_TEST(timeouts_open_the_breaker)
 	ck_assert_int_eq(calls(STABLE_TOKEN), 0);
 	ck_assert_uint_eq(br->rejected, 2);
 	/* The refresh that could not happen left no lock behind. */
-	ck_assert_ptr_null(redis_get(TOKEN_LOCK));
+	ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN_LOCK));
 	wechat_free(&wx);
 	svc_guard_free(g);
 }
@@ -643,11 +642,11 @@ START_TEST(the_access_token_is_fetched_once_and_shared)
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok), WECHAT_OK);
 	ck_assert_uint_eq(strlen(tok), 140);
 	ck_assert_int_eq(calls(STABLE_TOKEN), 1);
-	ck_assert_str_eq(redis_get(TOKEN_KEY), tok);
+	ck_assert_str_eq(redis_get(KEYS_WX_TOKEN), tok);
 	/* Cached 300 s short of WeChat's 7200, and the lock given back. */
-	ck_assert_int_gt(redis_ttl(TOKEN_KEY), 6890);
-	ck_assert_int_le(redis_ttl(TOKEN_KEY), 6900);
-	ck_assert_ptr_null(redis_get(TOKEN_LOCK));
+	ck_assert_int_gt(redis_ttl(KEYS_WX_TOKEN), 6890);
+	ck_assert_int_le(redis_ttl(KEYS_WX_TOKEN), 6900);
+	ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN_LOCK));
 	/* The same responder, then another: Redis answers. */
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok2), WECHAT_OK);
 	ck_assert_str_eq(tok2, tok);
@@ -665,14 +664,14 @@ START_TEST(the_token_is_cached_for_its_life_less_a_margin)
 
 	control("{\"expires_in_s\": 1000}");
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok), WECHAT_OK);
-	ck_assert_int_gt(redis_ttl(TOKEN_KEY), 690);
-	ck_assert_int_le(redis_ttl(TOKEN_KEY), 700);
+	ck_assert_int_gt(redis_ttl(KEYS_WX_TOKEN), 690);
+	ck_assert_int_le(redis_ttl(KEYS_WX_TOKEN), 700);
 	/* Too short a life for the margin: half of it. */
-	redis_del(TOKEN_KEY);
+	redis_del(KEYS_WX_TOKEN);
 	control("{\"expires_in_s\": 100}");
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok), WECHAT_OK);
-	ck_assert_int_gt(redis_ttl(TOKEN_KEY), 45);
-	ck_assert_int_le(redis_ttl(TOKEN_KEY), 50);
+	ck_assert_int_gt(redis_ttl(KEYS_WX_TOKEN), 45);
+	ck_assert_int_le(redis_ttl(KEYS_WX_TOKEN), 50);
 }
 END_TEST
 
@@ -685,7 +684,7 @@ START_TEST(the_classic_token_api)
 	ck_assert_uint_eq(strlen(tok), 140);
 	ck_assert_int_eq(calls("/cgi-bin/token"), 1);
 	ck_assert_int_eq(calls(STABLE_TOKEN), 0);
-	ck_assert_str_eq(redis_get(TOKEN_KEY), tok);
+	ck_assert_str_eq(redis_get(KEYS_WX_TOKEN), tok);
 }
 END_TEST
 
@@ -696,14 +695,15 @@ START_TEST(it_waits_for_the_responder_holding_the_lock)
 	pid_t		 pid;
 	int		 status;
 
-	ck_assert_int_eq(cache_lock(&cc, TOKEN_LOCK, "other", "10000"), 1);
+	ck_assert_int_eq(cache_lock(&cc, KEYS_WX_TOKEN_LOCK, "other", "10000"),
+	    1);
 	cache_close(&cc);
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		/* The other responder stores its token 200 ms later. */
 		usleep(200000);
-		status = cache_setex(&cc, TOKEN_KEY, "tok-of-other", 12, 60);
+		status = cache_setex(&cc, KEYS_WX_TOKEN, "tok-of-other", 12, 60);
 		cache_close(&cc);
 		_exit(status == CACHE_OK ? 0 : 1);
 	}
@@ -715,7 +715,7 @@ START_TEST(it_waits_for_the_responder_holding_the_lock)
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert_int_eq(calls(STABLE_TOKEN), 0);
 	/* Its lock is its own to release. */
-	ck_assert_str_eq(redis_get(TOKEN_LOCK), "other");
+	ck_assert_str_eq(redis_get(KEYS_WX_TOKEN_LOCK), "other");
 }
 END_TEST
 
@@ -725,7 +725,8 @@ START_TEST(it_gives_up_on_a_lock_never_released)
 	int64_t		 t0;
 	long		 ms;
 
-	ck_assert_int_eq(cache_lock(&cc, TOKEN_LOCK, "other", "10000"), 1);
+	ck_assert_int_eq(cache_lock(&cc, KEYS_WX_TOKEN_LOCK, "other", "10000"),
+	    1);
 	wx.o.timeout_ms = 300;
 	t0 = util_mono_us();
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok),
@@ -745,16 +746,16 @@ START_TEST(a_failed_refresh_releases_the_lock)
 	control("{\"fail\": \"garbage\"}");
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok),
 	    WECHAT_UNAVAILABLE);
-	ck_assert_ptr_null(redis_get(TOKEN_LOCK));
-	ck_assert_ptr_null(redis_get(TOKEN_KEY));
+	ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN_LOCK));
+	ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN));
 	control("{\"fail\": \"busy\"}");
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok), WECHAT_ERRCODE);
 	ck_assert_int_eq(wx.errcode, -1);
-	ck_assert_ptr_null(redis_get(TOKEN_LOCK));
+	ck_assert_ptr_null(redis_get(KEYS_WX_TOKEN_LOCK));
 	/* So the next call refreshes at once. */
 	control("{\"fail\": \"none\"}");
 	ck_assert_int_eq(wechat_access_token(&wx, &a, &tok), WECHAT_OK);
-	ck_assert_str_eq(redis_get(TOKEN_KEY), tok);
+	ck_assert_str_eq(redis_get(KEYS_WX_TOKEN), tok);
 	ck_assert_int_eq(calls(STABLE_TOKEN), 3);
 }
 END_TEST
@@ -785,14 +786,14 @@ START_TEST(phone_number_refreshes_a_stale_token_once)
 	ck_assert_int_eq(wechat_phone_number(&wx, &a, "phone-1", &phone),
 	    WECHAT_OK);
 	ck_assert_str_eq(phone, phone_of("phone-1"));
-	tok = redis_get(TOKEN_KEY);
+	tok = redis_get(KEYS_WX_TOKEN);
 	ck_assert_ptr_nonnull(tok);
 	/* WeChat forgets every token: 40001, refresh, retry. */
 	control("{\"invalidate_tokens\": true}");
 	ck_assert_int_eq(wechat_phone_number(&wx, &a, "phone-2", &phone),
 	    WECHAT_OK);
 	ck_assert_str_eq(phone, phone_of("phone-2"));
-	ck_assert_str_ne(redis_get(TOKEN_KEY), tok);
+	ck_assert_str_ne(redis_get(KEYS_WX_TOKEN), tok);
 	ck_assert_int_eq(calls(STABLE_TOKEN), 2);
 	ck_assert_int_eq(calls(PHONE), 3);
 	/* A bad phone code is not a stale token: no refresh. */
