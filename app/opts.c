@@ -33,6 +33,7 @@ app_db_opts(const struct config *c, struct guard *g, struct db_opts *o)
 	o->conninfo = c->pg_conninfo;
 	o->connect_timeout_ms = c->pg_connect_timeout * 1000;
 	o->statement_timeout_ms = c->pg_statement_timeout_ms;
+	o->application_name = "wxapp";
 	o->guard = g;
 }
 

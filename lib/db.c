@@ -232,7 +232,7 @@ db_connect(struct db *db)
 	    "options", "keepalives", "keepalives_idle", "keepalives_interval",
 	    "keepalives_count", "application_name", NULL };
 	const char			*vals[] = { db->o.conninfo, timeout,
-	    options, "1", "30", "10", "3", "wxapp", NULL };
+	    options, "1", "30", "10", "3", db->o.application_name, NULL };
 	PostgresPollingStatusType	 st = PGRES_POLLING_WRITING;
 	int64_t				 deadline;
 	int				 n1, n2, w;

@@ -49,6 +49,8 @@ struct db_opts {
 	const char	*conninfo;
 	long long	 connect_timeout_ms;
 	long long	 statement_timeout_ms;
+	const char	*application_name;	/* in pg_stat_activity; NULL:
+						   libpq's (PGAPPNAME) */
 	struct guard	*guard;		/* NULL: none */
 };
 
@@ -83,7 +85,7 @@ enum db_status db_ping(struct db *);
 enum db_status db_begin(struct db *);
 enum db_status db_commit(struct db *);
 void	db_rollback(struct db *);
-/* The raw connection, for wxappctl's migrations; NULL when down. */
+/* The raw connection, for SQL outside the table; NULL when down. */
 PGconn	*db_conn(struct db *);
 
 #endif

@@ -153,6 +153,24 @@ START_TEST(connect_prepares_the_statement_table)
 }
 END_TEST
 
+/* pg_stat_activity shows the name the program gives its connections. */
+START_TEST(the_program_names_its_connections)
+{
+	struct db_opts	o = { .conninfo = svc_env("WXAPP_TEST_PG"),
+	    .connect_timeout_ms = 300, .statement_timeout_ms = STMT_TIMEOUT_MS,
+	    .application_name = "unit-test" };
+	PGresult	*res;
+
+	db_close(&db);
+	db_init(&db, &o, stmts, sizeof(stmts) / sizeof(stmts[0]));
+	ck_assert_int_eq(db_connect(&db), 0);
+	res = PQexec(db.conn, "SHOW application_name");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	ck_assert_str_eq(PQgetvalue(res, 0, 0), "unit-test");
+	PQclear(res);
+}
+END_TEST
+
 START_TEST(first_call_connects)
 {
 	ck_assert_ptr_null(db.conn);
@@ -507,6 +525,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, connect_prepares_the_statement_table);
+	tcase_add_test(tc, the_program_names_its_connections);
 	tcase_add_test(tc, first_call_connects);
 	tcase_add_test(tc, a_failing_statement_is_db_error_with_its_sqlstate);
 	tcase_add_test(tc, transactions_commit_and_roll_back);
