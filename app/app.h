@@ -495,6 +495,7 @@ struct jobs_ctx {
 	const struct config	*cfg;
 	struct arena		*a;
 	const char		*trace;		/* traceparent the jobs carry */
+	const char		*tracestate;	/* and tracestate, or NULL */
 	enum db_status		 dbst;		/* of JOBS_DB */
 	const char		*limit;		/* of JOBS_OVER_LIMIT: its key */
 	const char		*limit_per;

@@ -44,8 +44,10 @@ jobs_enqueue(struct jobs_ctx *x, struct job *j, int *dup)
 
 	app_job_opts(x->cfg, &jo);
 	*dup = 0;
-	if (j->trace == NULL)
+	if (j->trace == NULL) {
 		j->trace = x->trace;
+		j->tracestate = x->tracestate;
+	}
 	if ((cst = job_enqueue(x->cache, &jo, x->a, j, 0, dup)) == CACHE_OK)
 		return JOBS_OK;
 	if (cst == CACHE_ERROR)
@@ -178,7 +180,8 @@ app_jobs_ctx(struct app *app)
 		trace_header(app->wx.trace, tp);
 	}
 	return (struct jobs_ctx){ .db = &app->db, .cache = &app->cache,
-	    .cfg = &app->cfg, .a = &app->arena, .trace = tp };
+	    .cfg = &app->cfg, .a = &app->arena, .trace = tp,
+	    .tracestate = app->wx.trace != NULL ? app->wx.trace->state : NULL };
 }
 
 /* Answer the failure r of x (or nothing for JOBS_OK); -1 when one. */

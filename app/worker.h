@@ -30,6 +30,7 @@ struct job_run {
 	struct arena		*a;	/* the run's memory */
 	int			 last;	/* a failure now is final */
 	const char		*trace;	/* traceparent of this run, or NULL */
+	const char		*tracestate;	/* its tracestate, or NULL */
 	void			(*pause)(void *, int64_t us);
 	void			*pause_arg;
 	char			 error[256];	/* why it failed */

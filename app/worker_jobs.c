@@ -147,7 +147,8 @@ static int
 tell_rejected(struct job_run *r, const struct moderation_outcome *o)
 {
 	struct jobs_ctx		 x = { .db = r->db, .cache = r->cache,
-	    .cfg = r->cfg, .a = r->a, .trace = r->trace };
+	    .cfg = r->cfg, .a = r->a, .trace = r->trace,
+	    .tracestate = r->tracestate };
 	struct message		 m = { .sender_id = o->owner_id,
 	    .user_id = o->owner_id,
 	    .template_id = r->cfg->message_item_rejected_template };

@@ -154,6 +154,7 @@ run_task(void *arg)
 
 	trace_header(&t->trace, tp);
 	r.trace = tp[0] != '\0' ? tp : NULL;
+	r.tracestate = r.trace != NULL ? t->trace.state : NULL;
 	/* The run is a span of the trace that enqueued it, when sampled. */
 	spans_start(&t->spans, &t->arena, w->tracing ? &t->trace : NULL,
 	    arena_printf(&t->arena, "job %s", t->job.type));
@@ -251,7 +252,9 @@ start_job(struct worker *w, const struct job *j,
 	t->job.key = arena_strdup(&t->arena, j->key);
 	t->job.error = arena_strdup(&t->arena, j->error);
 	t->job.trace = arena_strdup(&t->arena, j->trace);
+	t->job.tracestate = arena_strdup(&t->arena, j->tracestate);
 	(void)trace_start(&t->trace, t->job.trace);
+	trace_set_state(&t->trace, t->job.tracestate);
 	t->wx.trace = &t->trace;
 	t->live = 1;
 	t->start_us = util_mono_us();

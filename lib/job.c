@@ -24,7 +24,7 @@
 /*
  * Enqueue.  KEYS: stream, retry set, dedup key.  ARGV: id, type,
  * payload, idempotency key ("" none), not-before (ms), dedup ttl (s),
- * traceparent ("" none).
+ * traceparent ("" none), tracestate ("" none).
  */
 static const char enqueue_lua[] =
 	"if ARGV[4] ~= '' then "
@@ -37,11 +37,11 @@ static const char enqueue_lua[] =
 	"if tonumber(ARGV[5]) > now then "
 	"  redis.call('ZADD', KEYS[2], ARGV[5], cjson.encode({id = ARGV[1], "
 	"    type = ARGV[2], payload = ARGV[3], key = ARGV[4], attempt = '0', "
-	"    error = '', trace = ARGV[7]})) "
+	"    error = '', trace = ARGV[7], tracestate = ARGV[8]})) "
 	"else "
 	"  redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'type', ARGV[2], "
 	"    'payload', ARGV[3], 'key', ARGV[4], 'attempt', '0', 'error', '', "
-	"    'trace', ARGV[7]) "
+	"    'trace', ARGV[7], 'tracestate', ARGV[8]) "
 	"end "
 	"return {ARGV[1], 0}";
 
@@ -65,7 +65,8 @@ static const char fail_lua[] =
 	"if ARGV[4] == 'dead' then "
 	"  redis.call('XADD', KEYS[3], '*', 'id', j.id, 'type', j.type, "
 	"    'payload', j.payload, 'key', j.key or '', 'attempt', j.attempt, "
-	"    'error', j.error, 'trace', j.trace or '') "
+	"    'error', j.error, 'trace', j.trace or '', "
+	"    'tracestate', j.tracestate or '') "
 	"  return 2 "
 	"end "
 	"redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), cjson.encode(j)) "
@@ -86,7 +87,8 @@ static const char promote_lua[] =
 	"  local j = cjson.decode(m) "
 	"  redis.call('XADD', KEYS[2], '*', 'id', j.id, 'type', j.type, "
 	"    'payload', j.payload, 'key', j.key, 'attempt', j.attempt, "
-	"    'error', j.error, 'trace', j.trace or '') "
+	"    'error', j.error, 'trace', j.trace or '', "
+	"    'tracestate', j.tracestate or '') "
 	"  redis.call('ZREM', KEYS[1], m) "
 	"end "
 	"return #due";
@@ -106,7 +108,8 @@ static const char revive_lua[] =
 	"    if ARGV[1] == '' or j.id == ARGV[1] then "
 	"      redis.call('XADD', KEYS[2], '*', 'id', j.id, 'type', j.type, "
 	"        'payload', j.payload, 'key', j.key, 'attempt', '0', "
-	"        'error', j.error, 'trace', j.trace or '') "
+	"        'error', j.error, 'trace', j.trace or '', "
+	"        'tracestate', j.tracestate or '') "
 	"      redis.call('XDEL', KEYS[1], e[1]) "
 	"      n = n + 1 "
 	"    end "
@@ -156,8 +159,8 @@ enum cache_status
 job_enqueue(struct cache *cc, const struct job_opts *o, struct arena *a,
     struct job *j, long long not_before_ms, int *dup)
 {
-	const char		*argv[13];
-	size_t			 argvlen[13];
+	const char		*argv[14];
+	size_t			 argvlen[14];
 	char			 nbf[24], ttl[24];
 	redisReply		*r;
 	enum cache_status	 st;
@@ -176,7 +179,8 @@ job_enqueue(struct cache *cc, const struct job_opts *o, struct arena *a,
 	ARG(10, nbf);
 	ARG(11, ttl);
 	ARG(12, j->trace != NULL ? j->trace : "");
-	if ((st = cache_eval(cc, &r, enqueue_lua, 13, argv, argvlen)) !=
+	ARG(13, j->tracestate != NULL ? j->tracestate : "");
+	if ((st = cache_eval(cc, &r, enqueue_lua, 14, argv, argvlen)) !=
 	    CACHE_OK)
 		return st;
 	if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -226,6 +230,7 @@ entry_job(struct arena *a, const redisReply *e, struct job *j)
 	j->key = entry_field(a, f, "key");
 	j->error = entry_field(a, f, "error");
 	j->trace = entry_field(a, f, "trace");
+	j->tracestate = entry_field(a, f, "tracestate");
 	if (util_strtonum(entry_field(a, f, "attempt"), 0, 1000000000, &n,
 	    &why) == -1)
 		n = 0;

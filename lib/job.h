@@ -44,6 +44,7 @@ struct job {
 	long long	 attempt;	/* 0 on the first run */
 	const char	*error;		/* of the last failed run, or "" */
 	const char	*trace;		/* traceparent of who enqueued it */
+	const char	*tracestate;	/* and the tracestate it had ("" none) */
 	long long	 at_ms;		/* when it entered its stream */
 };
 

@@ -123,7 +123,7 @@ req_accept_q(const struct req *rq, const char *type)
 /* The params req_init keeps, found in one pass over the environment. */
 enum known {
 	K_METHOD, K_QUERY, K_DOC_URI, K_REQ_URI, K_CTYPE, K_ADDR, K_REQID,
-	K_TRACE, K_INM, K_IMS, K_AUTH, K_ACCEPT, K_NKNOWN
+	K_TRACE, K_TRACESTATE, K_INM, K_IMS, K_AUTH, K_ACCEPT, K_NKNOWN
 };
 static const struct {
 	const char	*name;
@@ -132,7 +132,7 @@ static const struct {
 #define KN(s)	{ s, sizeof(s) - 1 }
 	KN("REQUEST_METHOD"), KN("QUERY_STRING"), KN("DOCUMENT_URI"),
 	KN("REQUEST_URI"), KN("CONTENT_TYPE"), KN("REMOTE_ADDR"),
-	KN("HTTP_X_REQUEST_ID"), KN("HTTP_TRACEPARENT"),
+	KN("HTTP_X_REQUEST_ID"), KN("HTTP_TRACEPARENT"), KN("HTTP_TRACESTATE"),
 	KN("HTTP_IF_NONE_MATCH"), KN("HTTP_IF_MODIFIED_SINCE"),
 	KN("HTTP_AUTHORIZATION"), KN("HTTP_ACCEPT")
 #undef KN
@@ -215,6 +215,8 @@ req_init(struct req *rq, struct arena *a, char *const *envp)
 		rq->id[24] = '\0';
 	}
 	(void)trace_start(&rq->trace, v[K_TRACE]);
+	/* Only with the traceparent it came with; dropped when invalid. */
+	trace_set_state(&rq->trace, v[K_TRACESTATE]);
 	rq->body = "";
 }
 

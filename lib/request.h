@@ -40,7 +40,8 @@ struct req {
 	const char		*authorization;
 	const char		*accept;	/* the Accept header, or NULL */
 	char			 id[REQ_ID_MAX + 1];
-	struct trace		 trace;		/* its traceparent, or a new one */
+	struct trace		 trace;		/* its traceparent and tracestate,
+						   or a new one */
 	const char		*body;
 	size_t			 body_len;
 	int			 head;		/* HEAD served as GET */

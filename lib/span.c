@@ -113,19 +113,25 @@ spans_set_kind(struct spans *sp, enum span_kind kind)
 
 /* One Span object of OTLP/JSON (opentelemetry-proto's JSON mapping). */
 static void
-encode_one(struct buf *b, const char *trace_id, const struct span *s)
+encode_one(struct buf *b, const struct trace *t, const struct span *s)
 {
 	int	i;
 
 	buf_adds(b, "{\"traceId\":\"");
-	buf_adds(b, trace_id);
+	buf_adds(b, t->trace_id);
 	buf_adds(b, "\",\"spanId\":\"");
 	buf_adds(b, s->id);
 	if (s->parent[0] != '\0') {
 		buf_adds(b, "\",\"parentSpanId\":\"");
 		buf_adds(b, s->parent);
 	}
-	buf_adds(b, "\",\"name\":");
+	buf_addc(b, '"');
+	/* The span context's: every span of the request has the caller's. */
+	if (t->state != NULL) {
+		buf_adds(b, ",\"traceState\":");
+		buf_json_str(b, t->state, strlen(t->state));
+	}
+	buf_adds(b, ",\"name\":");
 	buf_json_str(b, s->name, strlen(s->name));
 	buf_adds(b, ",\"kind\":");
 	buf_addll(b, s->kind);
@@ -166,7 +172,7 @@ spans_encode(struct spans *sp, int error, struct buf *out)
 	for (i = 0; i < sp->n; i++) {
 		if (i > 0)
 			buf_addc(out, ',');
-		encode_one(out, sp->trace->trace_id, &sp->v[i]);
+		encode_one(out, sp->trace, &sp->v[i]);
 	}
 	buf_addc(out, ']');
 	return 0;

@@ -127,6 +127,7 @@ trace_parse(const char *tp, struct trace *t)
 int
 trace_start(struct trace *t, const char *traceparent)
 {
+	t->state = NULL;
 	if (trace_parse(traceparent, t) == -1) {
 		t->parent_id[0] = '\0';
 		t->flags = 0;
@@ -144,7 +145,107 @@ trace_child(const struct trace *t, struct trace *child)
 	memcpy(child->trace_id, t->trace_id, sizeof(child->trace_id));
 	memcpy(child->parent_id, t->span_id, sizeof(child->parent_id));
 	child->flags = t->flags;
+	child->state = t->state;
 	return random_id(child->span_id, 8);
+}
+
+/* A character of a tracestate key after its first: lcalpha DIGIT _-*\/ */
+static int
+key_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+	    c == '-' || c == '*' || c == '/';
+}
+
+/* n characters of key_char from s, the first of them a letter (or digit). */
+static int
+key_part(const char *s, size_t n, size_t max, int digit_first)
+{
+	size_t	i;
+
+	if (n == 0 || n > max || !((s[0] >= 'a' && s[0] <= 'z') ||
+	    (digit_first && s[0] >= '0' && s[0] <= '9')))
+		return 0;
+	for (i = 1; i < n; i++)
+		if (!key_char(s[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * A list member's key: simple-key (a letter, then up to 255 of key_char)
+ * or multi-tenant-key (tenant-id "@" system-id: a letter or digit then up
+ * to 240, "@", a letter then up to 13).
+ */
+static int
+state_key(const char *k, size_t n)
+{
+	const char	*at = memchr(k, '@', n);
+	size_t		 t;
+
+	if (at == NULL)
+		return key_part(k, n, 256, 0);
+	t = (size_t)(at - k);
+	return key_part(k, t, 241, 1) && key_part(at + 1, n - t - 1, 14, 0);
+}
+
+/* A list member's value: 1 to 256 of 0x20-0x7e but ',' '=', no blank last. */
+static int
+state_value(const char *v, size_t n)
+{
+	size_t	i;
+
+	if (n == 0 || n > 256 || v[n - 1] == ' ')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e || v[i] == ',' || v[i] == '=')
+			return 0;
+	return 1;
+}
+
+int
+trace_state_valid(const char *s)
+{
+	const char	*key[TRACE_STATE_MEMBERS], *m, *e, *eq, *next;
+	size_t		 keylen[TRACE_STATE_MEMBERS];
+	int		 n = 0, i;
+
+	if (s == NULL || strlen(s) > TRACE_STATE_MAX)
+		return 0;
+	for (m = s; m != NULL; m = next) {
+		if ((e = strchr(m, ',')) != NULL)
+			next = e + 1;
+		else {
+			e = m + strlen(m);
+			next = NULL;
+		}
+		/* OWS around a member; a member of OWS alone is empty. */
+		while (m < e && (*m == ' ' || *m == '\t'))
+			m++;
+		while (e > m && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (m == e)
+			continue;
+		if (n == TRACE_STATE_MEMBERS ||
+		    (eq = memchr(m, '=', (size_t)(e - m))) == NULL ||
+		    !state_key(m, (size_t)(eq - m)) ||
+		    !state_value(eq + 1, (size_t)(e - eq - 1)))
+			return 0;
+		for (i = 0; i < n; i++)
+			if (keylen[i] == (size_t)(eq - m) &&
+			    memcmp(key[i], m, keylen[i]) == 0)
+				return 0;
+		key[n] = m;
+		keylen[n++] = (size_t)(eq - m);
+	}
+	return n > 0;
+}
+
+void
+trace_set_state(struct trace *t, const char *s)
+{
+	t->state = t->parent_id[0] != '\0' && t->trace_id[0] != '\0' &&
+	    trace_state_valid(s) ? s : NULL;
 }
 
 void

@@ -91,6 +91,8 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 	struct json_object	*obj = NULL, *ec;
 	struct trace		 span;
 	char			 tp[13 + TRACE_HEADER_LEN + 1];
+	char			 ts[12 + TRACE_STATE_MAX + 1];
+	int			 w;
 	struct sink		 sink;
 	CURLcode		 cc;
 	long			 http = 0;
@@ -127,6 +129,11 @@ wechat_http(struct wechat *wx, struct arena *a, const char *what,
 		trace_header(&span, tp + 13);
 		if (tp[13] != '\0')
 			hdrs = curl_slist_append(hdrs, tp);
+		/* The caller's tracestate goes along, as it came. */
+		if (tp[13] != '\0' && span.state != NULL &&
+		    (w = snprintf(ts, sizeof(ts), "tracestate: %s",
+		    span.state)) > 0 && (size_t)w < sizeof(ts))
+			hdrs = curl_slist_append(hdrs, ts);
 	}
 	if (post != NULL) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");

@@ -154,9 +154,35 @@ START_TEST(traceparent)
 	ck_assert_str_eq(rq.trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
 	ck_assert_str_eq(rq.trace.parent_id, "00f067aa0ba902b7");
 	ck_assert_uint_eq(strlen(rq.trace.span_id), 16);
+	ck_assert_ptr_null(rq.trace.state);
 	start(bad);
 	ck_assert_uint_eq(strlen(rq.trace.trace_id), 32);
 	ck_assert_str_ne(rq.trace.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	ck_assert_str_eq(rq.trace.parent_id, "");
+}
+END_TEST
+
+START_TEST(tracestate)
+{
+	char *const ok[] = { "HTTP_TRACEPARENT="
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	    "HTTP_TRACESTATE=rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", NULL };
+	char *const invalid[] = { "HTTP_TRACEPARENT="
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	    "HTTP_TRACESTATE=Rojo=1", NULL };
+	char *const alone[] = { "HTTP_TRACEPARENT=00-xyz",
+	    "HTTP_TRACESTATE=rojo=1", NULL };
+
+	start(ok);
+	ck_assert_str_eq(rq.trace.state,
+	    "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+	/* Dropped, never a failure: the trace goes on without it. */
+	start(invalid);
+	ck_assert_ptr_null(rq.trace.state);
+	ck_assert_str_eq(rq.trace.parent_id, "00f067aa0ba902b7");
+	/* Without an accepted traceparent, none. */
+	start(alone);
+	ck_assert_ptr_null(rq.trace.state);
 	ck_assert_str_eq(rq.trace.parent_id, "");
 }
 END_TEST
@@ -332,6 +358,7 @@ main(void)
 	tcase_add_test(tc, path_from_request_uri);
 	tcase_add_test(tc, request_id_rules);
 	tcase_add_test(tc, traceparent);
+	tcase_add_test(tc, tracestate);
 	tcase_add_test(tc, query_decoding);
 	tcase_add_test(tc, cookie_parsing);
 	tcase_add_test(tc, pct_decode_edges);

@@ -98,6 +98,7 @@ START_TEST(a_sampled_request_is_a_server_span_and_its_calls)
 	ck_assert_str_eq(str(srv, "parentSpanId"), "00f067aa0ba902b7");
 	ck_assert_str_eq(str(srv, "name"), "GET /api/v1/data/{id}");
 	ck_assert_str_eq(str(srv, "kind"), "2");
+	ck_assert_ptr_null(str(srv, "traceState"));	/* none came */
 	ck_assert_str_eq(str(cl, "traceId"), "4bf92f3577b34da6a3ce929d0e0e4736");
 	ck_assert_str_eq(str(cl, "parentSpanId"), t.span_id);
 	ck_assert_str_ne(str(cl, "spanId"), t.span_id);
@@ -128,6 +129,31 @@ START_TEST(a_sampled_request_is_a_server_span_and_its_calls)
 	json_object_put(arr);
 	spans_end(&sp);
 	ck_assert(!spans_recording(&sp));
+}
+END_TEST
+
+START_TEST(every_span_carries_the_tracestate)
+{
+	struct spans		 sp;
+	struct trace		 t;
+	struct buf		 b;
+	struct json_object	*arr;
+	size_t			 i;
+
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	trace_set_state(&t, "rojo=00f067aa0ba902b7,k=\"q\\");
+	spans_start(&sp, &a, &t, "GET");
+	span_end(span_begin(&sp, "user_get", SPAN_CLIENT), 0);
+	buf_init(&b, &a, 64);
+	ck_assert_int_eq(spans_encode(&sp, 0, &b), 0);
+	arr = json_tokener_parse(buf_cstr(&b));
+	ck_assert_ptr_nonnull(arr);
+	ck_assert_int_eq(json_object_array_length(arr), 2);
+	for (i = 0; i < 2; i++)
+		ck_assert_str_eq(str(json_object_array_get_idx(arr, i),
+		    "traceState"), "rojo=00f067aa0ba902b7,k=\"q\\");
+	json_object_put(arr);
+	spans_end(&sp);
 }
 END_TEST
 
@@ -252,6 +278,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, an_unsampled_trace_records_nothing);
 	tcase_add_test(tc, a_sampled_request_is_a_server_span_and_its_calls);
+	tcase_add_test(tc, every_span_carries_the_tracestate);
 	tcase_add_test(tc, a_request_keeps_at_most_span_max);
 	tcase_add_test(tc, the_sink_sends_whole_messages_and_drops_when_full);
 	tcase_add_test(tc, the_envelope_is_an_export_request);

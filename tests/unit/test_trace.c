@@ -1,11 +1,13 @@
 /*
- * Unit tests for lib/trace: traceparent as the W3C Trace Context spec
- * reads it (its examples and its invalid cases), new traces and spans.
+ * Unit tests for lib/trace: traceparent and tracestate as the W3C Trace
+ * Context spec reads them (its examples and its invalid cases), new
+ * traces and spans.
  */
 #include "check_run.h"
 
 #include <sys/wait.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -153,6 +155,100 @@ START_TEST(sampling_keeps_the_parents_decision_and_splits_new_traces)
 }
 END_TEST
 
+START_TEST(a_tracestate_is_checked_as_the_spec_says)
+{
+	static const char *const good[] = {
+		"congo=t61rcWkgMzE",
+		"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+		" rojo=00f067aa0ba902b7 ,\tcongo=t61rcWkgMzE\t",
+		"rojo=1,,congo=2, ,",		/* empty members are allowed */
+		"fw529a3039@dt=Zm9v,a1b2@x=y",	/* multi-tenant keys */
+		"1tenant@vendor=v",	/* a tenant may start with a digit */
+		"k_-*/9=a value with spaces!\"#$%&'()",
+		"k=~",
+	};
+	static const char *const bad[] = {
+		"", " ", ",", " , ,",		/* nothing to pass on */
+		"Rojo=1",			/* upper case */
+		"1rojo=1",		/* a simple key starts with a letter */
+		"rojo",				/* no value */
+		"rojo=",			/* an empty value */
+		"rojo=a=b",			/* '=' in the value */
+		"rojo=1,rojo=2",		/* a key twice */
+		"ro jo=1",
+		"rojo=\x01",
+		"rojo=caf\xc3\xa9",		/* not ASCII */
+		"t@Vendor=1",
+		"t@1vendor=1",
+		"t@vendor123456789=1",	/* system-id over 14 */
+		"@vendor=1",
+	};
+	char	 big[TRACE_STATE_MAX + 64], *p;
+	size_t	 i;
+	int	 n;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(trace_state_valid(good[i]), "refused %s",
+		    good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!trace_state_valid(bad[i]), "accepted %s",
+		    bad[i]);
+	ck_assert(!trace_state_valid(NULL));
+
+	/* 32 members pass, 33 do not. */
+	for (p = big, n = 0; n < TRACE_STATE_MEMBERS; n++)
+		p += sprintf(p, "%sk%d=v", n > 0 ? "," : "", n);
+	ck_assert(trace_state_valid(big));
+	strcpy(p, ",k99=v");
+	ck_assert(!trace_state_valid(big));
+	/* 512 characters pass, 513 do not. */
+	memset(big, 'v', sizeof(big));
+	memcpy(big, "k=", 2);
+	big[256] = '\0';		/* a value of 254: fine */
+	ck_assert(trace_state_valid(big));
+	memcpy(big + 256, ",j=", 3);
+	big[TRACE_STATE_MAX] = '\0';	/* a second of 253: 512 in all */
+	ck_assert(trace_state_valid(big));
+	big[TRACE_STATE_MAX] = 'v';
+	big[TRACE_STATE_MAX + 1] = '\0';
+	ck_assert(!trace_state_valid(big));
+	/* A value of 257 characters. */
+	memset(big, 'v', sizeof(big));
+	memcpy(big, "k=", 2);
+	big[2 + 257] = '\0';
+	ck_assert(!trace_state_valid(big));
+}
+END_TEST
+
+START_TEST(a_tracestate_goes_only_with_its_traceparent)
+{
+	struct trace	t, c;
+
+	/* Kept when the traceparent was taken, and on in the children. */
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	trace_set_state(&t, "rojo=00f067aa0ba902b7");
+	ck_assert_str_eq(t.state, "rojo=00f067aa0ba902b7");
+	ck_assert_int_eq(trace_child(&t, &c), 0);
+	ck_assert_str_eq(c.state, "rojo=00f067aa0ba902b7");
+	/* Invalid: dropped, the trace goes on. */
+	trace_set_state(&t, "rojo=1,rojo=2");
+	ck_assert_ptr_null(t.state);
+	ck_assert_str_eq(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	/* A traceparent refused, or none: a new trace, and no tracestate. */
+	ck_assert_int_eq(trace_start(&t, "00-xyz"), 0);
+	trace_set_state(&t, "rojo=1");
+	ck_assert_ptr_null(t.state);
+	ck_assert_int_eq(trace_start(&t, NULL), 0);
+	trace_set_state(&t, "rojo=1");
+	ck_assert_ptr_null(t.state);
+	/* trace_start forgets what t had. */
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	trace_set_state(&t, "rojo=1");
+	ck_assert_int_eq(trace_start(&t, TP), 0);
+	ck_assert_ptr_null(t.state);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -166,6 +262,8 @@ main(void)
 	tcase_add_test(tc, a_forked_process_draws_ids_of_its_own);
 	tcase_add_test(tc,
 	    sampling_keeps_the_parents_decision_and_splits_new_traces);
+	tcase_add_test(tc, a_tracestate_is_checked_as_the_spec_says);
+	tcase_add_test(tc, a_tracestate_goes_only_with_its_traceparent);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

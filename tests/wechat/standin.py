@@ -194,7 +194,8 @@ Test control (never counted in /__stats):
   GET  /__control  -> {"settings": {...}}
   GET  /__traces   -> {"calls": [{"path", "traceparent"}, ...]}: the W3C
                        traceparent header of the last 200 WeChat calls
-                       (null when a call had none)
+                       (null when a call had none), and "tracestate"
+                       when the call sent one
   GET  /__stats    -> {"calls": {"<path>": n, ...}, "total": n,
                        "max_inflight": the most WeChat calls answered at once}
   GET  /__sends    -> what subscribe/send delivered, in arrival order:
@@ -620,10 +621,13 @@ class State:
             self.pushes = []
             self.push_gen = getattr(self, "push_gen", 0) + 1
 
-    def count(self, path, traceparent=None):
+    def count(self, path, traceparent=None, tracestate=None):
         with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
-            self.traces.append({"path": path, "traceparent": traceparent})
+            call = {"path": path, "traceparent": traceparent}
+            if tracestate is not None:
+                call["tracestate"] = tracestate
+            self.traces.append(call)
             del self.traces[:-200]
 
     def enter(self, delta):
@@ -951,7 +955,8 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.startswith("/__"):
                 self.control(url.path)
             else:
-                STATE.count(url.path, self.headers.get("traceparent"))
+                STATE.count(url.path, self.headers.get("traceparent"),
+                            self.headers.get("tracestate"))
                 STATE.enter(1)
                 try:
                     self.wechat(url.path)

@@ -661,13 +661,15 @@ def test_traces():
     tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     request("GET", "/cgi-bin/token", {"grant_type": "client_credential",
                                        "appid": APPID, "secret": SECRET},
-            headers={"traceparent": tp})
+            headers={"traceparent": tp, "tracestate": "rojo=1,congo=2"})
     login("tr-1")
     jreq("GET", "/__stats")
     _, a = jreq("GET", "/__traces")
-    check(a["calls"] == [{"path": "/cgi-bin/token", "traceparent": tp},
+    check(a["calls"] == [{"path": "/cgi-bin/token", "traceparent": tp,
+                          "tracestate": "rojo=1,congo=2"},
                          {"path": "/sns/jscode2session", "traceparent": None}],
-          "traces: each WeChat call's traceparent, none for /__ paths: %s" % a)
+          "traces: each WeChat call's traceparent (and tracestate when "
+          "sent), none for /__ paths: %s" % a)
     reset()
     _, a = jreq("GET", "/__traces")
     check(a["calls"] == [], "traces empty after reset")
