@@ -236,10 +236,13 @@ auth_identify(struct app *app, struct req *rq)
 	unsigned		 flags = app_route_of(rq)->flags;
 
 	memset(&app->who, 0, sizeof(app->who));
+	/* The pool's figures: this host, and whom status_allow names. */
 	if (flags & ROUTE_LOOPBACK)
 		return strcmp(rq->remote_addr, "127.0.0.1") == 0 ||
-		    strcmp(rq->remote_addr, "::1") == 0 ? 0 :
-		    refuse(app, API_FORBIDDEN, "for local clients only");
+		    strcmp(rq->remote_addr, "::1") == 0 ||
+		    util_cidr_match(app->cfg.status_allow,
+		    rq->remote_addr) == 1 ? 0 : refuse(app, API_FORBIDDEN,
+		    "for local clients only");
 	if (h == NULL)
 		return flags & (ROUTE_USER | ROUTE_ADMIN) ?
 		    refuse(app, API_UNAUTHORIZED, "an access token is required") :

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 #ifndef WX_SYSCONFDIR
 #define WX_SYSCONFDIR	"/usr/local/etc"
@@ -99,6 +100,7 @@ static const struct conf_key keys[] = {
 	K(keepalive_drain_ms, CONF_INT, "8000", 0, 60000, 0),
 	K(slow_request_ms, CONF_INT, "1000", 0, 600000, 0),
 	K(metrics, CONF_BOOL, "on", 0, 0, 0),
+	K(status_allow, CONF_STR, "", 0, 0, 0),
 	K(max_requests_jitter, CONF_INT, "50000", 0, 1000000000, 0),
 	K(job_concurrency, CONF_INT, "64", 1, 4096, 0),
 	K(job_claim_idle_ms, CONF_INT, "60000", 1000, 86400000, 0),
@@ -176,16 +178,23 @@ otel_default(char **field, const char *var, char *err, size_t errlen)
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
+	char	why[128];
+
 	if (conf_load(&schema, c, path, &c->obsolete, err, errlen) == -1)
 		return -1;
 	/* The exporter's standard variables, below wxapp's keys. */
 	if (otel_default(&c->otlp_endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT", err,
 	    errlen) == -1 || otel_default(&c->otlp_headers,
-	    "OTEL_EXPORTER_OTLP_HEADERS", err, errlen) == -1) {
-		conf_free(&schema, c);
-		return -1;
+	    "OTEL_EXPORTER_OTLP_HEADERS", err, errlen) == -1)
+		goto fail;
+	if (util_cidr_check(c->status_allow, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "status_allow: %s", why);
+		goto fail;
 	}
 	return 0;
+fail:
+	conf_free(&schema, c);
+	return -1;
 }
 
 void

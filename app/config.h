@@ -94,6 +94,8 @@ struct config {
 	long long	 keepalive_drain_ms;
 	long long	 slow_request_ms;
 	int		 metrics;		/* count for GET /metrics */
+	char		*status_allow;	/* /status and /metrics: more than
+					   loopback (util_cidr_match) */
 	long long	 max_requests_jitter;
 	long long	 job_concurrency;
 	long long	 job_claim_idle_ms;

@@ -38,8 +38,8 @@ h_ping_post(struct app *app, struct req *rq, struct resp *rs)
 
 /*
  * GET /status: the pool's scoreboard and the WeChat circuit breaker, for
- * loopback clients only (the route says so; nginx allows 127.0.0.1 alone
- * as well).
+ * loopback clients and those status_allow names only (the route says so;
+ * nginx allows loopback alone as well, unless told more).
  */
 void
 h_status(struct app *app, struct req *rq, struct resp *rs)
@@ -125,8 +125,8 @@ jobs_metrics(struct app *app, struct buf *b)
 
 /*
  * GET /metrics: the pool's figures in Prometheus's text format, from the
- * shared memory every responder counts into.  Loopback (and the /status
- * allow-list) only, like /status.
+ * shared memory every responder counts into.  Loopback and status_allow
+ * only, like /status.
  */
 void
 h_metrics(struct app *app, struct req *rq, struct resp *rs)

@@ -1,7 +1,12 @@
 /*
  * util: range-checked number parsing and clocks.
  */
+#include <sys/types.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -202,4 +207,124 @@ util_utf8_prefix(const char *s, size_t n, size_t chars)
 	    (seq = util_utf8_seq((const unsigned char *)s + k, n - k)) > 0)
 		k += seq;
 	return k;
+}
+
+/* An address, or a prefix of one. */
+struct cidr {
+	int		af;		/* AF_INET or AF_INET6 */
+	unsigned char	a[16];
+	int		bits;		/* of the prefix: 0..32 or 0..128 */
+};
+
+/*
+ * The address (prefix: or CIDR prefix, "a/bits") of the n characters at
+ * s into c, an IPv4-mapped IPv6 address as its IPv4 one; 0 or -1.
+ */
+static int
+cidr_parse(const char *s, size_t n, int prefix, struct cidr *c)
+{
+	static const unsigned char	 mapped[12] = {
+		[10] = 0xff, [11] = 0xff
+	};
+	char				 buf[INET6_ADDRSTRLEN + 8], *slash;
+	const char			*why;
+	long long			 bits;
+	int				 max;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if ((slash = strchr(buf, '/')) != NULL) {
+		if (!prefix)
+			return -1;
+		*slash++ = '\0';
+	}
+	memset(c->a, 0, sizeof(c->a));
+	if (inet_pton(AF_INET, buf, c->a) == 1) {
+		c->af = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->a) == 1) {
+		c->af = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	if (slash == NULL)
+		bits = max;
+	else if (util_strtonum(slash, 0, max, &bits, &why) == -1)
+		return -1;
+	c->bits = (int)bits;
+	if (c->af == AF_INET6 && c->bits >= 96 &&
+	    memcmp(c->a, mapped, sizeof(mapped)) == 0) {
+		memmove(c->a, c->a + 12, 4);
+		memset(c->a + 4, 0, 12);
+		c->af = AF_INET;
+		c->bits -= 96;
+	}
+	return 0;
+}
+
+/* Is the address a within the prefix p? */
+static int
+cidr_in(const struct cidr *p, const struct cidr *a)
+{
+	int	full = p->bits / 8, rest = p->bits % 8;
+
+	if (p->af != a->af || memcmp(p->a, a->a, (size_t)full) != 0)
+		return 0;
+	return rest == 0 || ((p->a[full] ^ a->a[full]) &
+	    (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+/*
+ * Walk list: each item parsed, and matched against a when a is not NULL.
+ * 1 when one matched, 0 when none did, -1 when an item is bad (the first
+ * is named in err when err is not NULL).
+ */
+static int
+cidr_walk(const char *list, const struct cidr *a, char *err, size_t errlen)
+{
+	struct cidr	 c;
+	const char	*s, *e, *next;
+	int		 found = 0;
+
+	for (s = list; s != NULL; s = next) {
+		if ((e = strchr(s, ',')) != NULL)
+			next = e + 1;
+		else {
+			e = s + strlen(s);
+			next = NULL;
+		}
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (s == e)
+			continue;
+		if (cidr_parse(s, (size_t)(e - s), 1, &c) == -1) {
+			if (err != NULL)
+				snprintf(err, errlen, "\"%.*s\" is not an "
+				    "address or a CIDR prefix (a/bits)",
+				    (int)(e - s < 64 ? e - s : 64), s);
+			return -1;
+		}
+		found |= a != NULL && cidr_in(&c, a);
+	}
+	return found;
+}
+
+int
+util_cidr_check(const char *list, char *err, size_t errlen)
+{
+	return cidr_walk(list, NULL, err, errlen) == -1 ? -1 : 0;
+}
+
+int
+util_cidr_match(const char *list, const char *addr)
+{
+	struct cidr	a;
+
+	if (addr == NULL || cidr_parse(addr, strlen(addr), 0, &a) == -1)
+		return cidr_walk(list, NULL, NULL, 0);
+	return cidr_walk(list, &a, NULL, 0);
 }

@@ -1,7 +1,7 @@
 /*
  * util: the few helpers every module needs and no module owns:
  * range-checked number parsing (strtonum-style), clocks and dates,
- * UTF-8 validation and randomness.
+ * UTF-8 validation, randomness, and lists of network addresses.
  */
 #ifndef WX_UTIL_H
 #define WX_UTIL_H
@@ -36,5 +36,17 @@ int	util_http_date(long long t, char *dst, size_t len);
 long long util_parse_http_date(const char *s);
 /* Fill dst with n bytes from the kernel's CSPRNG; 0 or -1. */
 int	util_random(void *dst, size_t n);
+/*
+ * Is list a list of addresses and CIDR prefixes, IPv4 or IPv6, separated
+ * by commas (blanks around them ignored; an empty list is one): "10.0.0.5,
+ * 192.0.2.0/24, 2001:db8::/32"?  0, or -1 with err naming the bad item.
+ */
+int	util_cidr_check(const char *list, char *err, size_t errlen);
+/*
+ * Is the address addr (text, as a peer's address is written) in such a
+ * list?  An IPv4-mapped IPv6 address is its IPv4 address.  1 yes; 0 no,
+ * or addr is no address; -1 when the list is invalid.
+ */
+int	util_cidr_match(const char *list, const char *addr);
 
 #endif

@@ -245,6 +245,28 @@ START_TEST(opentelemetry_variables_fill_what_the_keys_leave_empty)
 }
 END_TEST
 
+START_TEST(status_allow_is_a_list_of_addresses)
+{
+	struct config	c;
+
+	write_conf("log_level = info\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.status_allow, "");	/* loopback alone */
+	config_free(&c);
+	unlink(path);
+	write_conf("status_allow = 10.0.0.0/8, 2001:db8::7\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.status_allow, "10.0.0.0/8, 2001:db8::7");
+	config_free(&c);
+	unlink(path);
+	write_conf("status_allow = 10.0.0.0/8, 10.0.0.0/40\n");
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "status_allow: \"10.0.0.0/40\" is "
+	    "not an address"));
+	unlink(path);
+}
+END_TEST
+
 START_TEST(a_ratio_is_a_number_from_0_to_1)
 {
 	static const char *const bad[] = { "1.5", "-0.1", "nan", "0.5x", "",
@@ -294,6 +316,7 @@ main(void)
 	tcase_add_test(tc, a_table_of_another_program);
 	tcase_add_test(tc, a_ratio_is_a_number_from_0_to_1);
 	tcase_add_test(tc, opentelemetry_variables_fill_what_the_keys_leave_empty);
+	tcase_add_test(tc, status_allow_is_a_list_of_addresses);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }

@@ -76,6 +76,69 @@ START_TEST(utf8_prefix_counts_code_points)
 }
 END_TEST
 
+START_TEST(address_lists_are_checked)
+{
+	static const char *const good[] = {
+		"", " ", "10.0.0.5", "10.0.0.0/8, 192.0.2.0/24",
+		"2001:db8::/32,::1", " 10.1.2.3/32 ,, fe80::1/128 ",
+		"0.0.0.0/0", "::/0", "::ffff:10.0.0.0/104",
+	};
+	static const char *const bad[] = {
+		"10.0.0", "10.0.0.0/33", "2001:db8::/129", "10.0.0.0/",
+		"10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/8x", "example.org",
+		"10.0.0.1 10.0.0.2", "10.0.0.0/8, bad",
+	};
+	char	err[128];
+	size_t	i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(util_cidr_check(good[i], err, sizeof(err)) == 0,
+		    "refused \"%s\": %s", good[i], err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		ck_assert_msg(util_cidr_check(bad[i], err, sizeof(err)) == -1,
+		    "accepted \"%s\"", bad[i]);
+		ck_assert_ptr_nonnull(strstr(err, "is not an address"));
+	}
+	ck_assert_ptr_nonnull(strstr(err, "\"bad\""));
+}
+END_TEST
+
+START_TEST(addresses_match_their_prefixes)
+{
+	const char	*l = "10.0.0.0/8, 192.0.2.7, 2001:db8::/32, "
+	    "198.51.100.0/23";
+
+	ck_assert_int_eq(util_cidr_match(l, "10.1.2.3"), 1);
+	ck_assert_int_eq(util_cidr_match(l, "11.0.0.1"), 0);
+	ck_assert_int_eq(util_cidr_match(l, "192.0.2.7"), 1);
+	ck_assert_int_eq(util_cidr_match(l, "192.0.2.8"), 0);
+	/* A prefix that ends inside a byte: 198.51.100.0 - 198.51.101.255. */
+	ck_assert_int_eq(util_cidr_match(l, "198.51.101.255"), 1);
+	ck_assert_int_eq(util_cidr_match(l, "198.51.102.0"), 0);
+	ck_assert_int_eq(util_cidr_match(l, "198.51.99.255"), 0);
+	ck_assert_int_eq(util_cidr_match(l, "2001:db8:1::5"), 1);
+	ck_assert_int_eq(util_cidr_match(l, "2001:db9::5"), 0);
+	/* IPv4-mapped IPv6 is the IPv4 address; IPv4 never matches IPv6. */
+	ck_assert_int_eq(util_cidr_match(l, "::ffff:10.9.9.9"), 1);
+	ck_assert_int_eq(util_cidr_match(l, "::ffff:11.9.9.9"), 0);
+	ck_assert_int_eq(util_cidr_match("::/0", "10.0.0.1"), 0);
+	ck_assert_int_eq(util_cidr_match("0.0.0.0/0", "2001:db8::1"), 0);
+	ck_assert_int_eq(util_cidr_match("0.0.0.0/0", "10.0.0.1"), 1);
+	ck_assert_int_eq(util_cidr_match("::ffff:10.0.0.0/104", "10.2.3.4"),
+	    1);
+	/* Not an address, or a prefix where an address goes: no. */
+	ck_assert_int_eq(util_cidr_match(l, ""), 0);
+	ck_assert_int_eq(util_cidr_match(l, "10.0.0.0/8"), 0);
+	ck_assert_int_eq(util_cidr_match(l, "unix:"), 0);
+	ck_assert_int_eq(util_cidr_match(l, NULL), 0);
+	/* Nothing matches the empty list; a bad list is said to be bad. */
+	ck_assert_int_eq(util_cidr_match("", "10.0.0.1"), 0);
+	ck_assert_int_eq(util_cidr_match("10.0.0.0/8,x", "10.0.0.1"), -1);
+	ck_assert_int_eq(util_cidr_match("x", "10.0.0.1"), -1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -86,6 +149,8 @@ main(void)
 	tcase_add_test(tc, utf8_lengths);
 	tcase_add_test(tc, http_dates);
 	tcase_add_test(tc, utf8_prefix_counts_code_points);
+	tcase_add_test(tc, address_lists_are_checked);
+	tcase_add_test(tc, addresses_match_their_prefixes);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
