@@ -418,8 +418,8 @@ drain(struct nearcache *nc)
 /*
  * The rule the copies rest on: SIGIO is not blocked while a request is
  * served.  A process may hold it back only while it waits for a request
- * (as wxapp-fcgi does around FCGX_Accept_r); the signal is then handled
- * when unblocked, before the request.  Blocked here, a write reported by
+ * (around FCGX_Accept_r, say); the signal is then handled when
+ * unblocked, before the request.  Blocked here, a write reported by
  * Redis would go unnoticed.  Checked on the first call and every 256th:
  * a system call on every hit would cost the hot path, and a process that
  * breaks the rule breaks it every time.

@@ -24,8 +24,8 @@
  *    system call for it;
  *  - that connection is alive and nothing it sent is half-read or
  *    possibly lost (more than NEARCACHE_DRAIN_MAX bytes at once);
- *  - the copy is younger than the entry's TTL in Redis (cache_ttl, or
- *    cache_negative_ttl for a 404).
+ *  - the copy is younger than the entry's TTL in Redis (ttl_s, or
+ *    negative_ttl_s for a 404).
  * Otherwise the process uses no copy, or every copy (or every copy of C)
  * is dropped, and reads go to Redis as before.
  *
@@ -38,7 +38,7 @@
  * since the copy was fetched.
  *
  * The same connection vouches for anything else the responder derives
- * from state that changes rarely (the session verdicts of app/auth.c): a
+ * from state that changes rarely (whether a session still holds, say): a
  * stamp taken before reading such state stays valid while the
  * connection does and nothing was reported since, neither the stamp's
  * collection (wx:ver:C, or the host's write count of C) nor its subject:

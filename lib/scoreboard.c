@@ -4,7 +4,7 @@
  * slot is written only by its own responder, so scoreboard_begin and
  * scoreboard_end take no lock (every request would otherwise serialize
  * the whole pool on one mutex); the pool's counters are atomic.  Readers
- * (scoreboard_json, wxappctl status) take no lock either: a status page
+ * (scoreboard_json, a status command) take no lock either: a status page
  * may show a value mid-update, and never blocks the pool.
  */
 #include <errno.h>

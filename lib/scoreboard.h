@@ -1,6 +1,6 @@
 /*
  * scoreboard: what every responder of a host is doing, kept in shared
- * memory (see shm) so `wxappctl status` and GET /status can show the pool
+ * memory (see shm) so that a status command or page can show the pool
  * the way PHP-FPM's status page does: per responder its pid, state,
  * requests served, the requests in flight (more than one in the concurrent
  * loop), the latest one's method, path and elapsed time, the last
@@ -69,7 +69,7 @@ void	scoreboard_stale_write(struct scoreboard *);
 int	scoreboard_live(const struct sb_slot *);
 /* Live responders, busy and idle. */
 void	scoreboard_count(const struct scoreboard *, int *busy, int *idle);
-/* The whole board as JSON (the data of GET /status). */
+/* The whole board as JSON (the data of a status page). */
 void	scoreboard_json(const struct scoreboard *, struct buf *,
 	    int64_t now_us, int64_t now_wall_us);
 

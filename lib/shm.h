@@ -29,7 +29,7 @@ struct shm {
 };
 
 /*
- * Create or attach to the segment `name` ("/wxapp"); 0, or -1 with errno.
+ * Create or attach to the segment `name` ("/myapp"); 0, or -1 with errno.
  * A segment of another layout (left by an older version, still used by
  * its processes during a rolling restart) is unlinked and made anew; the
  * old processes keep their mapping of the old one.

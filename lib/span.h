@@ -1,8 +1,7 @@
 /*
  * span: the OpenTelemetry spans of one request, recorded only when its
  * trace is sampled, and handed over when it ends as one message of
- * OTLP/JSON span objects to a local exporter, without ever waiting for
- * it (see wxapp-otlp(8)).
+ * OTLP/JSON span objects to a local exporter, never waiting for it.
  *
  * A request has one server span, whose id is the span id of its trace
  * (lib/trace), and a client span under it for each call it makes (a

@@ -207,7 +207,7 @@ wechat_call(struct wechat *wx, struct arena *a, const char *what,
 	wx->timed_out = 0;
 	sp = span_begin(wx->spans, what, SPAN_CLIENT);
 	span_attr_str(sp, "http.request.method", post != NULL ? "POST" : "GET");
-	/* Copied: concurrent.c swaps struct wechat between requests. */
+	/* Copied: a concurrent caller swaps struct wechat between requests. */
 	span_attr_copy(wx->spans, sp, "server.address", wx->host);
 	st = wechat_http(wx, a, what, url, post, header, sp, out);
 	if (wx->http_status != 0)

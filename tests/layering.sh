@@ -2,6 +2,9 @@
 # make check: the layers show in the includes alone.
 #  - lib/ includes nothing of app/, and names nothing app-shaped: the
 #    program's context, configuration, statements, routes, collections;
+#  - lib/ defines no idea of the program's: an envelope code that lib/
+#    never answers with is the program's, unless it is a plain status;
+#  - lib/ names no file of app/ and no program, not even in a comment;
 #  - no two lib modules include each other, directly or through others.
 set -u
 srcdir=${srcdir:-.}
@@ -36,6 +39,41 @@ if grep -nwF -f layering-names.tmp "$lib"/*.c "$lib"/*.h; then
 	fail=1
 fi
 rm -f layering-names.tmp
+
+# The envelope codes lib/ defines: each one that lib/*.c answers with,
+# and the plain statuses (status * 100) that every program answers with
+# and lib/ offers for them.  Any other is the program's own, and goes
+# beside its other codes in app/.
+plain="API_UNAUTHORIZED API_FORBIDDEN API_CONFLICT API_RATE_LIMITED"
+plain="$plain API_INTERNAL API_UNAVAILABLE"
+codes=$(sed -n 's/^[ \t]\{1,\}\(API_[A-Z0-9_]*\)[ \t]*=.*/\1/p' "$lib"/*.h)
+[ -n "$codes" ] || { echo "layering: found no API_ codes in lib/*.h"; exit 1; }
+for c in $codes; do
+	case " $plain " in
+	*" $c "*)	continue ;;
+	esac
+	if ! grep -qw "$c" "$lib"/*.c; then
+		echo "lib/ defines $c and never answers with it: the program's"
+		fail=1
+	fi
+done
+
+# Names of app/: its path, its files (but those that lib/ has too),
+# its programs, and the programs and files of the man pages.
+{
+	(cd "$app" && ls *.c *.h) | while read -r f; do
+		[ -f "$lib/$f" ] || echo "$f"
+	done
+	grep -l '^main(' "$app"/*.c | sed 's,.*/,,; s,\.c$,,'
+	[ ! -d "$srcdir/man" ] ||
+	    (cd "$srcdir/man" && ls) | sed 's/\.[0-9]\(\.in\)\{0,1\}$//'
+} | sort -u > layering-files.tmp
+if grep -nwF -f layering-files.tmp "$lib"/*.c "$lib"/*.h ||
+    grep -nE '(^|[^A-Za-z0-9_./-])app/' "$lib"/*.c "$lib"/*.h; then
+	echo "lib/ names a file of app/ or a program (above)"
+	fail=1
+fi
+rm -f layering-files.tmp
 
 # Module -> modules it includes (x.c and x.h of module x), then cycles.
 edges=$(for f in "$lib"/*.c "$lib"/*.h; do
