@@ -9,12 +9,16 @@ nginx at https://localhost/ (run by tests/deploy/run).
            through the worker (its job's status becomes "sent")
   load     logins (the WeChat pool) and reads (the main pool) from
            several threads until SIGINT or --seconds; exits 1 if any
-           request failed (anything but 200/201/304), 0 otherwise
+           request failed (anything but 200/201/304), 0 otherwise.  With
+           --progress FILE it keeps "READS LOGINS FAILED" (the answered
+           reads and logins, the failed requests so far) in FILE, replaced
+           a few times a second, so that a caller can tell the load runs
 """
 
 import argparse
 import http.client
 import json
+import os
 import secrets
 import signal
 import ssl
@@ -134,6 +138,7 @@ class Load:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.counts = {}
+        self.ok = {"read": 0, "login": 0}
         self.failures = []
 
     def record(self, what, status, detail=""):
@@ -142,6 +147,20 @@ class Load:
             self.counts[key] = self.counts.get(key, 0) + 1
             if status not in (200, 201, 304):
                 self.failures.append("%s: %s %s" % (what, status, detail))
+            else:
+                self.ok[what] += 1
+
+    def write_progress(self, path):
+        with self.lock:
+            line = "%d %d %d\n" % (self.ok["read"], self.ok["login"], len(self.failures))
+        with open(path + ".tmp", "w") as f:
+            f.write(line)
+        os.replace(path + ".tmp", path)
+
+    def progress(self, path):
+        while not self.stop.wait(0.2):
+            self.write_progress(path)
+        self.write_progress(path)
 
     def loop(self, what, method, path, body_fn, pause):
         ctx = ssl._create_unverified_context()
@@ -160,14 +179,18 @@ class Load:
             self.stop.wait(pause)
 
 
-def load(seconds):
+def load(seconds, progress=None):
     ld = Load()
     signal.signal(signal.SIGINT, lambda *_: ld.stop.set())
+    if progress:
+        ld.write_progress(progress)
     threads = [threading.Thread(target=ld.loop, args=(
         "read", "GET", "/api/v1/data/list?page=1&page_size=5", None, 0.02))
         for _ in range(3)]
     threads += [threading.Thread(target=ld.loop, args=(
         "login", "POST", "/api/v1/user/login", login_body, 0.1)) for _ in range(2)]
+    if progress:
+        threads.append(threading.Thread(target=ld.progress, args=(progress,)))
     for t in threads:
         t.start()
     ld.stop.wait(seconds)
@@ -187,6 +210,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("basics", "job", "load"))
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--progress", metavar="FILE")
     a = ap.parse_args()
     if a.what == "basics":
         basics()
@@ -194,7 +218,7 @@ def main():
     if a.what == "job":
         job()
         return 0
-    return load(a.seconds)
+    return load(a.seconds, a.progress)
 
 
 if __name__ == "__main__":
