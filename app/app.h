@@ -120,6 +120,11 @@ struct app {
 	int		 auth_blind;	/* the last check could not be made */
 	int		 fcgi_fd;	/* the request's connection to nginx */
 	int		 txn_depth;	/* in a transaction of app_idempotent */
+	/*
+	 * The user whose personal data the answer in flight shows (0: none):
+	 * an idempotent write's kept answer goes with that user's account.
+	 */
+	long long	 shown;
 	unsigned	 held;		/* collections to invalidate at commit */
 	int		 tracing;	/* otlp_endpoint is set: spans kept */
 	struct span_sink otlp;		/* where they go (wxapp-otlp) */

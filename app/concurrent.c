@@ -92,6 +92,7 @@ struct task {
 	int			 auth_blind;
 	int			 fcgi_fd;
 	int			 txn_depth;
+	long long		 shown;
 	unsigned		 held;
 	struct spans		*spans;		/* where db and cache record */
 	int			 answered;	/* its answer went out whole */
@@ -132,6 +133,7 @@ swap_state(struct app *app, struct task *t)
 	SWAP(int, app->auth_blind, t->auth_blind);
 	SWAP(int, app->fcgi_fd, t->fcgi_fd);
 	SWAP(int, app->txn_depth, t->txn_depth);
+	SWAP(long long, app->shown, t->shown);
 	SWAP(unsigned, app->held, t->held);
 	SWAP(struct spans *, app->db.spans, t->spans);
 	app->cache.spans = app->db.spans;

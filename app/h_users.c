@@ -9,10 +9,12 @@
  * letting users claim them would let anyone squat another's address, and
  * the 409 of a taken one would tell who has which.  Admins do both.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "app.h"
 #include "data.h"
+#include "util.h"
 
 static const char *const user_fields[] = { "name", "email", NULL };
 
@@ -101,7 +103,7 @@ void
 h_user_create(struct app *app, struct req *rq, struct resp *rs)
 {
 	struct json_object	*body;
-	const char		*v[2];
+	const char		*v[2], *errstr;
 	PGresult		*res;
 
 	if (req_json_body(rq, rs, &body) == -1 ||
@@ -113,6 +115,10 @@ h_user_create(struct app *app, struct req *rq, struct resp *rs)
 	app_answer_row(rs, 201, res, data_user_full_json);
 	resp_header(rs, "Location", "/api/v1/users/%s",
 	    PQgetvalue(res, 0, UC_ID));
+	resp_header_str(rs, "Cache-Control", "private, no-cache");
+	if (util_strtonum(PQgetvalue(res, 0, UC_ID), 1, LLONG_MAX,
+	    &app->shown, &errstr) == -1)
+		app->shown = 0;
 	PQclear(res);
 }
 
@@ -172,6 +178,7 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 			app_answer_row(rs, held ? 202 : 200, res,
 			    data_user_full_json);
 			resp_header_str(rs, "Cache-Control", "private, no-cache");
+			app->shown = id;
 		}
 		PQclear(res);
 	}

@@ -108,7 +108,7 @@ void
 app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
     struct resp *rs)
 {
-	const char	*key, *params[5], *hash;
+	const char	*key, *params[6], *hash;
 	PGresult	*res = NULL;
 	enum db_status	 st;
 	size_t		 mark;
@@ -140,6 +140,7 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 	}
 	/* The write, its invalidations held until the commit. */
 	mark = rs->headers.len;
+	app->shown = 0;
 	r->fn(app, rq, rs);
 	if (rs->status < 200 || rs->status > 299)
 		goto fail;
@@ -147,6 +148,8 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 	params[3] = arena_strndup(rq->a, rs->headers.p + mark,
 	    rs->headers.len - mark);
 	params[4] = arena_strndup(rq->a, rs->body.p, rs->body.len);
+	params[5] = app->shown > 0 ? arena_printf(rq->a, "%lld", app->shown) :
+	    NULL;
 	if ((st = db_exec(&app->db, STMT_IDEM_STORE, params, &res)) !=
 	    DB_OK) {
 		app_db_error(app, rs, st, "idempotency: store");

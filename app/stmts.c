@@ -143,8 +143,15 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    " email = COALESCE($3, email), updated_at = now()"
 	    " WHERE id = $1 RETURNING " USER_COLS, .nparams = 3 },
 	/* Cascades: the profile, the refresh tokens, the items owned. */
+	/*
+	 * The account's kept answers go with it: its own (scope u:<id>) and,
+	 * by the foreign key, those that showed it to an administrator.
+	 */
 	[STMT_USER_DELETE] = { .name = "user_delete",
-	    .sql = "DELETE FROM users WHERE id = $1", .nparams = 1 },
+	    .sql = "WITH gone AS (DELETE FROM users WHERE id = $1 RETURNING id),"
+	    " kept AS (DELETE FROM idempotency WHERE scope = 'u:' || $1::text"
+	    " AND EXISTS (SELECT 1 FROM gone))"
+	    " SELECT id FROM gone", .nparams = 1 },
 	[STMT_USER_SET_ROLE] = { .name = "user_set_role",
 	    .sql = "UPDATE users SET role = $2, updated_at = now() WHERE id = $1"
 	    " RETURNING " USER_COLS, .nparams = 2 },
@@ -226,9 +233,10 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	[STMT_IDEM_GET] = { .name = "idem_get",
 	    .sql = "SELECT request, status, headers, body FROM idempotency"
 	    " WHERE scope = $1 AND key = $2", .nparams = 2 },
+	/* $6: the user whose personal data the answer shows, or NULL. */
 	[STMT_IDEM_STORE] = { .name = "idem_store",
-	    .sql = "UPDATE idempotency SET status = $3, headers = $4, body = $5"
-	    " WHERE scope = $1 AND key = $2", .nparams = 5 },
+	    .sql = "UPDATE idempotency SET status = $3, headers = $4, body = $5,"
+	    " subject = $6 WHERE scope = $1 AND key = $2", .nparams = 6 },
 	[STMT_IDEM_PURGE] = { .name = "idem_purge",
 	    .sql = "DELETE FROM idempotency WHERE ctid = ANY (ARRAY(SELECT ctid"
 	    " FROM idempotency WHERE created_at < now() - interval '24 hours'"

@@ -359,6 +359,33 @@ class DeleteAccount(Base):
         self.assertEqual((r.status, r.body), (204, b""), r.describe())
         self.assert_gone(s, it["id"])
 
+    def test_kept_answers_go_with_the_account(self):
+        """A PATCH of a user with an Idempotency-Key keeps its answer (the
+        whole user) for a day: it goes with the account, whoever sent it."""
+        s, email, phone = user_with_email_and_phone()
+        admin = e2e.make_admin(e2e.login())
+        other = e2e.login()
+        for who, key in ((s, "own-" + uniq()), (admin, "admin-" + uniq())):
+            r = e2e.call("PATCH", "%s/%d" % (USERS, s.uid), who,
+                         {"name": "Kept " + uniq()},
+                         headers={"Idempotency-Key": key})
+            self.assertIn(email, self.assert_envelope(r, 200)["data"]["email"])
+        # The admin's kept answer about someone else stays.
+        r = e2e.call("PATCH", "%s/%d" % (USERS, other.uid), admin,
+                     {"name": "Other " + uniq()},
+                     headers={"Idempotency-Key": "other-" + uniq()})
+        self.assert_envelope(r, 200)
+        showing = ("SELECT count(*) FROM idempotency WHERE body LIKE '%%%s%%' "
+                   "OR body LIKE '%%%s%%'" % (email, phone[-11:]))
+        self.assertEqual(e2e.psql_value(showing), "2", "control")
+        kept = e2e.psql_value("SELECT count(*) FROM idempotency")
+        r = e2e.call("DELETE", ME, s)
+        self.assertEqual(r.status, 204, r.describe())
+        self.assertEqual(e2e.psql_value(showing), "0",
+                         "a deleted user's e-mail or phone is still kept")
+        self.assertEqual(int(e2e.psql_value("SELECT count(*) FROM "
+                                            "idempotency")), int(kept) - 2)
+
     def test_delete_through_users_and_wxappctl(self):
         admin = e2e.make_admin(e2e.login())
         a, b = e2e.login(), e2e.login()

@@ -11,7 +11,6 @@ holds and those the suite was handed.
 """
 
 import base64
-import glob
 import hashlib
 import os
 import re
@@ -29,6 +28,17 @@ def session_key_of(code):
     """What the stand-in hands out for a code (tests/wechat/standin.py)."""
     raw = hashlib.sha256(("session_key:" + code).encode()).digest()[:16]
     return base64.b64encode(raw)
+
+
+def logs_under(top):
+    """Every file under top, in every subdirectory (the pools' logs are in
+    log/pool, the ops tests' responders' in log/ops, valgrind's in
+    log/memcheck)."""
+    for d, _, names in os.walk(top):
+        for n in names:
+            path = os.path.join(d, n)
+            if os.path.isfile(path):    # not a socket left there
+                yield path
 
 
 class Logs(e2e.TestCase):
@@ -63,14 +73,16 @@ class Logs(e2e.TestCase):
             keys.add(k.encode())
         self.assertTrue(emails and phones and keys)
 
-        found, read = [], 0
-        for path in sorted(glob.glob(os.path.join(e2e.RUN_DIR, "log", "*"))):
-            if os.path.basename(path) in NOT_THE_STACK or \
-                    not os.path.isfile(path):
+        found, read, pool_read = [], 0, 0
+        top = os.path.join(e2e.RUN_DIR, "log")
+        for path in sorted(logs_under(top)):
+            if os.path.basename(path) in NOT_THE_STACK:
                 continue
             with open(path, "rb") as f:
                 text = f.read()
             read += len(text)
+            if os.path.relpath(path, top).startswith("pool" + os.sep):
+                pool_read += len(text)
             for rx, known, what in ((EMAIL_RE, None, "e-mail"),
                                     (PHONE_RE, phones, "phone"),
                                     (KEY_RE, keys, "session_key")):
@@ -79,4 +91,6 @@ class Logs(e2e.TestCase):
                     found.append("%s %s in %s" % (what, m.decode(),
                                                   os.path.basename(path)))
         self.assertGreater(read, 0, "no log read")
+        # The responders' own logs are where personal data would go first.
+        self.assertGreater(pool_read, 0, "the pools' logs (log/pool) not read")
         self.assertEqual(found, [], "; ".join(found[:10]))
