@@ -241,8 +241,9 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 	metrics_sample(&b, "wxapp_spans_exported_total", NULL,
 	    atomic_load_explicit(&m->spans_exported, memory_order_relaxed));
 	metrics_family(&b, "wxapp_spans_dropped_total", "counter",
-	    "Spans of sampled traces dropped: a responder could not hand "
-	    "them over, wxapp-otlp's queue was full, or the collector failed.");
+	    "Spans of sampled traces dropped: a responder or the worker "
+	    "could not hand them over, wxapp-otlp's queue was full, the "
+	    "collector failed, or a request made more than it keeps (cap).");
 	for (i = 0; i < SPANS_DROP_COUNT; i++)
 		metrics_sample(&b, "wxapp_spans_dropped_total",
 		    arena_printf(rq->a, "reason=\"%s\"", pool_span_drop_name(i)),

@@ -21,7 +21,7 @@ pool_init(void *data)
 
 const struct shm_layout pool_layout = {
 	.size = sizeof(struct pool),
-	.version = 7,
+	.version = 8,
 	.init = pool_init
 };
 
@@ -49,7 +49,8 @@ pool_span_drop_name(enum pool_span_drop why)
 	static const char *const names[SPANS_DROP_COUNT] = {
 		[SPANS_HANDOVER] = "handover",
 		[SPANS_QUEUE] = "queue",
-		[SPANS_EXPORT] = "export"
+		[SPANS_EXPORT] = "export",
+		[SPANS_CAP] = "cap"
 	};
 
 	return (unsigned)why < SPANS_DROP_COUNT ? names[why] : "?";

@@ -41,9 +41,11 @@ enum pool_lookup {
 
 /* Why spans were dropped (lib/span, wxapp-otlp). */
 enum pool_span_drop {
-	SPANS_HANDOVER,		/* a responder could not hand them over */
+	SPANS_HANDOVER,		/* a responder or the worker could not hand
+				   them over */
 	SPANS_QUEUE,		/* wxapp-otlp's queue was full */
 	SPANS_EXPORT,		/* the collector refused or did not answer */
+	SPANS_CAP,		/* beyond SPAN_MAX in one request or job run */
 	SPANS_DROP_COUNT
 };
 
@@ -87,7 +89,7 @@ extern const struct shm_layout pool_layout;
 /* Attach to (or create) that segment; 0, or -1 with errno. */
 int	pool_near_attach(struct shm *, const char *shm_name, size_t bytes);
 
-/* "handover", "queue", "export". */
+/* "handover", "queue", "export", "cap". */
 const char *pool_span_drop_name(enum pool_span_drop);
 /* "postgres", "redis", "wechat". */
 const char *pool_dep_name(enum pool_dep);

@@ -470,9 +470,10 @@ export_spans(struct app *app, struct app_exchange *x)
 	buf_init(&b, &app->arena, 2048);
 	if (spans_encode(&x->spans, x->rs.status >= 500, &b) == 0 &&
 	    span_sink_send(&app->otlp, b.p, b.len) == -1)
-		x->spans.dropped += (unsigned)x->spans.n;
-	if (x->spans.dropped > 0)
 		metrics_add(&app->pool->metrics.spans_dropped[SPANS_HANDOVER],
+		    (uint64_t)x->spans.n);
+	if (x->spans.dropped > 0)
+		metrics_add(&app->pool->metrics.spans_dropped[SPANS_CAP],
 		    x->spans.dropped);
 	spans_end(&x->spans);
 }

@@ -84,6 +84,9 @@ struct worker {
 	int		 tracing;	/* otlp_endpoint is set */
 	struct span_sink otlp;		/* wxapp-otlp */
 	unsigned long	 spans_dropped;
+	/* The pool's, where /metrics reads what is dropped; or NULL. */
+	struct shm	 pool_shm;
+	struct pool_metrics *metrics;
 };
 
 static void
@@ -117,7 +120,10 @@ type_of(const char *type)
 	return NULL;
 }
 
-/* Hand a run's spans to wxapp-otlp, never waiting; count what cannot go. */
+/*
+ * Hand a run's spans to wxapp-otlp, never waiting; count what cannot go
+ * (and what the run made beyond SPAN_MAX) where the responders do.
+ */
 static void
 export_spans(struct worker *w, struct task *t, int failed)
 {
@@ -128,11 +134,17 @@ export_spans(struct worker *w, struct task *t, int failed)
 	buf_init(&b, &t->arena, 2048);
 	if (spans_encode(&t->spans, failed, &b) == 0 &&
 	    span_sink_send(&w->otlp, b.p, b.len) == -1) {
-		/* Said once in a while: the worker counts in no shared memory. */
+		if (w->metrics != NULL)
+			metrics_add(&w->metrics->spans_dropped[SPANS_HANDOVER],
+			    (uint64_t)t->spans.n);
+		/* Said once in a while. */
 		if (w->spans_dropped++ % 1000 == 0)
-			log_warn("spans of job runs dropped (%lu so far): "
+			log_warn("spans of job runs dropped (%lu runs so far): "
 			    "wxapp-otlp is not taking them", w->spans_dropped);
 	}
+	if (t->spans.dropped > 0 && w->metrics != NULL)
+		metrics_add(&w->metrics->spans_dropped[SPANS_CAP],
+		    t->spans.dropped);
 	spans_end(&t->spans);
 }
 
@@ -552,6 +564,19 @@ main(int argc, char *argv[])
 		else
 			w.tracing = 1;
 	}
+	/*
+	 * Spans dropped are counted where /metrics reads, the pool's shared
+	 * memory, as wxapp-otlp counts there (the breakers stay the
+	 * worker's own).
+	 */
+	if (w.tracing && w.cfg.metrics) {
+		if (shm_attach(&w.pool_shm, w.cfg.shm_name, &pool_layout) == 0)
+			w.metrics = &((struct pool *)w.pool_shm.data)->metrics;
+		else
+			log_warn("cannot attach shared memory %s (%s): spans "
+			    "dropped are not counted", w.cfg.shm_name,
+			    strerror(errno));
+	}
 	w.max = (int)w.cfg.job_concurrency;
 	if ((w.tasks = calloc((size_t)w.max, sizeof(*w.tasks))) == NULL) {
 		log_error("out of memory");
@@ -597,6 +622,7 @@ main(int argc, char *argv[])
 	db_close(&w.db);
 	cache_close(&w.cache);
 	shm_detach(&w.shm);
+	shm_detach(&w.pool_shm);
 	span_sink_close(&w.otlp);
 	arena_free(&w.arena);
 	curl_global_cleanup();

@@ -58,6 +58,8 @@ def check_span(s):
             raise ValueError("%s %r" % (k, v))
     if int(s["endTimeUnixNano"]) < int(s["startTimeUnixNano"]):
         raise ValueError("ends before it starts")
+    if not isinstance(s.get("traceState", ""), str):
+        raise ValueError("traceState %r" % s.get("traceState"))
     st = s.get("status", {})
     if not isinstance(st, dict) or st.get("code", 0) not in (0, 1, 2):
         raise ValueError("status %r" % st)

@@ -6,9 +6,12 @@ A login is one server span with a client span under it for each PostgreSQL
 statement, Redis round trip and WeChat call; they continue the caller's
 trace, name statements and commands but never their parameters, and the
 WeChat call's span is the one whose id went to WeChat in its traceparent.
-Sampling is parent-based with trace_sample_ratio for new traces.  A
-collector that hangs, fails or is gone, and an exporter that is gone,
-change nothing for clients: the spans are dropped and counted."""
+The caller's tracestate is every span's traceState.  Sampling is
+parent-based with trace_sample_ratio for new traces.  A collector that
+hangs, fails or is gone, and an exporter that is gone, change nothing for
+clients: the spans are dropped and counted, the worker's too.
+
+The responders run the concurrent loop (-C), as the stack's pools do."""
 
 import json
 import os
@@ -21,9 +24,11 @@ import e2elib as e2e
 import fcgi
 from otlp_receiver import Receiver
 from test_ops import OwnResponder, client_addr, prefix_dir, read_text, tail
-from test_trace import parse
+from test_trace import TS, parse
 
 LOGIN = "/api/v1/user/login"
+# The stack's pools run the concurrent loop: so do these responders.
+CONCURRENT = ("-C", "8")
 
 
 def sampled_parent():
@@ -78,7 +83,8 @@ class Spans(OwnResponder):
         self.exporter = None
 
     def start_traced(self, *args, ratio="0.1", **over):
-        self.start(*args, WXAPP_TRACE_SAMPLE_RATIO=ratio, **dict(self.otlp_env, **over))
+        self.start(*(args or CONCURRENT), WXAPP_TRACE_SAMPLE_RATIO=ratio,
+                   **dict(self.otlp_env, **over))
 
     def metric(self, name, labels):
         r = fcgi.request(self.sock, "GET", "/metrics", remote_addr="127.0.0.1")
@@ -104,7 +110,8 @@ class Spans(OwnResponder):
         code = "user-otlp%s-%s" % (secrets.token_hex(3), secrets.token_hex(4))
         r = fcgi.request(self.sock, "POST", LOGIN, body=json.dumps({"code": code}),
                          content_type="application/json",
-                         headers={"traceparent": tp}, remote_addr=client_addr())
+                         headers={"traceparent": tp, "tracestate": TS},
+                         remote_addr=client_addr())
         self.assertEqual(r.status, 200, r.describe() + self.diag())
         t, server_id, flags = parse(r.header("traceparent"))
         self.assertEqual((t, flags), (trace, "01"))
@@ -131,6 +138,8 @@ class Spans(OwnResponder):
             self.assertTrue(t0 <= int(s["startTimeUnixNano"]) <=
                             int(s["endTimeUnixNano"]) <= t1, s)
         self.assertEqual(len({s["spanId"] for s in got}), len(got), "ids repeat")
+        # The caller's tracestate is the span context's, every span's.
+        self.assertEqual({s.get("traceState") for s in got}, {TS})
 
         # WeChat: the span whose id went out in the call's traceparent.
         wx = [s for s in clients if s["name"] == "code2session"]
@@ -142,6 +151,7 @@ class Spans(OwnResponder):
         sent = [c for c in calls["calls"] if c["path"] == "/sns/jscode2session"]
         self.assertEqual(len(sent), 1, calls)
         self.assertEqual(parse(sent[0]["traceparent"])[:2], (trace, wx[0]["spanId"]))
+        self.assertEqual(sent[0].get("tracestate"), TS)
 
         pg = [s for s in clients if s["attributes"].get("db.system.name") == "postgresql"]
         rd = [s for s in clients if s["attributes"].get("db.system.name") == "redis"]
@@ -191,6 +201,7 @@ class Spans(OwnResponder):
         for t in threads:
             t.join(30)
         self.assertEqual(len(results), 6)
+        sizes = []
         for trace, r in results.values():
             self.assertEqual(r.status, 200, r.describe() + self.diag())
             server_id = parse(r.header("traceparent"))[1]
@@ -201,18 +212,27 @@ class Spans(OwnResponder):
             for s in got:
                 if s["kind"] == 3:
                     self.assertEqual(s["parentSpanId"], server_id, s)
+            # The login's statement waited for the batch (lib/dbbatch):
+            # a PostgreSQL span of its own, which says how many logins the
+            # one statement carried.
+            login = [s for s in got if s["name"] == "login"]
+            self.assertEqual(len(login), 1, names)
+            self.assertEqual(login[0]["attributes"].get("db.system.name"),
+                             "postgresql", login[0])
+            size = login[0]["attributes"].get("db.operation.batch.size")
+            self.assertIsInstance(size, int, login[0])
+            self.assertTrue(1 <= size <= 6, login[0])
+            sizes.append(size)
+        # A batch of k logins is k spans that say k.
+        for k in set(sizes):
+            self.assertEqual(sizes.count(k) % k, 0, sizes)
         # Nothing landed outside the six traces.
         ours = {trace for trace, _ in results.values()}
         self.assertEqual({s["traceId"] for s in self.recv.spans()} - ours, set())
 
-    def test_e_a_job_run_is_a_span_of_the_request_that_enqueued_it(self):
-        e2e.wechat_base()
-        e2e.wechat_reset()
-        admin = e2e.make_admin(e2e.login())
-        self.start_exporter()
-        self.start_traced()
-        # A worker of the test's own takes the job (with spans), not the
-        # stack's.
+    def start_worker(self, **over):
+        """A worker of the test's own (on the responder's shm_name), in
+        place of the stack's, which stops until the test ends; its log."""
         e2e.svc("stop", "worker")
         self.addCleanup(e2e.svc, "start", "worker")
         argv = [os.path.join(prefix_dir(), "sbin", "wxapp-worker"), "-c", self.conf,
@@ -222,8 +242,8 @@ class Spans(OwnResponder):
             pw = pwd.getpwnam(self.user)
             kw = dict(user=pw.pw_uid, group=pw.pw_gid)
         wlog = os.path.join(self.dir, self.name + ".worker.log")
-        worker = subprocess.Popen(argv, env=self._env(**dict(self.otlp_env, WXAPP_LOG_FILE=wlog)),
-                                  cwd="/", stdin=subprocess.DEVNULL,
+        env = self._env(**dict(self.otlp_env, WXAPP_LOG_FILE=wlog, **over))
+        worker = subprocess.Popen(argv, env=env, cwd="/", stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
 
         def stop_worker():
@@ -234,13 +254,29 @@ class Spans(OwnResponder):
                 worker.kill()
                 worker.wait()
         self.addCleanup(stop_worker)
+        return wlog
 
-        trace, _, tp = sampled_parent()
+    def subscribe(self, admin, tp):
+        """A message to send, enqueued in the trace of tp: its answer."""
         r = fcgi.request(self.sock, "POST", "/api/v1/messages/subscribe", body=json.dumps({
             "openid": "o-otlp-%s" % secrets.token_hex(4), "template_id": "tpl-otlp",
             "data": {"thing1": {"value": "traced"}}}), content_type="application/json",
-            headers=dict(admin.auth(), traceparent=tp), remote_addr=client_addr())
+            headers=dict(admin.auth(), traceparent=tp, tracestate=TS),
+            remote_addr=client_addr())
         self.assertEqual(r.status, 202, r.describe() + self.diag())
+        return r
+
+    def test_e_a_job_run_is_a_span_of_the_request_that_enqueued_it(self):
+        e2e.wechat_base()
+        e2e.wechat_reset()
+        admin = e2e.make_admin(e2e.login())
+        self.start_exporter()
+        self.start_traced()
+        # The test's worker takes the job (with spans), not the stack's.
+        wlog = self.start_worker()
+
+        trace, _, tp = sampled_parent()
+        r = self.subscribe(admin, tp)
         job_id = r.json()["data"]["job_id"]
         server_id = parse(r.header("traceparent"))[1]
 
@@ -262,6 +298,35 @@ class Spans(OwnResponder):
                         "no WeChat call under the run: %s" % [s["name"] for s in under])
         self.assertTrue(any(s["attributes"].get("db.system.name") == "postgresql"
                             for s in under), [s["name"] for s in under])
+        # The tracestate went through the queue with the job.
+        self.assertEqual({s.get("traceState") for s in [run] + under}, {TS})
+
+    def test_f_a_worker_that_cannot_hand_spans_over_counts_them(self):
+        """The worker counts what it drops where the responders do (the
+        pool's shared memory): wxapp_spans_dropped_total{reason=handover}."""
+        e2e.wechat_base()
+        e2e.wechat_reset()
+        admin = e2e.make_admin(e2e.login())
+        self.start_exporter()
+        self.start_traced()
+        # The responder hands its spans to the exporter; the worker has
+        # none to hand them to.
+        wlog = self.start_worker(WXAPP_OTLP_SOCKET=os.path.join(
+            self.dir, "no-exporter-%d.sock" % os.getpid()))
+        before = self.metric("wxapp_spans_dropped_total", 'reason="handover"')
+        trace, _, tp = sampled_parent()
+        self.subscribe(admin, tp)
+        self.assertTrue(self.recv.wait_spans(trace, 1), "the request's spans "
+                        "did not arrive" + self.diag())
+
+        def dropped():
+            return self.metric("wxapp_spans_dropped_total", 'reason="handover"') > before
+        self.assertTrue(e2e.wait_for(dropped, 20), "the worker's dropped spans are "
+                        "not counted" + self.diag() + "\nworker log:\n" + tail(read_text(wlog)))
+        self.assertTrue(e2e.wait_for(lambda: "spans of job runs dropped" in read_text(wlog), 5))
+        # None of the run's spans reached the collector.
+        self.assertFalse([s for s in self.recv.spans(trace) if s["kind"] == 5])
+        self.assertEqual(self.metric("wxapp_spans_dropped_total", 'reason="cap"'), 0)
 
     # -- sampling ------------------------------------------------------------
 
