@@ -139,12 +139,16 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 		[RATE_NONE] = "none", [RATE_LOGIN] = "login",
 		[RATE_READ] = "read", [RATE_WRITE] = "write"
 	};
+	static const char *const states[BREAKER_NSTATES] = {
+		[BREAKER_CLOSED] = "closed", [BREAKER_OPEN] = "open",
+		[BREAKER_HALF_OPEN] = "half_open"
+	};
 	struct pool_metrics	*m = &app->pool->metrics;
 	struct buf		 b, l;
 	const char		*rl;
-	uint64_t		 v;
+	uint64_t		 v, in_flight, capacity;
 	size_t			 r;
-	int			 c, i, busy, idle;
+	int			 c, i, s, busy, idle;
 
 	if (!app->cfg.metrics) {
 		resp_error(rs, API_NOT_FOUND, "metrics are off (metrics = off)");
@@ -195,11 +199,13 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 		    "dependency=\"%s\"", pool_dep_name(i)),
 		    (uint64_t)app->pool->breakers[i].state);
 	metrics_family(&b, "wxapp_breaker_transitions_total", "counter",
-	    "Times the circuit breaker opened.");
+	    "Changes of a circuit breaker's state, by the state entered.");
 	for (i = 0; i < DEP_COUNT; i++)
-		metrics_sample(&b, "wxapp_breaker_transitions_total",
-		    arena_printf(rq->a, "dependency=\"%s\",to=\"open\"",
-		    pool_dep_name(i)), (uint64_t)app->pool->breakers[i].opened);
+		for (s = 0; s < BREAKER_NSTATES; s++)
+			metrics_sample(&b, "wxapp_breaker_transitions_total",
+			    arena_printf(rq->a, "dependency=\"%s\",to=\"%s\"",
+			    pool_dep_name(i), states[s]), atomic_load_explicit(
+			    &m->deps[i].entered[s], memory_order_relaxed));
 	metrics_family(&b, "wxapp_dependency_duration_seconds", "histogram",
 	    "Calls to PostgreSQL, Redis and WeChat that went out.");
 	for (i = 0; i < DEP_COUNT; i++)
@@ -224,13 +230,23 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 	}
 	shm_lock(&app->shm);
 	scoreboard_count(&app->pool->sb, &busy, &idle);
+	scoreboard_load(&app->pool->sb, &in_flight, &capacity);
 	shm_unlock(&app->shm);
 	metrics_family(&b, "wxapp_pool_responders", "gauge",
-	    "Responders of the host's pools, by state.");
+	    "Responders of the host's pools, by state (busy: one request "
+	    "in flight or more).");
 	metrics_sample(&b, "wxapp_pool_responders", "state=\"idle\"",
 	    (uint64_t)idle);
 	metrics_sample(&b, "wxapp_pool_responders", "state=\"busy\"",
 	    (uint64_t)busy);
+	metrics_family(&b, "wxapp_pool_requests_in_flight", "gauge",
+	    "Requests the host's responders hold now (this scrape "
+	    "included).");
+	metrics_sample(&b, "wxapp_pool_requests_in_flight", NULL, in_flight);
+	metrics_family(&b, "wxapp_pool_requests_capacity", "gauge",
+	    "Requests the host's responders can hold at once: -C each in "
+	    "the concurrent loop, 1 in libfcgi's.");
+	metrics_sample(&b, "wxapp_pool_requests_capacity", NULL, capacity);
 	metrics_family(&b, "wxapp_responder_restarts_total", "counter",
 	    "Responders that exited (recycled, crashed, killed) and were "
 	    "started again by their supervisor.");

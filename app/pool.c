@@ -21,7 +21,7 @@ pool_init(void *data)
 
 const struct shm_layout pool_layout = {
 	.size = sizeof(struct pool),
-	.version = 8,
+	.version = 9,
 	.init = pool_init
 };
 
@@ -88,10 +88,13 @@ pool_status_json(const struct pool *p, struct buf *b)
 	buf_adds(b, "}}");
 }
 
-/* The statuses wxapp and nginx answer, each a series of its own. */
+/*
+ * The statuses wxapp answers (and 504, nginx's), each a series of its
+ * own: 202 is a queued message or a held name.
+ */
 static const int codes[POOL_CODES - 1] = {
-	200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429,
-	500, 503, 504
+	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 422,
+	429, 500, 503, 504
 };
 
 int

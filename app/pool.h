@@ -27,7 +27,7 @@ enum pool_dep {
 
 #define POOL_COLLECTIONS	4	/* >= the collections app caches */
 #define POOL_ROUTES		48	/* >= the routes, + 1 for none */
-#define POOL_CODES		18	/* the statuses counted by name, + other */
+#define POOL_CODES		19	/* the statuses counted by name, + other */
 #define POOL_RATE_CLASSES	4	/* >= the rate-limit classes */
 
 /* How a cached read was answered. */

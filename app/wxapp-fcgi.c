@@ -46,18 +46,25 @@ static volatile sig_atomic_t	reopen_log;
 
 /*
  * What the request_terminate_timeout handler needs, prepared before each
- * request so that the handler itself only reads the clock, copies bytes
- * and calls write(2) and _exit(2), which are async-signal-safe.
+ * request so that the handler itself only reads the clock, copies bytes,
+ * adds to the pool's counters (lock-free atomics) and calls write(2) and
+ * _exit(2), which are async-signal-safe.
  */
 static struct {
-	int		fcgi_fd;
-	int		fcgi_id;
-	int		log_fd;
-	long long	limit_s;
-	char		what[160];	/* method and path, JSON-safe */
-	char		reqid[REQ_ID_MAX + 1];
-	int64_t		deadline_us;	/* monotonic, of the request in flight */
-	int		active;		/* a request is in flight (atomic) */
+	int		 fcgi_fd;
+	int		 fcgi_id;
+	int		 log_fd;
+	long long	 limit_s;
+	char		 what[160];	/* method and path, JSON-safe */
+	char		 reqid[REQ_ID_MAX + 1];
+	char		 traceparent[TRACE_HEADER_LEN + 1];	/* or "" */
+	char		 trace_id[33], span_id[17];
+	int64_t		 deadline_us;	/* monotonic, of the request in flight */
+	int		 active;	/* a request is in flight (atomic) */
+	struct pool_metrics *m;		/* NULL: not counted (metrics off) */
+	/* Where its 503 is counted: by its route (atomic pointers). */
+	_Atomic uint64_t *answered;
+	struct metrics_hist *took;
 } watchdog;
 
 static void
@@ -129,6 +136,9 @@ on_alarm(int sig)
 	char			*p = (char *)rec + 8, line[512];
 	size_t			 n = 0, cap = sizeof(rec) - 8, ln = 0;
 	struct timespec		 ts;
+	_Atomic uint64_t	*answered;
+	struct metrics_hist	*took;
+	int64_t			 now;
 
 	(void)sig;
 	/* Access lines do not wait for the next request. */
@@ -137,13 +147,25 @@ on_alarm(int sig)
 	if (!watchdog.limit_s ||
 	    !__atomic_load_n(&watchdog.active, __ATOMIC_ACQUIRE) ||
 	    clock_gettime(CLOCK_MONOTONIC, &ts) == -1 ||
-	    (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 <
+	    (now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000) <
 	    watchdog.deadline_us)
 		return;
+	/* Counted before the answer leaves, as every answer is. */
+	if ((answered = __atomic_load_n(&watchdog.answered,
+	    __ATOMIC_ACQUIRE)) != NULL)
+		metrics_add(answered, 1);
+	/* It ran at least this long: since it was last let run. */
+	if ((took = __atomic_load_n(&watchdog.took, __ATOMIC_ACQUIRE)) != NULL)
+		metrics_observe(took, now - watchdog.deadline_us +
+		    watchdog.limit_s * 1000000);
 	wd_add(p, &n, cap, "Status: 503 Service Unavailable\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
 	    "Cache-Control: no-store\r\nX-Request-Id: ");
 	wd_add(p, &n, cap, watchdog.reqid);
+	if (watchdog.traceparent[0] != '\0') {
+		wd_add(p, &n, cap, "\r\ntraceparent: ");
+		wd_add(p, &n, cap, watchdog.traceparent);
+	}
 	wd_add(p, &n, cap, "\r\nContent-Length: ");
 	wd_num(p, &n, cap, (long long)sizeof(body) - 1);
 	wd_add(p, &n, cap, "\r\n\r\n");
@@ -159,6 +181,12 @@ on_alarm(int sig)
 	wd_num(line, &ln, sizeof(line) - 1, (long long)getpid());
 	wd_add(line, &ln, sizeof(line) - 1, ",\"request_id\":\"");
 	wd_add(line, &ln, sizeof(line) - 1, watchdog.reqid);
+	if (watchdog.trace_id[0] != '\0' && watchdog.span_id[0] != '\0') {
+		wd_add(line, &ln, sizeof(line) - 1, "\",\"trace_id\":\"");
+		wd_add(line, &ln, sizeof(line) - 1, watchdog.trace_id);
+		wd_add(line, &ln, sizeof(line) - 1, "\",\"span_id\":\"");
+		wd_add(line, &ln, sizeof(line) - 1, watchdog.span_id);
+	}
 	wd_add(line, &ln, sizeof(line) - 1, "\",\"msg\":\"request_terminate_"
 	    "timeout: ");
 	wd_add(line, &ln, sizeof(line) - 1, watchdog.what);
@@ -177,7 +205,7 @@ on_alarm(int sig)
  * than two setitimer(2) calls around every request.
  */
 static int
-watchdog_start(long long seconds, long long flush_ms)
+watchdog_start(long long seconds, long long flush_ms, struct pool_metrics *m)
 {
 	struct itimerval	it;
 	long long		tick_us = 1000000;
@@ -193,7 +221,24 @@ watchdog_start(long long seconds, long long flush_ms)
 	it.it_interval.tv_usec = (suseconds_t)(tick_us % 1000000);
 	it.it_value = it.it_interval;
 	watchdog.limit_s = seconds;
+	watchdog.m = m;
 	return setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Where the watchdog counts rq's 503: its route's, or none's. */
+static void
+watchdog_route(const struct req *rq)
+{
+	size_t	r = app_nroutes;
+
+	if (watchdog.m == NULL)
+		return;
+	if (rq->route != NULL)
+		r = (size_t)(app_route_of(rq) - app_routes);
+	__atomic_store_n(&watchdog.answered,
+	    &watchdog.m->requests[r][pool_code_index(503)], __ATOMIC_RELEASE);
+	__atomic_store_n(&watchdog.took, &watchdog.m->duration[r],
+	    __ATOMIC_RELEASE);
 }
 
 void
@@ -210,6 +255,10 @@ app_watchdog_arm(int fd, int fcgi_id, const struct req *rq)
 	watchdog.fcgi_id = fcgi_id;
 	watchdog.log_fd = log_fd();
 	memcpy(watchdog.reqid, rq->id, sizeof(watchdog.reqid));
+	memcpy(watchdog.trace_id, rq->trace.trace_id, sizeof(watchdog.trace_id));
+	memcpy(watchdog.span_id, rq->trace.span_id, sizeof(watchdog.span_id));
+	trace_header(&rq->trace, watchdog.traceparent);
+	watchdog_route(rq);
 	for (i = 0; i < 2; i++) {
 		for (s = i == 0 ? rq->method : rq->path; *s != '\0' &&
 		    n < sizeof(watchdog.what) - 2; s++)
@@ -440,6 +489,7 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 	app_watchdog_arm(fd, fcgi_id, rq);
 	if (router_match(app_routes, app_nroutes, sizeof(app_routes[0]), rq,
 	    rs) == ROUTE_FOUND) {
+		watchdog_route(rq);
 		server_span_route(x, app_route_of(rq));
 		serve(app, app_route_of(rq), x);
 	}
@@ -821,6 +871,8 @@ main(int argc, char *argv[])
 		log_error("the scoreboard is full (%d responders)", SB_SLOTS);
 		return 1;
 	}
+	scoreboard_capacity(&app.pool->sb, app.slot,
+	    concurrent > 0 ? (uint32_t)concurrent : 1);
 	arena_init(&app.arena, ARENA_BLOCK, ARENA_KEEP);
 	req_id_seed();
 	app.otlp.fd = -1;
@@ -879,7 +931,8 @@ main(int argc, char *argv[])
 	flush_ms = app.cfg.access_log_buffer > 0 ?
 	    app.cfg.access_log_flush_ms : 0;
 	if ((app.cfg.request_terminate_timeout > 0 || flush_ms > 0) &&
-	    watchdog_start(app.cfg.request_terminate_timeout, flush_ms) == -1) {
+	    watchdog_start(app.cfg.request_terminate_timeout, flush_ms,
+	    app.cfg.metrics ? &app.pool->metrics : NULL) == -1) {
 		log_error("cannot start the timer: %s", strerror(errno));
 		return 1;
 	}

@@ -24,7 +24,8 @@
 enum breaker_state_id {
 	BREAKER_CLOSED,
 	BREAKER_OPEN,
-	BREAKER_HALF_OPEN
+	BREAKER_HALF_OPEN,
+	BREAKER_NSTATES
 };
 
 struct breaker_bucket {

@@ -5,13 +5,16 @@
 #include "log.h"
 #include "util.h"
 
-/* Log a change of state, outside the lock. */
+/* Log and count a change of state, outside the lock. */
 static void
 changed(const struct guard *g, int before, int after)
 {
-	if (before != after)
-		log_warn("%s: circuit %s -> %s", g->name,
-		    breaker_state_name(before), breaker_state_name(after));
+	if (before == after)
+		return;
+	log_warn("%s: circuit %s -> %s", g->name, breaker_state_name(before),
+	    breaker_state_name(after));
+	if (g->stats != NULL && after >= 0 && after < BREAKER_NSTATES)
+		metrics_add(&g->stats->entered[after], 1);
 }
 
 int

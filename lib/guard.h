@@ -5,8 +5,8 @@
  * its evidence.  A call goes out only when guard_allow says so, and
  * guard_done records how it went: succeeded, failed, or timed out (a
  * hanging dependency; a run of those opens the breaker at once, see
- * lib/breaker.h).  A change of state is logged once, by the process that
- * made it.
+ * lib/breaker.h).  A change of state is logged and counted once, by the
+ * process that made it.
  */
 #ifndef WX_GUARD_H
 #define WX_GUARD_H
@@ -17,12 +17,17 @@
 #include "metrics.h"
 #include "shm.h"
 
-/* What the calls cost and how they failed, counted in shared memory. */
+/*
+ * What the calls cost and how they failed, and the breaker's changes of
+ * state, counted in shared memory.
+ */
 struct guard_stats {
 	struct metrics_hist	 latency;
 	_Atomic uint64_t	 failed;
 	_Atomic uint64_t	 timed_out;
 	_Atomic uint64_t	 rejected;	/* by the open breaker */
+	_Atomic uint64_t	 entered[BREAKER_NSTATES];	/* by the
+						   state changed to */
 };
 
 struct guard {

@@ -113,6 +113,12 @@ scoreboard_end(struct scoreboard *sb, int slot, int64_t took_us, int slow,
 }
 
 void
+scoreboard_capacity(struct scoreboard *sb, int slot, uint32_t n)
+{
+	sb->slots[slot].capacity = n;
+}
+
+void
 scoreboard_connections(struct scoreboard *sb, int slot, uint32_t open,
     uint64_t accepted)
 {
@@ -139,6 +145,23 @@ scoreboard_count(const struct scoreboard *sb, int *busy, int *idle)
 			(*busy)++;
 		else
 			(*idle)++;
+	}
+}
+
+void
+scoreboard_load(const struct scoreboard *sb, uint64_t *in_flight,
+    uint64_t *capacity)
+{
+	const struct sb_slot	*s;
+	int			 i;
+
+	*in_flight = *capacity = 0;
+	for (i = 0; i < SB_SLOTS; i++) {
+		s = &sb->slots[i];
+		if (!scoreboard_live(s))
+			continue;
+		*in_flight += __atomic_load_n(&s->in_flight, __ATOMIC_RELAXED);
+		*capacity += s->capacity;
 	}
 }
 

@@ -30,6 +30,7 @@ struct sb_slot {
 	uint64_t	requests;
 	int64_t		born_wall_us;
 	uint32_t	in_flight;	/* busy while above 0 */
+	uint32_t	capacity;	/* requests it holds at once at most */
 	int64_t		started_us;	/* monotonic, of the latest request */
 	int64_t		last_us;	/* duration of the last request */
 	uint64_t	rss_kb;
@@ -60,6 +61,8 @@ void	scoreboard_begin(struct scoreboard *, int slot, const char *method,
 /* One request of the slot's ended after took_us; idle when none is left. */
 void	scoreboard_end(struct scoreboard *, int slot, int64_t took_us,
 	    int slow, uint64_t rss_kb, uint64_t local_hits);
+/* How many requests the slot's responder holds at once at most. */
+void	scoreboard_capacity(struct scoreboard *, int slot, uint32_t n);
 /* The slot's FastCGI connections: open now, accepted in all. */
 void	scoreboard_connections(struct scoreboard *, int slot, uint32_t open,
 	    uint64_t accepted);
@@ -69,6 +72,12 @@ void	scoreboard_stale_write(struct scoreboard *);
 int	scoreboard_live(const struct sb_slot *);
 /* Live responders, busy and idle. */
 void	scoreboard_count(const struct scoreboard *, int *busy, int *idle);
+/*
+ * The requests the live responders hold now, and the most they can hold
+ * at once (the sum of their capacities): how saturated the pool is.
+ */
+void	scoreboard_load(const struct scoreboard *, uint64_t *in_flight,
+	    uint64_t *capacity);
 /* The whole board as JSON (the data of a status page). */
 void	scoreboard_json(const struct scoreboard *, struct buf *,
 	    int64_t now_us, int64_t now_wall_us);

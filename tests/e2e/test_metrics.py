@@ -1,9 +1,11 @@
 """GET /metrics: the pool's figures in Prometheus's text format, counted in
-shared memory by every responder, loopback only."""
+shared memory by every responder, for loopback and the scrapers that
+status_allow names only."""
 
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -15,6 +17,8 @@ import urllib.parse
 import urllib.request
 
 import e2elib as e2e
+import fcgi
+from test_ops import OwnResponder, prefix_dir
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -60,9 +64,13 @@ class Metrics(e2e.TestCase):
                            ("wxapp_cache_lookups_total", "counter"),
                            ("wxapp_ratelimit_rejected_total", "counter"),
                            ("wxapp_breaker_state", "gauge"),
+                           ("wxapp_breaker_transitions_total", "counter"),
                            ("wxapp_dependency_duration_seconds", "histogram"),
                            ("wxapp_dependency_errors_total", "counter"),
                            ("wxapp_pool_responders", "gauge"),
+                           ("wxapp_pool_requests_in_flight", "gauge"),
+                           ("wxapp_pool_requests_capacity", "gauge"),
+                           ("wxapp_spans_dropped_total", "counter"),
                            ("wxapp_jobs", "gauge"),
                            ("wxapp_jobs_oldest_age_seconds", "gauge"),
                            ("wxapp_build_info", "gauge")):
@@ -70,6 +78,24 @@ class Metrics(e2e.TestCase):
         for state in ("queued", "pending", "retrying", "dead", "outbox"):
             self.assertIn(("wxapp_jobs", frozenset({("state", state)})), samples,
                           "wxapp_jobs{state=%s}" % state)
+        # Every change of a breaker's state, by the state entered.
+        for dep in ("postgres", "redis", "wechat"):
+            for to in ("closed", "open", "half_open"):
+                self.assertIn(("wxapp_breaker_transitions_total",
+                               frozenset({("dependency", dep), ("to", to)})), samples,
+                              "wxapp_breaker_transitions_total{%s,%s}" % (dep, to))
+        for reason in ("handover", "queue", "export", "cap"):
+            self.assertIn(("wxapp_spans_dropped_total",
+                           frozenset({("reason", reason)})), samples, reason)
+        # Saturation: this scrape is one of the requests in flight, and
+        # the responders hold at most their capacity (-C each).
+        in_flight = value(samples, "wxapp_pool_requests_in_flight")
+        capacity = value(samples, "wxapp_pool_requests_capacity")
+        self.assertGreaterEqual(in_flight, 1)
+        self.assertGreaterEqual(capacity, in_flight)
+        responders = sum(value(samples, "wxapp_pool_responders", state=s)
+                         for s in ("idle", "busy"))
+        self.assertGreaterEqual(capacity, responders)
         # Every histogram: cumulative buckets, +Inf = _count.
         buckets = {}
         for (name, labels), v in samples.items():
@@ -116,8 +142,26 @@ class Metrics(e2e.TestCase):
                            code="404"), 1)
         self.assertGreater(d("wxapp_dependency_duration_seconds_count",
                              dependency="redis"), 0)
+        # The version the installed responder says it is.
+        v = subprocess.run([os.path.join(prefix_dir(), "sbin", "wxapp-fcgi"), "-V"],
+                           stdout=subprocess.PIPE, check=True, timeout=10)
         self.assertEqual(value(after, "wxapp_build_info",
-                               version=e2e.stack_env().get("VERSION", "0.2.0")), 1)
+                               version=v.stdout.decode().split()[-1]), 1)
+
+    def test_a_202_is_counted_by_its_status(self):
+        admin = e2e.make_admin(e2e.login())
+        before, _ = scrape()
+        r = e2e.call("POST", "/api/v1/messages/subscribe", admin, {
+            "openid": "o-metrics-%s" % secrets.token_hex(4), "template_id": "tpl-metrics",
+            "data": {"thing1": {"value": "counted"}}})
+        self.assertEqual(r.status, 202, r.describe())
+        after, _ = scrape()
+        self.assertEqual(value(after, "wxapp_requests_total",
+                               route="/api/v1/messages/subscribe", method="POST",
+                               code="202")
+                         - value(before, "wxapp_requests_total",
+                                 route="/api/v1/messages/subscribe", method="POST",
+                                 code="202"), 1)
 
     def test_strangers_are_refused(self):
         r = e2e.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"})
@@ -148,6 +192,46 @@ class Metrics(e2e.TestCase):
             time.sleep(0.2)
         self.assertEqual(got, 1, "a killed responder, replaced: the counter "
                          "moved by %s" % got)
+
+
+class RemoteScraper(OwnResponder):
+    """status_allow lets a scraper elsewhere read /metrics and /status (as
+    nginx's REMOTE_ADDR names it); everyone else still gets 403.  Talked
+    to over FastCGI, as nginx would after its own allow rule."""
+
+    def get(self, path, addr):
+        return fcgi.request(self.sock, "GET", path, remote_addr=addr)
+
+    def test_status_allow_names_the_scrapers(self):
+        self.start(WXAPP_STATUS_ALLOW="198.51.100.0/24, 2001:db8::/32,"
+                                      "192.0.2.7")
+        for addr in ("127.0.0.1", "::1", "198.51.100.7", "198.51.100.255",
+                     "192.0.2.7", "2001:db8:5::1", "::ffff:198.51.100.9"):
+            for path in ("/metrics", "/status"):
+                r = self.get(path, addr)
+                self.assertEqual(r.status, 200, "%s from %s: %s"
+                                 % (path, addr, r.describe()))
+        for addr in ("198.51.101.1", "192.0.2.8", "2001:db9::1", "10.0.0.1",
+                     "127.0.0.2", "", "unix:"):
+            for path in ("/metrics", "/status"):
+                r = self.get(path, addr)
+                self.assertEqual(r.status, 403, "%s from %r: %s"
+                                 % (path, addr, r.describe()))
+                self.assertEqual(r.json()["code"], 40300)
+
+    def test_without_it_only_loopback(self):
+        self.start()
+        self.assertEqual(self.get("/metrics", "127.0.0.1").status, 200)
+        self.assertEqual(self.get("/metrics", "198.51.100.7").status, 403)
+        self.assertEqual(self.get("/status", "198.51.100.7").status, 403)
+
+    def test_a_bad_list_is_refused_at_start(self):
+        p = subprocess.run([self.binary, "-t", "-c", self.conf],
+                           env=self._env(WXAPP_STATUS_ALLOW="10.0.0.0/8, 10.1/40"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(b'status_allow: "10.1/40" is not an address', p.stdout)
 
 
 def free_port():

@@ -545,7 +545,10 @@ class OwnResponder(e2e.TestCase):
 
     def assert_terminated(self, r, took):
         """r, a login that took `took` s, was cut by request_terminate_timeout
-        = 1: a 503 after about a second, exit 1, a log line with its id."""
+        = 1: a 503 after about a second with the request's traceparent,
+        exit 1, a log line with its request, trace and span ids, and the
+        503 counted in /metrics (the shared memory outlives the
+        responder: a fresh one on the same shm_name reads it)."""
         self.assert_envelope(r, 503, 50300)
         self.assertTrue(0.9 <= took <= 2.5, "the 503 came after %.2f s; want "
                         "~1 s (request_terminate_timeout = 1)" % took)
@@ -560,6 +563,20 @@ class OwnResponder(e2e.TestCase):
         self.assertIn(r.header("X-Request-Id"), hits[0],
                       "the log line does not carry the request id %s: %s"
                       % (r.header("X-Request-Id"), hits[0]))
+        m = re.match(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$",
+                     r.header("traceparent") or "")
+        self.assertTrue(m, "the 503 has no traceparent: " + r.describe())
+        line = json.loads(hits[0])
+        self.assertEqual((line.get("trace_id"), line.get("span_id")), m.groups(),
+                         hits[0])
+        self.start()
+        got = fcgi.request(self.sock, "GET", "/metrics", remote_addr="127.0.0.1")
+        self.assertEqual(got.status, 200, got.describe())
+        want = 'wxapp_requests_total{route="%s",method="POST",code="503"} 1' % LOGIN
+        self.assertIn(want, got.body.decode().splitlines(), "the 503 of "
+                      "request_terminate_timeout is not counted")
+        self.assertIn('wxapp_request_duration_seconds_count{route="%s",'
+                      'method="POST"} 1' % LOGIN, got.body.decode().splitlines())
 
     def diag(self):
         return ("\nresponder log %s:\n%s\nstderr: %s"

@@ -44,6 +44,7 @@ import time
 import unittest
 
 import e2elib as e2e
+from test_metrics import scrape, value
 
 NONCE = secrets.token_hex(4)
 LOGIN = "/api/v1/user/login"
@@ -869,6 +870,7 @@ class Breaker(e2e.TestCase):
     def test_opens_fails_fast_half_open_closes(self):
         p = self.p
         before = breaker()
+        m0, _ = scrape()
         latency = 200
         e2e.wechat_control(fail="busy", latency_ms=latency)
 
@@ -950,6 +952,19 @@ class Breaker(e2e.TestCase):
             r, _ = timed_login(code("after"))
             self.assert_envelope(r, 200)
         self.assertEqual(stand_in_calls(), c0 + 6)
+
+        # /metrics counted each change of state by the state entered:
+        # opened twice (as /status says), half-open for each trial,
+        # closed once.
+        m1, _ = scrape()
+
+        def moved(to):
+            return (value(m1, "wxapp_breaker_transitions_total", dependency="wechat", to=to)
+                    - value(m0, "wxapp_breaker_transitions_total", dependency="wechat", to=to))
+        self.assertEqual(moved("open"), st3["opened"] - before["opened"], (before, st3))
+        self.assertGreaterEqual(moved("open"), 2)
+        self.assertGreaterEqual(moved("half_open"), 2)
+        self.assertGreaterEqual(moved("closed"), 1)
 
     def test_user_errors_do_not_open(self):
         """40029 (an invalid code) is WeChat working: however many, the

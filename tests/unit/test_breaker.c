@@ -1,11 +1,14 @@
-/* Unit tests for lib/breaker and lib/scoreboard. */
+/* Unit tests for lib/breaker, lib/guard and lib/scoreboard. */
 #include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "breaker.h"
+#include "guard.h"
 #include "scoreboard.h"
+#include "shm.h"
+#include "util.h"
 
 static const struct breaker_params p = { 10, 20, 50, 5000, 1, 2 };
 #define S	1000000LL	/* one second in us */
@@ -171,6 +174,52 @@ START_TEST(scoreboard_slots)
 }
 END_TEST
 
+START_TEST(a_guard_counts_every_change_of_state)
+{
+	const struct shm_layout	 l = { .size = sizeof(struct breaker),
+	    .version = 1 };
+	struct guard_stats	 st;
+	struct shm		 shm;
+	struct guard		 g = { .name = "test", .shm = &shm,
+	    .p = { .window_s = 10, .min_calls = 2, .error_pct = 50,
+	    .open_ms = 1, .half_open_calls = 1, .timeouts = 0 },
+	    .stats = &st };
+	int64_t			 retry;
+
+	memset(&st, 0, sizeof(st));
+	ck_assert_int_eq(shm_private(&shm, &l), 0);
+	g.br = shm.data;
+	breaker_reset(g.br, util_mono_us());
+	/* Two failures: open. */
+	ck_assert(guard_allow(&g, &retry));
+	guard_done(&g, BREAKER_FAILED, util_mono_us());
+	guard_done(&g, BREAKER_FAILED, util_mono_us());
+	ck_assert_int_eq(g.br->state, BREAKER_OPEN);
+	ck_assert_uint_eq(st.entered[BREAKER_OPEN], 1);
+	ck_assert_uint_eq(st.failed, 2);
+	/* open_ms later, a trial: half-open; it fails: open again. */
+	usleep(3000);
+	ck_assert(guard_allow(&g, &retry));
+	ck_assert_uint_eq(st.entered[BREAKER_HALF_OPEN], 1);
+	guard_done(&g, BREAKER_FAILED, util_mono_us());
+	ck_assert_uint_eq(st.entered[BREAKER_OPEN], 2);
+	/* The next trial succeeds: closed. */
+	usleep(3000);
+	ck_assert(guard_allow(&g, &retry));
+	guard_done(&g, BREAKER_SUCCEEDED, util_mono_us());
+	ck_assert_int_eq(g.br->state, BREAKER_CLOSED);
+	ck_assert_uint_eq(st.entered[BREAKER_HALF_OPEN], 2);
+	ck_assert_uint_eq(st.entered[BREAKER_CLOSED], 1);
+	/* Calls that change nothing count nothing. */
+	ck_assert(guard_allow(&g, &retry));
+	guard_done(&g, BREAKER_SUCCEEDED, util_mono_us());
+	ck_assert_uint_eq(st.entered[BREAKER_CLOSED], 1);
+	ck_assert_uint_eq(st.entered[BREAKER_OPEN], 2);
+	ck_assert_uint_eq(g.br->opened, st.entered[BREAKER_OPEN]);
+	shm_detach(&shm);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -183,6 +232,7 @@ main(void)
 	tcase_add_test(tc, timeouts_in_a_row_open_it);
 	tcase_add_test(tc, lost_trial_does_not_wedge);
 	tcase_add_test(tc, trial_in_says_when_to_probe);
+	tcase_add_test(tc, a_guard_counts_every_change_of_state);
 	tcase_add_test(tc, scoreboard_slots);
 	suite_add_tcase(s, tc);
 	return check_run(s);

@@ -255,6 +255,39 @@ START_TEST(count_sees_only_live_responders)
 }
 END_TEST
 
+START_TEST(load_is_what_live_responders_hold_against_what_they_can)
+{
+	pid_t		other = live_child();
+	uint64_t	in_flight, capacity;
+	int		s0, s1, s2;
+
+	s0 = scoreboard_join(sb, getpid(), S);
+	s1 = scoreboard_join(sb, other, S);
+	s2 = scoreboard_join(sb, dead_pid(), S);
+	scoreboard_load(sb, &in_flight, &capacity);
+	ck_assert_uint_eq(in_flight, 0);
+	ck_assert_uint_eq(capacity, 0);
+	scoreboard_capacity(sb, s0, 128);	/* -C 128 */
+	scoreboard_capacity(sb, s1, 1);		/* libfcgi's loop */
+	scoreboard_capacity(sb, s2, 256);	/* dead: not counted */
+	scoreboard_begin(sb, s0, "GET", "/a", 0);
+	scoreboard_begin(sb, s0, "GET", "/b", 0);
+	scoreboard_begin(sb, s1, "GET", "/c", 0);
+	scoreboard_begin(sb, s2, "GET", "/d", 0);
+	scoreboard_load(sb, &in_flight, &capacity);
+	ck_assert_uint_eq(in_flight, 3);
+	ck_assert_uint_eq(capacity, 129);
+	scoreboard_end(sb, s0, 10, 0, 0, 0);
+	kill_child(other);
+	scoreboard_load(sb, &in_flight, &capacity);
+	ck_assert_uint_eq(in_flight, 1);
+	ck_assert_uint_eq(capacity, 128);
+	/* A slot joined again starts without a capacity. */
+	ck_assert_int_eq(scoreboard_join(sb, getpid(), S), s0);
+	ck_assert_uint_eq(sb->slots[s0].capacity, 0);
+}
+END_TEST
+
 START_TEST(stale_writes_count_from_every_process)
 {
 	pid_t	pids[4];
@@ -358,6 +391,8 @@ main(void)
 	tcase_add_test(tc, begin_and_end_count_requests);
 	tcase_add_test(tc, a_concurrent_responder_is_busy_until_its_last_request_ends);
 	tcase_add_test(tc, count_sees_only_live_responders);
+	tcase_add_test(tc,
+	    load_is_what_live_responders_hold_against_what_they_can);
 	tcase_add_test(tc, stale_writes_count_from_every_process);
 	tcase_add_test(tc, json_has_the_pool_and_its_responders);
 	suite_add_tcase(s, tc);
