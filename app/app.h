@@ -63,6 +63,11 @@ enum app_code {
 #define ROUTE_USER	0x01	/* a valid access token */
 #define ROUTE_ADMIN	0x02	/* ... of a user whose role is admin */
 #define ROUTE_LOOPBACK	0x04	/* clients on this host only */
+/*
+ * Anyone, and an Authorization header is not read: logging in again or
+ * refreshing must work for a client that still sends its old token.
+ */
+#define ROUTE_TOKENLESS	0x08
 #define ROUTE_IDEMPOTENT 0x20	/* takes Idempotency-Key (app/idempotency.c) */
 
 /* Rate classes named by the route table. */

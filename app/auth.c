@@ -236,6 +236,8 @@ auth_identify(struct app *app, struct req *rq)
 	unsigned		 flags = app_route_of(rq)->flags;
 
 	memset(&app->who, 0, sizeof(app->who));
+	if (flags & ROUTE_TOKENLESS)
+		return 0;
 	/* The pool's figures: this host, and whom status_allow names. */
 	if (flags & ROUTE_LOOPBACK)
 		return strcmp(rq->remote_addr, "127.0.0.1") == 0 ||

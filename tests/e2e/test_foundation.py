@@ -383,7 +383,7 @@ class Front(e2e.TestCase):
             ("bad request line", b"GARBAGE\r\n\r\n"),
             ("no Host header", b"GET " + pfx + b"/ping HTTP/1.1\r\nConnection: close\r\n\r\n"),
             ("header too large", req(b"GET " + pfx + b"/ping HTTP/1.1",
-                                     b"Cookie: " + b"c" * 20000)),
+                                     b"Cookie: " + b"c" * 40000)),
             ("URI too long", req(b"GET " + pfx + b"/ping?" + b"q" * 20000 + b" HTTP/1.1")),
             ("bad chunked body", req(b"POST " + pfx + b"/ping HTTP/1.1",
                                      b"Content-Type: application/json",

@@ -19,6 +19,8 @@ import threading
 import time
 
 import e2elib as e2e
+import fcgi
+from test_ops import OwnResponder
 
 NONCE = secrets.token_hex(4)
 _seq = [0]
@@ -691,6 +693,26 @@ class Logout(Base):
         _, c = self.login("user-%s-3" % name)
         self.assert_live(c, True)
 
+    def test_an_old_token_sent_along_does_not_stop_a_new_session(self):
+        """A client that sends its access token with every request, a
+        revoked or a garbled one included, can log in and refresh."""
+        _, d = self.login(code())
+        self.assert_envelope(self.logout(d), 200)
+        self.assert_live(d, False)
+        old = {"Authorization": "Bearer " + d["access_token"]}
+        e2e.clear_rate_limits()
+        c = code()
+        e2e.LOGIN_CODES.append(c)
+        r = e2e.post_json(LOGIN, {"code": c}, headers=old)
+        fresh = self.assert_envelope(r, 200)["data"]
+        e2e.clear_rate_limits()
+        r = e2e.post_json(REFRESH, {"refresh_token": fresh["refresh_token"]},
+                          headers={"Authorization": "Bearer garbled"})
+        self.assert_envelope(r, 200)
+        # Control: a route that reads the token still refuses the old one.
+        self.assert_envelope(e2e.request("GET", "/api/v1/user/me",
+                                         headers=old), 401, 40102)
+
     def test_logout_query_checked(self):
         _, d = self.login(code())
         self.assert_envelope(self.logout(d, "?all=yes"), 400, 40002)
@@ -969,3 +991,33 @@ class Phone(Base):
         for _ in range(3):
             self.assert_envelope(self.phone(code("phone")), 200)
         self.assertEqual(self.token_calls(), 2, e2e.wechat_stats())
+
+
+class DecryptMaxAge(OwnResponder):
+    """decrypt_max_age above 0, on a responder of the test's own (the
+    stack's is 0, the default): data whose watermark is older is 40024."""
+
+    def test_older_data_is_refused(self):
+        e2e.wechat_base()
+        self.start(WXAPP_DECRYPT_MAX_AGE="60")
+        c = "user-dave%s-%s" % (NONCE, code())
+        e2e.clear_rate_limits()
+        e2e.LOGIN_CODES.append(c)
+        r = e2e.post_json(LOGIN, {"code": c})
+        d = self.assert_envelope(r, 200)["data"]
+        key = base64.b64decode(sa_session_key(c))
+        for age, status, err in ((3600, 400, 40024), (5, 200, None)):
+            obj = {"openId": sa_openid("dave" + NONCE),
+                   "watermark": {"appid": appid(),
+                                 "timestamp": int(time.time()) - age}}
+            iv = os.urandom(16)
+            body = {"encryptedData": b64(aes_encrypt(key, iv,
+                                                     json.dumps(obj))),
+                    "iv": b64(iv)}
+            r = fcgi.request(self.sock, "POST", DECRYPT,
+                             body=json.dumps(body),
+                             content_type="application/json",
+                             headers={"Authorization": "Bearer " +
+                                      d["access_token"]})
+            with self.subTest(age=age):
+                self.assert_envelope(r, status, err)

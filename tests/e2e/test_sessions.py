@@ -13,6 +13,8 @@ import secrets
 import time
 
 import e2elib as e2e
+import fcgi
+from test_ops import OwnResponder
 
 ME = "/api/v1/user/me"
 LIST = "/api/v1/data/list"
@@ -79,6 +81,38 @@ class DurableRevocation(Base):
                          .split()[-1], "yes")
 
 
+    def test_revoked_while_redis_is_down(self):
+        """PostgreSQL is the truth: with Redis down, a revocation (which
+        Redis cannot broadcast) and a logout hold on every responder at
+        once, and still hold when Redis is back."""
+        e2e.need_stack()
+        s, t = e2e.login(), e2e.login()
+        self.warm(s)
+        self.warm(t)
+        e2e.svc("stop", "redis")
+        self.addCleanup(self._start_redis)
+        rc, _, err = e2e.wxappctl_run("user", "revoke", s.uid)
+        self.assertIn(rc, (0, 1), err)      # done; Redis not told
+        self.assertEqual(e2e.psql_value(
+            "SELECT count(*) FROM refresh_tokens WHERE user_id = %d AND "
+            "revoked_at IS NULL" % s.uid), "0")
+        r = e2e.call("POST", "/api/v1/user/logout", t)
+        self.assertIn(r.status, (200, 503), r.describe())
+        for _ in range(12):
+            self.me(s, 401, 40102)
+        if r.status == 200:
+            for _ in range(12):
+                self.me(t, 401, 40102)
+        self._start_redis()
+        for _ in range(12):
+            self.me(s, 401, 40102)
+
+    @staticmethod
+    def _start_redis():
+        e2e.svc("start", "redis")
+        e2e.wait_healthy(30)
+
+
 class FailOpen(Base):
     """auth_fail_open (default read): with neither a verdict nor
     PostgreSQL, reads pass on the token's signature, writes get 503."""
@@ -116,6 +150,51 @@ class FailOpen(Base):
     def _start_postgres():
         e2e.svc("start", "postgres")
         e2e.wait_healthy(30)
+
+
+class FailOpenPolicies(OwnResponder):
+    """auth_fail_open none and all, on a responder of the test's own: with
+    neither a verdict nor PostgreSQL, none refuses every call that sends a
+    token (503), all lets every one through on its signature."""
+
+    def call(self, method, path, s, body=None):
+        path, _, query = path.partition("?")
+        return fcgi.request(self.sock, method, path, query=query,
+                            body=None if body is None else json.dumps(body),
+                            content_type=None if body is None else
+                            "application/json",
+                            headers={"Authorization": "Bearer " + s.access})
+
+    def policy(self, value):
+        e2e.need_stack()
+        e2e.wechat_base()
+        self.start(WXAPP_AUTH_FAIL_OPEN=value)
+        s = e2e.login()
+        # The page in Redis, so that a read needs PostgreSQL for nothing
+        # but the session.
+        self.assertEqual(self.call("GET", LIST + "?page=1", s).status, 200)
+        # ... and no verdict on the session (as after a Redis outage).
+        e2e.redis_cli("INCR", "wx:ver:auth")
+        e2e.svc("stop", "postgres")
+        self.addCleanup(FailOpen._start_postgres)
+        return s
+
+    def test_none(self):
+        s = self.policy("none")
+        r = self.call("GET", LIST + "?page=1", s)
+        self.assertEqual((r.status, r.json()["code"]), (503, 50301),
+                         r.describe())
+        self.assertIn("session", r.json()["message"])
+
+    def test_all(self):
+        s = self.policy("all")
+        r = self.call("GET", LIST + "?page=1", s)
+        self.assertEqual(r.status, 200, r.describe())
+        # Decryption needs only Redis (the session_key): through, and
+        # refused for what it was sent, not for the session.
+        r = self.call("POST", "/api/v1/user/decrypt", s,
+                      {"encryptedData": "AAAA", "iv": "AAAAAAAAAAAAAAAAAAAAAA=="})
+        self.assertEqual(r.status, 400, r.describe())
 
 
 class TokenClaims(Base):
