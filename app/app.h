@@ -451,14 +451,15 @@ void	app_exchange_end(struct app *, struct app_exchange *, int written);
 void	app_watchdog_arm(int fd, int fcgi_id, const struct req *rq);
 void	app_watchdog_disarm(void);
 /*
- * While a responder waits for work: apply what Redis reported about
+ * While a responder has nothing to do: apply what Redis reported about
  * writes (lib/nearcache), and when the breaker of PostgreSQL or Redis
- * admits a trial, probe the store, so that a store that came back is used
- * again without a request having to be the trial (and a store that still
- * hangs is waited out here).  Microseconds until the next trial, or -1
- * when neither breaker waits for one.
+ * admits a trial, probe the store (once), so that a store that came back
+ * is used again without a request having to be the trial (and a store
+ * that still hangs is waited out here, not by a request).
  */
-int64_t	app_probe_stores(struct app *);
+void	app_probe_stores(struct app *);
+/* Microseconds until a breaker admits a probe, or -1 when none waits. */
+int64_t	app_probe_in(struct app *);
 /*
  * The concurrent loop (wxapp-fcgi -C N): up to `max` requests of the
  * listening socket lfd in flight at once, each in a coroutine that yields

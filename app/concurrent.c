@@ -92,6 +92,7 @@ struct task {
 	int			 auth_blind;
 	int			 fcgi_fd;
 	int			 txn_depth;
+	sig_atomic_t		 db_changed;	/* app->db.changed */
 	long long		 shown;
 	unsigned		 held;
 	struct spans		*spans;		/* where db and cache record */
@@ -133,6 +134,7 @@ swap_state(struct app *app, struct task *t)
 	SWAP(int, app->auth_blind, t->auth_blind);
 	SWAP(int, app->fcgi_fd, t->fcgi_fd);
 	SWAP(int, app->txn_depth, t->txn_depth);
+	SWAP(sig_atomic_t, app->db.changed, t->db_changed);
 	SWAP(long long, app->shown, t->shown);
 	SWAP(unsigned, app->held, t->held);
 	SWAP(struct spans *, app->db.spans, t->spans);
@@ -188,6 +190,7 @@ task_reset(struct task *t, int fd)
 	t->body_off = 0;
 	memset(&t->who, 0, sizeof(t->who));
 	t->auth_code = t->auth_blind = t->txn_depth = 0;
+	t->db_changed = 0;
 	t->auth_why = NULL;
 	t->held = 0;
 	t->fcgi_fd = fd;
@@ -370,6 +373,7 @@ run_logins(struct loop *L)
 
 	while (dbbatch_pending(&app->logins)) {
 		t = dbbatch_first(&app->logins)->owner;
+		app->db.changed = 0;
 		app_watchdog_arm(t->conn.fd, t->conn.id, &t->x.rq);
 		dbbatch_run(&app->logins);
 		app_watchdog_disarm();
@@ -389,7 +393,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	struct task		*t, **wt = NULL;
 	struct runner		*r;
 	int64_t			 now, wake_us, in, drain_until = 0;
-	int			 i, n, active, incoming, stopping = 0, rc = -1;
+	int			 i, n, active, incoming, ready, stopping = 0, rc = -1;
 
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
 	    cowait_init(&L.cw) == -1 ||
@@ -476,7 +480,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			    (wake_us == 0 || t->cw.wake_us < wake_us))
 				wake_us = t->cw.wake_us;
 		}
-		if ((in = app_probe_stores(app)) >= 0 &&
+		if ((in = app_probe_in(app)) >= 0 &&
 		    (wake_us == 0 || now + in < wake_us))
 			wake_us = now + in;
 		/*
@@ -487,6 +491,14 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		if (active == 0 && log_pending())
 			log_flush();
 		cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
+		/*
+		 * Probes only in a turn with nothing to do: one keeps the
+		 * process waiting while a hung store makes it wait.
+		 */
+		for (i = 0, ready = 0; i < n; i++)
+			ready |= wfd[i].revents != 0;
+		if (!ready && active == 0)
+			app_probe_stores(app);
 		/* The listening socket, when polled, is the first. */
 		incoming = n > 0 && wt[0] == NULL && wfd[0].revents != 0;
 		/* Requests that arrived whole start their coroutines. */

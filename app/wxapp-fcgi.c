@@ -62,6 +62,8 @@ static struct {
 	int64_t		 deadline_us;	/* monotonic, of the request in flight */
 	int		 active;	/* a request is in flight (atomic) */
 	struct pool_metrics *m;		/* NULL: not counted (metrics off) */
+	/* The request in flight sent a change (app.db.changed). */
+	const volatile sig_atomic_t *changed;
 	/* Where its 503 is counted: by its route (atomic pointers). */
 	_Atomic uint64_t *answered;
 	struct metrics_hist *took;
@@ -132,6 +134,11 @@ on_alarm(int sig)
 {
 	static const char	 body[] = "{\"code\":50300,\"data\":null,"
 	    "\"message\":\"the request took too long\"}";
+	static const char	 in_doubt[] = "{\"code\":50304,\"data\":null,"
+	    "\"message\":\"the request took too long after a change was "
+	    "sent to the database: it may have been made\"}";
+	const char		*b;
+	size_t			 blen;
 	unsigned char		 rec[1024], end[8] = { 0 };
 	char			*p = (char *)rec + 8, line[512];
 	size_t			 n = 0, cap = sizeof(rec) - 8, ln = 0;
@@ -166,10 +173,15 @@ on_alarm(int sig)
 		wd_add(p, &n, cap, "\r\ntraceparent: ");
 		wd_add(p, &n, cap, watchdog.traceparent);
 	}
+	/* A write cut after it was sent may be done: not "nothing was". */
+	if (watchdog.changed != NULL && *watchdog.changed)
+		b = in_doubt, blen = sizeof(in_doubt) - 1;
+	else
+		b = body, blen = sizeof(body) - 1;
 	wd_add(p, &n, cap, "\r\nContent-Length: ");
-	wd_num(p, &n, cap, (long long)sizeof(body) - 1);
+	wd_num(p, &n, cap, (long long)blen);
 	wd_add(p, &n, cap, "\r\n\r\n");
-	wd_add(p, &n, cap, body);
+	wd_add(p, &n, cap, b);
 	wd_header(rec, 6 /* FCGI_STDOUT */, n);
 	(void)!write(watchdog.fcgi_fd, rec, n + 8);
 	wd_header(rec, 6, 0);
@@ -202,10 +214,12 @@ on_alarm(int sig)
  * and for writing buffered access lines (flush_ms, 0: none).  It ticks
  * every tenth of the limit or every flush_ms, whichever is shorter, within
  * 0.1 s to 1 s: a request is cut up to one tick after its limit, rather
- * than two setitimer(2) calls around every request.
+ * than two setitimer(2) calls around every request.  changed: whether
+ * the request in flight sent PostgreSQL a change (its 503 is then 50304).
  */
 static int
-watchdog_start(long long seconds, long long flush_ms, struct pool_metrics *m)
+watchdog_start(long long seconds, long long flush_ms, struct pool_metrics *m,
+    const volatile sig_atomic_t *changed)
 {
 	struct itimerval	it;
 	long long		tick_us = 1000000;
@@ -222,6 +236,7 @@ watchdog_start(long long seconds, long long flush_ms, struct pool_metrics *m)
 	it.it_value = it.it_interval;
 	watchdog.limit_s = seconds;
 	watchdog.m = m;
+	watchdog.changed = changed;
 	return setitimer(ITIMER_REAL, &it, NULL);
 }
 
@@ -308,24 +323,34 @@ connection_waiting(int fd)
 }
 
 int64_t
-app_probe_stores(struct app *app)
+app_probe_in(struct app *app)
 {
 	int64_t	pg, rd;
 
+	pg = guard_trial_in(&app->guards[DEP_POSTGRES]);
+	rd = guard_trial_in(&app->guards[DEP_REDIS]);
+	if (pg < 0 && rd < 0)
+		return -1;
+	return pg < 0 ? rd : rd < 0 ? pg : pg < rd ? pg : rd;
+}
+
+void
+app_probe_stores(struct app *app)
+{
 	/*
 	 * What Redis reported while we waited outdates the host's copies now,
 	 * not at our next request, after which fresher copies would go too.
 	 */
 	(void)nearcache_sync(&app->near, &app->cache);
-	do {
-		if ((pg = guard_trial_in(&app->guards[DEP_POSTGRES])) == 0)
-			(void)db_ping(&app->db);
-		if ((rd = guard_trial_in(&app->guards[DEP_REDIS])) == 0)
-			(void)cache_ping(&app->cache);
-	} while (pg == 0 || rd == 0);
-	if (pg < 0 && rd < 0)
-		return -1;
-	return pg < 0 ? rd : rd < 0 ? pg : pg < rd ? pg : rd;
+	/*
+	 * Once each: a probe of a hung store waits out its deadline, and a
+	 * second one in a row would keep the requests that came meanwhile
+	 * waiting for as long again.
+	 */
+	if (guard_trial_in(&app->guards[DEP_POSTGRES]) == 0)
+		(void)db_ping(&app->db);
+	if (guard_trial_in(&app->guards[DEP_REDIS]) == 0)
+		(void)cache_ping(&app->cache);
 }
 
 /*
@@ -341,7 +366,9 @@ await_request(struct app *app, int fd)
 	int		n;
 
 	for (;;) {
-		if ((in = app_probe_stores(app)) < 0)
+		if (!connection_waiting(fd))
+			app_probe_stores(app);
+		if ((in = app_probe_in(app)) < 0)
 			return 0;
 		if ((n = poll(&pfd, 1, (int)(in > 1000000 ? 1000 :
 		    (in + 999) / 1000))) == 1)
@@ -464,6 +491,7 @@ app_exchange_run(struct app *app, struct app_exchange *x, char **envp,
 
 	x->start = util_mono_us();
 	app->db.busy_us = app->cache.busy_us = app->wx.busy_us = 0;
+	app->db.changed = 0;
 	app->fcgi_fd = fd;
 	req_init(rq, &app->arena, envp);
 	log_set_request(rq->id, rq->trace.trace_id, rq->trace.span_id);
@@ -932,7 +960,8 @@ main(int argc, char *argv[])
 	    app.cfg.access_log_flush_ms : 0;
 	if ((app.cfg.request_terminate_timeout > 0 || flush_ms > 0) &&
 	    watchdog_start(app.cfg.request_terminate_timeout, flush_ms,
-	    app.cfg.metrics ? &app.pool->metrics : NULL) == -1) {
+	    app.cfg.metrics ? &app.pool->metrics : NULL, &app.db.changed) ==
+	    -1) {
 		log_error("cannot start the timer: %s", strerror(errno));
 		return 1;
 	}

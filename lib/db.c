@@ -378,6 +378,8 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 again:
 	t0 = util_mono_us();
 	may_commit = db_may_commit(db, stmt != NULL ? stmt->sql : sql);
+	if (may_commit)
+		db->changed = 1;
 	sent = stmt != NULL ? PQsendQueryPrepared(db->conn, stmt->name,
 	    stmt->nparams, params, NULL, NULL, 0) : PQsendQuery(db->conn, sql);
 	if (!sent) {

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <signal.h>
+
 #include <libpq-fe.h>
 
 #include "guard.h"
@@ -66,6 +68,11 @@ struct db {
 						   records a span */
 	int			 timed_out;	/* the last failure was one */
 	int			 in_doubt;	/* ... and it may have committed */
+	/*
+	 * A statement that may commit (see in_doubt) was sent since the
+	 * caller last cleared this; read by signal handlers.
+	 */
+	volatile sig_atomic_t	 changed;
 };
 
 /* The margin of our deadline over the server's statement_timeout. */
