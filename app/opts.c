@@ -25,6 +25,15 @@ app_guards(const struct config *c, struct shm *shm, struct pool *pool,
 		g[i].p.open_ms = i == DEP_WECHAT ? c->breaker_open_ms :
 		    c->breaker_store_open_ms;
 	}
+	/* The longest a call (a trial) can take: connect, then run. */
+	g[DEP_POSTGRES].p.trial_ms = c->pg_connect_timeout * 1000 >
+	    c->pg_statement_timeout_ms + DB_DEADLINE_MARGIN_MS ?
+	    c->pg_connect_timeout * 1000 :
+	    c->pg_statement_timeout_ms + DB_DEADLINE_MARGIN_MS;
+	g[DEP_REDIS].p.trial_ms = c->redis_connect_timeout_ms >
+	    c->redis_command_timeout_ms ? c->redis_connect_timeout_ms :
+	    c->redis_command_timeout_ms;
+	g[DEP_WECHAT].p.trial_ms = c->wechat_timeout_ms;
 }
 
 void

@@ -214,6 +214,15 @@ app_read(struct app *app, struct req *rq, struct resp *rs,
 		app->degraded_reads++;
 		if (rebuild(app, rs, rp, rp->arg, rq->a, &rp->e) == -1)
 			return;
+		/*
+		 * Redis hangs, but its connection still vouches for the copies
+		 * (nothing reported, nothing lost): what PostgreSQL answered is
+		 * as good a copy as one from Redis, and spares it the next
+		 * reads until a write.
+		 */
+		if (rp->near)
+			nearcache_put(&app->near, rp->coll, rp->key, rp->mark,
+			    &rp->e);
 		break;
 	case HC_MISS:
 		if (fill(app, rq, rs, rp) == -1)

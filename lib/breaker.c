@@ -32,6 +32,13 @@ breaker_open(struct breaker *br, int64_t now_us)
 	br->opened++;
 }
 
+/* When the trial budget of a half-open breaker is renewed (see below). */
+static int64_t
+renewal_us(const struct breaker_params *p)
+{
+	return (p->trial_ms > p->open_ms ? p->trial_ms : p->open_ms) * 1000;
+}
+
 int
 breaker_allow(struct breaker *br, const struct breaker_params *p,
     int64_t now_us, int64_t *retry_us)
@@ -55,18 +62,21 @@ breaker_allow(struct breaker *br, const struct breaker_params *p,
 	case BREAKER_HALF_OPEN:
 		/*
 		 * Trials whose outcome never came back (a responder killed
-		 * mid-call) must not wedge the breaker: after open_ms the
-		 * trial budget is renewed.
+		 * mid-call) must not wedge the breaker: once the last one
+		 * admitted is past its deadline, the trial budget is renewed.
+		 * Not before: a trial that is merely slow (a hung store, waited
+		 * out) would be joined by more, each holding its responder.
 		 */
-		if (now_us >= br->since_us + p->open_ms * 1000) {
+		if (now_us >= br->since_us + renewal_us(p)) {
 			br->since_us = now_us;
 			br->trials = 0;
 		}
 		if (br->trials < (uint32_t)p->half_open_calls) {
 			br->trials++;
+			br->since_us = now_us;
 			return 1;
 		}
-		*retry_us = br->since_us + p->open_ms * 1000 - now_us;
+		*retry_us = br->since_us + renewal_us(p) - now_us;
 		br->rejected++;
 		return 0;
 	}
@@ -83,6 +93,7 @@ breaker_trial_in(const struct breaker *br, const struct breaker_params *p,
 	case BREAKER_OPEN:
 		return now_us < until ? until - now_us : 0;
 	case BREAKER_HALF_OPEN:
+		until = br->since_us + renewal_us(p);
 		if (now_us >= until || br->trials < (uint32_t)p->half_open_calls)
 			return 0;
 		return until - now_us;

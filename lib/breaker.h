@@ -58,6 +58,11 @@ struct breaker_params {
 	long long	open_ms;
 	long long	half_open_calls;
 	long long	timeouts;	/* in a row that open it; 0: no such rule */
+	/*
+	 * The longest a call can take (its deadline): a trial still out is
+	 * not given up on, and joined by more, before then.
+	 */
+	long long	trial_ms;
 };
 
 /* Initialize: closed, an empty window, counters zero. */

@@ -10,7 +10,7 @@
 #include "shm.h"
 #include "util.h"
 
-static const struct breaker_params p = { 10, 20, 50, 5000, 1, 2 };
+static const struct breaker_params p = { 10, 20, 50, 5000, 1, 2, 0 };
 #define S	1000000LL	/* one second in us */
 
 START_TEST(stays_closed_below_volume)
@@ -60,6 +60,37 @@ START_TEST(opens_rejects_half_opens_and_closes)
 	ck_assert_int_eq(breaker_record(&br, &p, t + 10 * S, 1), BREAKER_CLOSED);
 	ck_assert(breaker_allow(&br, &p, t + 10 * S, &retry));
 	ck_assert_uint_eq(br.opened, 2);
+}
+END_TEST
+
+/*
+ * A store that hangs: its trial waits out its deadline (trial_ms), longer
+ * than open_ms, and is not joined by more trials meanwhile.
+ */
+START_TEST(a_slow_trial_is_not_joined)
+{
+	static const struct breaker_params sp = { .window_s = 10,
+	    .min_calls = 20, .error_pct = 50, .open_ms = 500,
+	    .half_open_calls = 1, .timeouts = 2, .trial_ms = 2100 };
+	struct breaker	br;
+	int64_t		retry, t = 100 * S;
+
+	breaker_reset(&br, t);
+	breaker_record(&br, &sp, t, BREAKER_TIMED_OUT);
+	ck_assert_int_eq(breaker_record(&br, &sp, t, BREAKER_TIMED_OUT),
+	    BREAKER_OPEN);
+	/* open_ms later: one trial. */
+	ck_assert_int_eq(breaker_trial_in(&br, &sp, t + S / 2), 0);
+	ck_assert(breaker_allow(&br, &sp, t + S / 2, &retry));
+	/* Still out a second later: no second trial, nor a probe. */
+	ck_assert(!breaker_allow(&br, &sp, t + 3 * S / 2, &retry));
+	ck_assert_int_eq(retry, S + S / 10);
+	ck_assert_int_gt(breaker_trial_in(&br, &sp, t + 3 * S / 2), 0);
+	/* Past its deadline without an outcome (its responder died): again. */
+	ck_assert_int_eq(breaker_trial_in(&br, &sp, t + 26 * S / 10), 0);
+	ck_assert(breaker_allow(&br, &sp, t + 26 * S / 10, &retry));
+	ck_assert_int_eq(breaker_record(&br, &sp, t + 27 * S / 10,
+	    BREAKER_SUCCEEDED), BREAKER_CLOSED);
 }
 END_TEST
 
@@ -228,6 +259,7 @@ main(void)
 
 	tcase_add_test(tc, stays_closed_below_volume);
 	tcase_add_test(tc, opens_rejects_half_opens_and_closes);
+	tcase_add_test(tc, a_slow_trial_is_not_joined);
 	tcase_add_test(tc, old_failures_leave_the_window);
 	tcase_add_test(tc, timeouts_in_a_row_open_it);
 	tcase_add_test(tc, lost_trial_does_not_wedge);

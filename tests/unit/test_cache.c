@@ -90,7 +90,7 @@ on_recover(struct cache *c, const void *arg)
 static struct guard *
 new_guard(void)
 {
-	static const struct breaker_params	p = { 10, 20, 50, 300, 1, 2 };
+	static const struct breaker_params	p = { 10, 20, 50, 300, 1, 2, 0 };
 
 	return svc_guard("redis", &p);
 }

@@ -107,7 +107,7 @@ rows(const char *k)
 static struct guard *
 new_guard(void)
 {
-	static const struct breaker_params	p = { 10, 20, 50, 60000, 1, 2 };
+	static const struct breaker_params	p = { 10, 20, 50, 60000, 1, 2, 0 };
 
 	return svc_guard("postgres", &p);
 }

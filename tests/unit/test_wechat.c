@@ -185,7 +185,7 @@ phone_of(const char *code)
 static struct guard *
 new_guard(void)
 {
-	static const struct breaker_params	p = { 10, 3, 50, 60000, 1, 2 };
+	static const struct breaker_params	p = { 10, 3, 50, 60000, 1, 2, 0 };
 
 	return svc_guard("wechat", &p);
 }
