@@ -206,26 +206,15 @@ state_value(const char *v, size_t n)
 int
 trace_state_valid(const char *s)
 {
-	const char	*key[TRACE_STATE_MEMBERS], *m, *e, *eq, *next;
-	size_t		 keylen[TRACE_STATE_MEMBERS];
+	const char	*key[TRACE_STATE_MEMBERS], *m, *e, *eq;
+	size_t		 keylen[TRACE_STATE_MEMBERS], len;
 	int		 n = 0, i;
 
 	if (s == NULL || strlen(s) > TRACE_STATE_MAX)
 		return 0;
-	for (m = s; m != NULL; m = next) {
-		if ((e = strchr(m, ',')) != NULL)
-			next = e + 1;
-		else {
-			e = m + strlen(m);
-			next = NULL;
-		}
-		/* OWS around a member; a member of OWS alone is empty. */
-		while (m < e && (*m == ' ' || *m == '\t'))
-			m++;
-		while (e > m && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (m == e)
-			continue;
+	/* OWS around a member; a member of OWS alone is empty. */
+	while (util_list_next(&s, &m, &len)) {
+		e = m + len;
 		if (n == TRACE_STATE_MEMBERS ||
 		    (eq = memchr(m, '=', (size_t)(e - m))) == NULL ||
 		    !state_key(m, (size_t)(eq - m)) ||

@@ -276,6 +276,31 @@ cidr_in(const struct cidr *p, const struct cidr *a)
 	    (0xff << (8 - rest)) & 0xff) == 0;
 }
 
+int
+util_list_next(const char **list, const char **item, size_t *len)
+{
+	const char	*s, *e;
+
+	while ((s = *list) != NULL) {
+		if ((e = strchr(s, ',')) != NULL)
+			*list = e + 1;
+		else {
+			e = s + strlen(s);
+			*list = NULL;
+		}
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (s != e) {
+			*item = s;
+			*len = (size_t)(e - s);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /*
  * Walk list: each item parsed, and matched against a when a is not NULL.
  * 1 when one matched, 0 when none did, -1 when an item is bad (the first
@@ -285,27 +310,16 @@ static int
 cidr_walk(const char *list, const struct cidr *a, char *err, size_t errlen)
 {
 	struct cidr	 c;
-	const char	*s, *e, *next;
+	const char	*s;
+	size_t		 n;
 	int		 found = 0;
 
-	for (s = list; s != NULL; s = next) {
-		if ((e = strchr(s, ',')) != NULL)
-			next = e + 1;
-		else {
-			e = s + strlen(s);
-			next = NULL;
-		}
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (s == e)
-			continue;
-		if (cidr_parse(s, (size_t)(e - s), 1, &c) == -1) {
+	while (util_list_next(&list, &s, &n)) {
+		if (cidr_parse(s, n, 1, &c) == -1) {
 			if (err != NULL)
 				snprintf(err, errlen, "\"%.*s\" is not an "
 				    "address or a CIDR prefix (a/bits)",
-				    (int)(e - s < 64 ? e - s : 64), s);
+				    (int)(n < 64 ? n : 64), s);
 			return -1;
 		}
 		found |= a != NULL && cidr_in(&c, a);

@@ -43,6 +43,11 @@ int	util_random(void *dst, size_t n);
  */
 int	util_cidr_check(const char *list, char *err, size_t errlen);
 /*
+ * The next item of the comma-separated list at *list, without the blanks
+ * around it (empty items skipped): 1 with *item and *len, 0 at its end.
+ */
+int	util_list_next(const char **list, const char **item, size_t *len);
+/*
  * Is the address addr (text, as a peer's address is written) in such a
  * list?  An IPv4-mapped IPv6 address is its IPv4 address.  1 yes; 0 no,
  * or addr is no address; -1 when the list is invalid.
