@@ -772,24 +772,29 @@ class LocalCopies(Base):
                                 "responders' copies" % (n, got))
 
     def test_one_copy_serves_every_responder(self):
-        it = self.create_item(title="Shared " + uniq())
-        one = "%s/%d" % (DATA, it["id"])
-        # The responders have all heard of the write from Redis by now.
-        time.sleep(0.3)
-        self.assert_envelope(get(one), 200)     # read once, copied once
-        before = local_hits_by_responder()
+        """A fresh item read once: every later read, whichever responder
+        serves it, is answered from that one copy.  With a copy per
+        responder, each would have read Redis first.  A write elsewhere in
+        the suite may outdate the copy meanwhile: up to three items."""
         n = 8 * main_responders()
-        for _ in range(n):
-            self.assert_envelope(get(one), 200)
-        after = local_hits_by_responder()
-        hit = {pid: after[pid] - before.get(pid, 0) for pid in after
-               if after[pid] > before.get(pid, 0)}
-        self.assertGreaterEqual(len(hit), 2, "the reads did not reach two "
-                                "responders: %r" % hit)
-        # A copy per responder would have cost each of them a first read.
-        self.assertEqual(sum(hit.values()), n,
-                         "%d reads, %d from the host's copy (%r)"
-                         % (n, sum(hit.values()), hit))
+        tries = []
+        for _ in range(3):
+            it = self.create_item(title="Shared " + uniq())
+            one = "%s/%d" % (DATA, it["id"])
+            # The responders have all heard of the write from Redis by now.
+            time.sleep(0.3)
+            self.assert_envelope(get(one), 200)     # read once, copied once
+            before = local_hits_by_responder()
+            for _ in range(n):
+                self.assert_envelope(get(one), 200)
+            after = local_hits_by_responder()
+            hit = {pid: after[pid] - before.get(pid, 0) for pid in after
+                   if after[pid] > before.get(pid, 0)}
+            tries.append(hit)
+            if len(hit) >= 2 and sum(hit.values()) == n:
+                return
+        self.fail("%d reads each time; from the host's copy, by responder: "
+                  "%r (want all, over two responders or more)" % (n, tries))
 
     def test_write_on_this_host_drops_every_copy(self):
         it = self.create_item(title="Local " + uniq())
