@@ -422,6 +422,8 @@ void	session_clear_cookie(struct resp *);
  * then.
  */
 int	app_client_gone(const struct app *);
+/* 0 when the client is there; else logged, answered 503, and -1. */
+int	app_abandoned(struct app *, struct resp *, const char *what);
 
 /*
  * One request being answered (app/wxapp-fcgi.c), by libfcgi's loop or by

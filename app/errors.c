@@ -1,7 +1,12 @@
 /*
  * errors: how failures of the dependencies become envelopes.  Each
- * failure is logged here, once, with what the client is not shown.
+ * failure is logged here, once, with what the client is not shown; so is
+ * a request that nginx gave up on.
  */
+#define _GNU_SOURCE	/* POLLRDHUP */
+
+#include <poll.h>
+
 #include "app.h"
 #include "log.h"
 
@@ -66,4 +71,24 @@ app_wx_error(struct app *app, struct resp *rs, enum wechat_status st,
 		resp_header(rs, "Retry-After", "1");
 		break;
 	}
+}
+
+int
+app_client_gone(const struct app *app)
+{
+	struct pollfd	pfd = { app->fcgi_fd, POLLRDHUP, 0 };
+
+	return poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+int
+app_abandoned(struct app *app, struct resp *rs, const char *what)
+{
+	if (!app_client_gone(app))
+		return 0;
+	log_warn("%s: nginx gave up on the request while it waited: dropped "
+	    "before calling WeChat", what);
+	resp_error(rs, API_UNAVAILABLE, "the request was abandoned");
+	return -1;
 }

@@ -36,21 +36,6 @@ wx_code_field(struct req *rq, struct resp *rs, const char *field,
 }
 
 /*
- * -1 with an answer (nobody reads it) when nginx gave up on the request:
- * its WeChat code is left unspent for the client's retry.
- */
-static int
-abandoned(struct app *app, struct resp *rs, const char *what)
-{
-	if (!app_client_gone(app))
-		return 0;
-	log_warn("%s: nginx gave up on the request while it waited: dropped "
-	    "before calling WeChat", what);
-	resp_error(rs, API_UNAVAILABLE, "the request was abandoned");
-	return -1;
-}
-
-/*
  * POST /api/v1/user/login {"code"}: code2Session, then the user upserted
  * and its new session in one statement (STMT_LOGIN), run together with
  * the logins of other coroutines of this responder that reached it at the
@@ -70,7 +55,7 @@ h_login(struct app *app, struct req *rq, struct resp *rs)
 	long long		 uid;
 
 	if (wx_code_field(rq, rs, "code", &code) == -1 ||
-	    abandoned(app, rs, "login") == -1)
+	    app_abandoned(app, rs, "login") == -1)
 		return;
 	if ((wst = wechat_code2session(&app->wx, rq->a, code, &ws)) !=
 	    WECHAT_OK) {
@@ -198,7 +183,7 @@ h_phone(struct app *app, struct req *rq, struct resp *rs)
 	struct buf		*b;
 
 	if (wx_code_field(rq, rs, "code", &code) == -1 ||
-	    abandoned(app, rs, "phone") == -1)
+	    app_abandoned(app, rs, "phone") == -1)
 		return;
 	if ((wst = wechat_phone_number(&app->wx, rq->a, code, &phone)) !=
 	    WECHAT_OK) {

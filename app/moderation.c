@@ -92,6 +92,9 @@ moderation_check(struct app *app, struct req *rq, struct resp *rs,
 		c->n++;
 		return 0;
 	}
+	/* A write nginx gave up on asks WeChat nothing (and is not made). */
+	if (app_abandoned(app, rs, "content security") == -1)
+		return -1;
 	if (image)
 		st = wechat_media_check_async(&app->wx, rq->a, openid, scene,
 		    content, 2, &f->trace_id);

@@ -3,7 +3,6 @@
  * FCGX_Accept_r loop; run by spawn-fcgi (listening socket on fd 0) under a
  * supervisor, or standalone with --listen for development.
  */
-#define _GNU_SOURCE	/* POLLRDHUP */
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -397,15 +396,6 @@ rss_kb(void)
 		resident = 0;
 	fclose(f);
 	return resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
-}
-
-int
-app_client_gone(const struct app *app)
-{
-	struct pollfd	pfd = { app->fcgi_fd, POLLRDHUP, 0 };
-
-	return poll(&pfd, 1, 0) == 1 &&
-	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 /*

@@ -10,6 +10,7 @@ It can run alone:  tests/e2e/run.py -k test_faults
 """
 
 import http.client
+import json
 import os
 import secrets
 import signal
@@ -438,6 +439,44 @@ class Abandoned(Base):
                 with open(os.path.join(e2e.RUN_DIR, "log", f), "rb") as fh:
                     logs += fh.read()[-200000:]
         self.assertIn(b"dropped before calling WeChat", logs)
+
+    def test_a_write_nginx_gave_up_on_asks_no_content_check(self):
+        """An item write whose connection nginx closed (its read timeout
+        passed) neither asks WeChat's content check nor is made."""
+        e2e.wechat_base()
+        from test_protection import ensure_breaker_closed
+        ensure_breaker_closed(self)
+        s = e2e.login()
+        e2e.wechat_reset()
+        self.addCleanup(e2e.wechat_reset)
+        title = "abandoned " + secrets.token_hex(6)
+        body = json.dumps({"title": title, "category": "food"}).encode()
+        logf = e2e.log_file_path()
+        mark = os.path.getsize(logf) if logf and os.path.exists(logf) else 0
+        send_and_hang_up(os.path.join(e2e.RUN_DIR, "sock", "wxapp-0.sock"), {
+            "REQUEST_METHOD": "POST", "DOCUMENT_URI": DATA,
+            "REQUEST_URI": DATA, "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "10.77.99.2",
+            "HTTP_AUTHORIZATION": "Bearer " + s.access}, body)
+        deadline = time.monotonic() + 5
+        seen = b""
+        while time.monotonic() < deadline and \
+                b"content security: nginx gave up" not in seen:
+            time.sleep(0.1)
+            if logf:
+                with open(logf, "rb") as f:
+                    f.seek(mark)
+                    seen = f.read()
+        self.assertIn(b"content security: nginx gave up on the request",
+                      seen)
+        self.assertNotIn("/wxa/msg_sec_check", e2e.wechat_stats())
+        self.assertEqual(e2e.psql_value("SELECT count(*) FROM items WHERE "
+                                        "title = '%s'" % title), "0")
+        # Control: the same write, its client still there, is checked.
+        r = e2e.call("POST", DATA, s, {"title": title, "category": "food"})
+        self.assertIn(r.status, (201, 202), r.describe())
+        self.assertIn("/wxa/msg_sec_check", e2e.wechat_stats())
 
 
 class IdempotencyKey(e2e.TestCase):
