@@ -977,7 +977,12 @@ main(int argc, char *argv[])
 		/* About to wait for a request: nothing stays in the buffer. */
 		if (log_pending() && !connection_waiting(fd))
 			log_flush();
-		if (await_request(&app, fd) == -1)
+		/*
+		 * A signal that came while we waited (a SIGHUP whose poll
+		 * returned the request that followed it) is handled before
+		 * that request, so that its access line goes to the new log.
+		 */
+		if (await_request(&app, fd) == -1 || reopen_log)
 			continue;
 		/*
 		 * libfcgi drops a connection it accepted when a signal comes
