@@ -89,6 +89,7 @@ struct config {
 	long long	 breaker_open_ms;
 	long long	 breaker_half_open_calls;
 	long long	 breaker_timeouts;
+	long long	 breaker_slow_pct;
 	long long	 breaker_store_open_ms;
 	long long	 request_terminate_timeout;
 	long long	 keepalive_drain_ms;

@@ -213,7 +213,8 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 		    arena_printf(rq->a, "dependency=\"%s\"", pool_dep_name(i)),
 		    &m->deps[i].latency);
 	metrics_family(&b, "wxapp_dependency_errors_total", "counter",
-	    "Failed calls, by dependency and kind.");
+	    "Failed calls, by dependency and kind (slow: succeeded, but "
+	    "too close to the timeout).");
 	for (i = 0; i < DEP_COUNT; i++) {
 		metrics_sample(&b, "wxapp_dependency_errors_total",
 		    arena_printf(rq->a, "dependency=\"%s\",kind=\"failed\"",
@@ -223,6 +224,10 @@ h_metrics(struct app *app, struct req *rq, struct resp *rs)
 		    arena_printf(rq->a, "dependency=\"%s\",kind=\"timeout\"",
 		    pool_dep_name(i)), atomic_load_explicit(
 		    &m->deps[i].timed_out, memory_order_relaxed));
+		metrics_sample(&b, "wxapp_dependency_errors_total",
+		    arena_printf(rq->a, "dependency=\"%s\",kind=\"slow\"",
+		    pool_dep_name(i)), atomic_load_explicit(
+		    &m->deps[i].slow, memory_order_relaxed));
 		metrics_sample(&b, "wxapp_dependency_errors_total",
 		    arena_printf(rq->a, "dependency=\"%s\",kind=\"rejected\"",
 		    pool_dep_name(i)), atomic_load_explicit(

@@ -25,7 +25,11 @@ app_guards(const struct config *c, struct shm *shm, struct pool *pool,
 		g[i].p.open_ms = i == DEP_WECHAT ? c->breaker_open_ms :
 		    c->breaker_store_open_ms;
 	}
-	/* The longest a call (a trial) can take: connect, then run. */
+	/*
+	 * The longest a store's call (a trial) can take: connect, then run.
+	 * A store's trial holds its whole process, so no other is let
+	 * through before that.
+	 */
 	g[DEP_POSTGRES].p.trial_ms = c->pg_connect_timeout * 1000 >
 	    c->pg_statement_timeout_ms + DB_DEADLINE_MARGIN_MS ?
 	    c->pg_connect_timeout * 1000 :
@@ -33,7 +37,19 @@ app_guards(const struct config *c, struct shm *shm, struct pool *pool,
 	g[DEP_REDIS].p.trial_ms = c->redis_connect_timeout_ms >
 	    c->redis_command_timeout_ms ? c->redis_connect_timeout_ms :
 	    c->redis_command_timeout_ms;
-	g[DEP_WECHAT].p.trial_ms = c->wechat_timeout_ms;
+	/*
+	 * A WeChat trial holds only its own request (the concurrent loop
+	 * waits for it without blocking): another goes every open_ms even
+	 * while one hangs, so that a WeChat that came back is used again
+	 * within open_ms, not after the hung trial's timeout.
+	 */
+	g[DEP_WECHAT].p.trial_ms = 0;
+	/* A success this close to the call's timeout counts as a timeout. */
+	g[DEP_POSTGRES].slow_us = c->breaker_slow_pct *
+	    c->pg_statement_timeout_ms * 10;
+	g[DEP_REDIS].slow_us = c->breaker_slow_pct *
+	    c->redis_command_timeout_ms * 10;
+	g[DEP_WECHAT].slow_us = c->breaker_slow_pct * c->wechat_timeout_ms * 10;
 }
 
 void

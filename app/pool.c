@@ -21,7 +21,7 @@ pool_init(void *data)
 
 const struct shm_layout pool_layout = {
 	.size = sizeof(struct pool),
-	.version = 9,
+	.version = 10,
 	.init = pool_init
 };
 

@@ -104,7 +104,7 @@ breaker_trial_in(const struct breaker *br, const struct breaker_params *p,
 
 int
 breaker_record(struct breaker *br, const struct breaker_params *p,
-    int64_t now_us, enum breaker_outcome outcome)
+    int64_t now_us, int64_t started_us, enum breaker_outcome outcome)
 {
 	struct breaker_bucket	*b;
 	int64_t			 sec = now_us / 1000000;
@@ -112,6 +112,13 @@ breaker_record(struct breaker *br, const struct breaker_params *p,
 	long long		 i;
 	int			 success = outcome == BREAKER_SUCCEEDED;
 
+	/*
+	 * Calls that hung before WeChat (or a store) came back time out
+	 * after it did: they must not open the breaker a good trial just
+	 * closed, nor an older trial's timeout reopen it under a newer one.
+	 */
+	if (!success && started_us < br->since_us)
+		return br->state;
 	br->timeouts = outcome == BREAKER_TIMED_OUT ? br->timeouts + 1 : 0;
 	if (br->state == BREAKER_HALF_OPEN) {
 		if (success)

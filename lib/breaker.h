@@ -76,9 +76,14 @@ int	breaker_allow(struct breaker *, const struct breaker_params *,
  */
 int64_t	breaker_trial_in(const struct breaker *, const struct breaker_params *,
 	    int64_t now_us);
-/* Record a call's outcome; returns the state after it. */
+/*
+ * Record the outcome of a call that went out at started_us; returns the
+ * state after it.  A failure of a call that went out before the state
+ * began (before the breaker closed, or before the latest trial) is
+ * counted by no rule: it tells of the dependency as it was then.
+ */
 int	breaker_record(struct breaker *, const struct breaker_params *,
-	    int64_t now_us, enum breaker_outcome);
+	    int64_t now_us, int64_t started_us, enum breaker_outcome);
 const char *breaker_state_name(int);
 
 #endif

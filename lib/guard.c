@@ -44,18 +44,24 @@ guard_done(struct guard *g, enum breaker_outcome how, int64_t since_us)
 
 	if (g == NULL)
 		return;
-	if (g->stats != NULL) {
-		metrics_observe(&g->stats->latency, now - since_us);
+	if (how == BREAKER_SUCCEEDED && g->slow_us > 0 &&
+	    now - since_us >= g->slow_us) {
+		how = BREAKER_TIMED_OUT;
+		if (g->stats != NULL)
+			metrics_add(&g->stats->slow, 1);
+	} else if (g->stats != NULL) {
 		if (how == BREAKER_FAILED)
 			metrics_add(&g->stats->failed, 1);
 		else if (how == BREAKER_TIMED_OUT)
 			metrics_add(&g->stats->timed_out, 1);
 	}
+	if (g->stats != NULL)
+		metrics_observe(&g->stats->latency, now - since_us);
 	if (g->br == NULL)
 		return;
 	shm_lock(g->shm);
 	before = g->br->state;
-	after = breaker_record(g->br, &g->p, now, how);
+	after = breaker_record(g->br, &g->p, now, since_us, how);
 	shm_unlock(g->shm);
 	changed(g, before, after);
 }

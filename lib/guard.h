@@ -5,7 +5,10 @@
  * its evidence.  A call goes out only when guard_allow says so, and
  * guard_done records how it went: succeeded, failed, or timed out (a
  * hanging dependency; a run of those opens the breaker at once, see
- * lib/breaker.h).  A change of state is logged and counted once, by the
+ * lib/breaker.h).  A call that succeeded but took slow_us or longer
+ * counts as timed out: a dependency that answers just inside its timeout
+ * holds callers as long as one that hangs, and must trip the breaker the
+ * same way.  A change of state is logged and counted once, by the
  * process that made it.
  */
 #ifndef WX_GUARD_H
@@ -25,6 +28,7 @@ struct guard_stats {
 	struct metrics_hist	 latency;
 	_Atomic uint64_t	 failed;
 	_Atomic uint64_t	 timed_out;
+	_Atomic uint64_t	 slow;		/* succeeded, after slow_us */
 	_Atomic uint64_t	 rejected;	/* by the open breaker */
 	_Atomic uint64_t	 entered[BREAKER_NSTATES];	/* by the
 						   state changed to */
@@ -35,6 +39,8 @@ struct guard {
 	struct shm		*shm;	/* whose lock covers br */
 	struct breaker		*br;	/* in shm's data; NULL: every call goes */
 	struct breaker_params	 p;
+	int64_t			 slow_us;	/* a success this slow counts
+						   as timed out; 0: never */
 	struct guard_stats	*stats;	/* NULL: not counted */
 };
 

@@ -254,16 +254,42 @@ class FrozenPostgres(Base):
             t0 = time.monotonic()
             base = load.rate(t0 - 1.5, t0)
             freeze(pids)
-            try:
-                n = 0
+            lock = threading.Lock()
+
+            def writer(k):
+                # Keyless and keyed writes, each thread starting with
+                # the other kind.
+                n = k
                 while time.monotonic() - t0 < 6:
                     n += 1
                     title = "frozen " + secrets.token_hex(6)
                     key = "fz-" + title[7:] if n % 2 else None
                     r, el = self.write(s, title, key)
-                    writes.append((title, key, r.status, r.json().get(
-                        "code"), el))
+                    with lock:
+                        writes.append((title, key, r.status, r.json().get(
+                            "code"), el))
+
+            def logins():
+                n = 0
+                while time.monotonic() - t0 < 6:
+                    n += 1
+                    t = time.monotonic()
+                    r = e2e.post_json(LOGIN, {"code": "frozen-%d-%s" % (
+                        n, secrets.token_hex(3))}, headers={
+                        "X-Forwarded-For": addr(7200 + n)}, timeout=15)
+                    with lock:
+                        login_results.append((r.status, r.json().get(
+                            "code"), time.monotonic() - t))
+            login_results = []
+            threads = [threading.Thread(target=writer, args=(k,))
+                       for k in range(3)]
+            threads.append(threading.Thread(target=logins))
+            try:
+                for t in threads:
+                    t.start()
             finally:
+                for t in threads:
+                    t.join(30)
                 t1 = time.monotonic()
                 thaw(pids)
             during = load.rate(t0, t1)
@@ -271,12 +297,15 @@ class FrozenPostgres(Base):
         r, _ = self.write(s, "after " + secrets.token_hex(6))
         self.assert_envelope(r, 201)
         figure("postgres frozen 6 s: %.0f cached reads/s before, %.0f during "
-               "(%.0f %%); %d writes, %d answered 503 (%d in doubt), the "
-               "slowest in %.2f s" % (
+               "(%.0f %%); %d writes from 3 clients, %d answered 503 (%d in "
+               "doubt), the slowest in %.2f s; %d logins, %d answered 503, "
+               "the slowest in %.2f s" % (
                    base, during, 100 * during / max(base, 1), len(writes),
                    sum(1 for w in writes if w[2] == 503),
                    sum(1 for w in writes if w[3] == 50304),
-                   max(w[4] for w in writes)))
+                   max(w[4] for w in writes), len(login_results),
+                   sum(1 for w in login_results if w[0] == 503),
+                   max(w[2] for w in login_results)))
         self.assertFalse([r for r in load.results if r[1] is None],
                          "client timeouts")
         self.assertGreaterEqual(during, base / 2)
@@ -286,6 +315,10 @@ class FrozenPostgres(Base):
             # the client's own: a TLS connection, nginx.
             self.assertLessEqual(el, limit + 0.1 + 0.2,
                                  "a write waited %.2f s" % el)
+        for status, code, el in login_results:
+            self.assertIn(status, (200, 503), code)
+            self.assertLessEqual(el, limit + 0.1 + 0.2,
+                                 "a login waited %.2f s" % el)
 
         def stored():
             return {row[0] for row in e2e.psql(
@@ -346,14 +379,18 @@ class Kills(Base):
 
 class SlowWeChat(Base):
 
-    def test_breaker_opens_within_5s(self):
+    def slow(self, latency_ms, what):
+        """Logins from four clients while WeChat answers after
+        latency_ms: seconds until the breaker opened (at most 5), then
+        seconds from WeChat's return until a login succeeds (at most
+        1)."""
         e2e.wechat_base()
         from test_protection import breaker, ensure_breaker_closed
         e2e.wechat_reset()
         ensure_breaker_closed(self)
         self.addCleanup(ensure_breaker_closed, self)
         self.addCleanup(e2e.wechat_reset)
-        e2e.wechat_control(latency_ms=5000)
+        e2e.wechat_control(latency_ms=latency_ms)
         stop = threading.Event()
 
         def logins(k):
@@ -373,14 +410,42 @@ class SlowWeChat(Base):
             t.start()
         took = wait_until(lambda: breaker()["state"] == "open", 10, 0.1)
         stop.set()
+        # WeChat is back while logins it held still hang: the next
+        # login that reaches it closes the breaker.
         e2e.wechat_control(latency_ms=0)
+        back = time.monotonic()
+        n = [0]
+
+        def login_ok():
+            n[0] += 1
+            return e2e.post_json(LOGIN, {"code": "back-%d-%s" % (
+                n[0], secrets.token_hex(3))}, headers={
+                "X-Forwarded-For": addr(7100 + n[0])},
+                timeout=15).status == 200
+        recovered = wait_until(login_ok, 10, 0.02)
         for t in threads:
             t.join(20)
-        figure("WeChat answering after 5 s: breaker open after %s s" %
-               ("%.2f" % took if took is not None else "never"))
+        figure("%s: breaker open after %s s; a login succeeded %s s after "
+               "WeChat came back" % (
+                   what, "%.2f" % took if took is not None else "never",
+                   "%.2f" % recovered if recovered is not None else
+                   "never"))
         self.assertIsNotNone(took, "the breaker did not open within 10 s")
-        self.assertLessEqual(time.monotonic() - t0, 15)
+        self.assertLessEqual(back - t0, 15)
         self.assertLessEqual(took, 5.0)
+        self.assertIsNotNone(recovered, "no login within 10 s of WeChat's "
+                             "return")
+        self.assertLessEqual(recovered, 1.0)
+
+    def test_breaker_opens_within_5s(self):
+        self.slow(5000, "WeChat answering after 5 s")
+
+    def test_slow_answers_open_it_too(self):
+        """Answers within wechat_timeout_ms, but near it, count as
+        timeouts (breaker_slow_pct)."""
+        limit = e2e.conf_int("wechat_timeout_ms", 3000)
+        self.slow(limit * 9 // 10, "WeChat answering after %d ms (timeout "
+                  "%d ms)" % (limit * 9 // 10, limit))
 
 
 def send_and_hang_up(path, params, body):
