@@ -69,6 +69,12 @@ enum app_code {
  */
 #define ROUTE_TOKENLESS	0x08
 #define ROUTE_IDEMPOTENT 0x20	/* takes Idempotency-Key (app/idempotency.c) */
+/*
+ * With ROUTE_IDEMPOTENT: the handler calls out (WeChat) before it writes,
+ * and claims the key itself with app_idem_claim once those calls are
+ * made, so that no transaction is held open across them.
+ */
+#define ROUTE_CALLS_OUT	0x40
 
 /* Rate classes named by the route table. */
 enum rate_class {
@@ -715,6 +721,15 @@ void	app_invalidate_held(struct app *);
  */
 void	app_idempotent(struct app *, const struct app_route *, struct req *,
 	    struct resp *);
+/*
+ * A ROUTE_CALLS_OUT handler, about to write: for a keyed request, open
+ * app_idempotent's transaction and claim the key in it; then open the
+ * handler's own transaction when txn says so (always, for a keyed
+ * request).  1: a transaction is open, which the handler ends with
+ * app_txn_end; 0: none; -1: answered (a retry of what was done, 409, or
+ * an error).
+ */
+int	app_idem_claim(struct app *, struct req *, struct resp *, int txn);
 /*
  * The same outside the responder (app/data.c): Redis told, then the
  * host's responders (changes may be NULL); -1 when Redis missed it.

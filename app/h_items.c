@@ -270,7 +270,7 @@ h_item_create(struct app *app, struct req *rq, struct resp *rs)
 		params[IF_STATUS] = "draft";
 	params[IF_COUNT] = arena_printf(rq->a, "%lld", app->who.user_id);
 	tell = !held && tells_owner(app, params[IF_STATUS], 1);
-	if ((txn = tell || held) && app_txn_begin(app, rs) == -1)
+	if ((txn = app_idem_claim(app, rq, rs, tell || held)) == -1)
 		return;
 	if ((res = app_write(app, rs, STMT_ITEM_CREATE, params, COLL_ITEMS,
 	    "item", 0, NULL)) != NULL) {
@@ -381,7 +381,8 @@ h_item_patch(struct app *app, struct req *rq, struct resp *rs)
 	publishing = !held && params[1 + IF_STATUS] != NULL &&
 	    strcmp(params[1 + IF_STATUS], "published") == 0;
 	tell = !held && tells_owner(app, params[1 + IF_STATUS], 0);
-	if ((txn = tell || held || publishing) && app_txn_begin(app, rs) == -1)
+	if ((txn = app_idem_claim(app, rq, rs, tell || held || publishing)) ==
+	    -1)
 		return;
 	if ((res = app_write(app, rs, STMT_ITEM_PATCH, params, COLL_ITEMS,
 	    "item", id, NULL)) == NULL) {

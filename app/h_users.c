@@ -147,7 +147,7 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 	const char		*v[2], *params[3];
 	PGresult		*res;
 	long long		 id;
-	int			 held;
+	int			 held, txn;
 
 	if (data_parse_id(rq, rs, &id) == -1 ||
 	    user_may_change(app, rq, rs, id) == -1 ||
@@ -163,11 +163,10 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 	memset(&c, 0, sizeof(c));
 	if (moderation_check(app, rq, rs, &c, "name", v[0], 1, 0) == -1)
 		return;
-	if ((held = moderation_waits(&c))) {
+	if ((held = moderation_waits(&c)))
 		v[0] = NULL;		/* the old name stays meanwhile */
-		if (app_txn_begin(app, rs) == -1)
-			return;
-	}
+	if ((txn = app_idem_claim(app, rq, rs, held)) == -1)
+		return;
 	params[0] = arena_printf(rq->a, "%lld", id);
 	params[1] = v[0];
 	params[2] = v[1];
@@ -182,7 +181,7 @@ h_user_patch(struct app *app, struct req *rq, struct resp *rs)
 		}
 		PQclear(res);
 	}
-	if (held)
+	if (txn)
 		app_txn_end(app, rs, 1);
 }
 

@@ -79,40 +79,82 @@ replay(struct resp *rs, PGresult *res)
 }
 
 /*
- * The key is taken: answer from its record, or 409 when it was for
- * another request.
+ * What was kept for the key: 1 answered from it (or 409 when it was for
+ * another request), 0 nothing kept (or still being written), -1 answered
+ * with the error.
  */
-static void
-answer_taken(struct app *app, struct resp *rs, const char *const *params,
+static int
+kept(struct app *app, struct resp *rs, const char *const *params,
     const char *hash)
 {
 	PGresult	*res;
 	enum db_status	 st;
+	int		 rc = 1;
 
 	if ((st = db_exec(&app->db, STMT_IDEM_GET, params, &res)) != DB_OK) {
 		app_db_error(app, rs, st, "idempotency: get");
-		return;
+		return -1;
 	}
 	if (PQntuples(res) == 0 || PQgetisnull(res, 0, IDEM_STATUS))
-		resp_error(rs, API_UNAVAILABLE, "the request with this "
-		    "Idempotency-Key did not finish; retry");
+		rc = 0;
 	else if (strcmp(PQgetvalue(res, 0, IDEM_REQUEST), hash) != 0)
 		resp_error(rs, API_IDEMPOTENCY_REUSED, "Idempotency-Key already "
 		    "used for another request");
 	else
 		replay(rs, res);
 	PQclear(res);
+	return rc;
+}
+
+/*
+ * The key of rq and its scope: params[0..2] (scope, key, request hash),
+ * or 0 when rq has none.  The key was checked by app_idempotent.
+ */
+static int
+claim_params(struct app *app, struct req *rq, const char **params)
+{
+	if ((params[1] = req_param(rq, "HTTP_IDEMPOTENCY_KEY")) == NULL)
+		return 0;
+	params[0] = app->who.user_id != 0 ? arena_printf(rq->a, "u:%lld",
+	    app->who.user_id) : arena_printf(rq->a, "a:%s", rq->remote_addr);
+	params[2] = request_hash(rq);
+	return 1;
+}
+
+/*
+ * In a transaction: claim the key, waiting for a transaction that holds
+ * it, if one does.  0 claimed; -1 answered (from the key's record, 409,
+ * or an error).
+ */
+static int
+claim(struct app *app, struct resp *rs, const char *const *params)
+{
+	PGresult	*res;
+	enum db_status	 st;
+	int		 claimed;
+
+	if ((st = db_exec(&app->db, STMT_IDEM_CLAIM, params, &res)) != DB_OK) {
+		app_db_error(app, rs, st, "idempotency: claim");
+		return -1;
+	}
+	claimed = PQntuples(res) == 1;
+	PQclear(res);
+	if (claimed)
+		return 0;
+	if (kept(app, rs, params, params[2]) == 0)
+		resp_error(rs, API_UNAVAILABLE, "the request with this "
+		    "Idempotency-Key did not finish; retry");
+	return -1;
 }
 
 void
 app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
     struct resp *rs)
 {
-	const char	*key, *params[6], *hash;
+	const char	*key, *params[6];
 	PGresult	*res = NULL;
 	enum db_status	 st;
 	size_t		 mark;
-	int		 claimed;
 
 	if (key_of(rq, rs, &key) == -1)
 		return;
@@ -120,28 +162,28 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 		r->fn(app, rq, rs);
 		return;
 	}
-	params[0] = app->who.user_id != 0 ? arena_printf(rq->a, "u:%lld",
-	    app->who.user_id) : arena_printf(rq->a, "a:%s", rq->remote_addr);
-	params[1] = key;
-	params[2] = hash = request_hash(rq);
-	if (app_txn_begin(app, rs) == -1)
-		return;
-	/* Waits for a transaction that holds the key, if one does. */
-	if ((st = db_exec(&app->db, STMT_IDEM_CLAIM, params, &res)) != DB_OK) {
-		app_db_error(app, rs, st, "idempotency: claim");
-		goto fail;
-	}
-	claimed = PQntuples(res) == 1;
-	PQclear(res);
-	res = NULL;
-	if (!claimed) {
-		answer_taken(app, rs, params, hash);
-		goto fail;
-	}
-	/* The write, its invalidations held until the commit. */
+	claim_params(app, rq, params);
 	mark = rs->headers.len;
 	app->shown = 0;
-	r->fn(app, rq, rs);
+	if (r->flags & ROUTE_CALLS_OUT) {
+		/*
+		 * The handler claims the key itself (app_idem_claim), once
+		 * its calls are made: a retry of what was done is answered
+		 * first, without them.
+		 */
+		if (kept(app, rs, params, params[2]) != 0)
+			return;
+		r->fn(app, rq, rs);
+		if (app->txn_depth == 0)	/* it answered before writing */
+			return;
+	} else {
+		if (app_txn_begin(app, rs) == -1)
+			return;
+		if (claim(app, rs, params) == -1)
+			goto fail;
+		/* The write, its invalidations held until the commit. */
+		r->fn(app, rq, rs);
+	}
 	if (rs->status < 200 || rs->status > 299)
 		goto fail;
 	params[2] = arena_printf(rq->a, "%d", rs->status);
@@ -168,6 +210,26 @@ app_idempotent(struct app *app, const struct app_route *r, struct req *rq,
 fail:
 	PQclear(res);
 	app_txn_end(app, rs, 0);
+}
+
+int
+app_idem_claim(struct app *app, struct req *rq, struct resp *rs, int txn)
+{
+	const char	*params[3];
+
+	if ((app_route_of(rq)->flags & ROUTE_CALLS_OUT) &&
+	    app->txn_depth == 0 && claim_params(app, rq, params)) {
+		if (app_txn_begin(app, rs) == -1)
+			return -1;
+		if (claim(app, rs, params) == -1) {
+			app_txn_end(app, rs, 0);
+			return -1;
+		}
+		txn = 1;	/* the handler's own, inside app_idempotent's */
+	}
+	if (!txn)
+		return 0;
+	return app_txn_begin(app, rs) == -1 ? -1 : 1;
 }
 
 int

@@ -8,6 +8,7 @@ answering at the same moment (max_inflight), which a pool of one-call
 processes could never raise above its number of processes."""
 
 import hashlib
+import json
 import secrets
 import subprocess
 import threading
@@ -161,6 +162,55 @@ class Flood(e2e.TestCase):
         self.assertEqual(calls.get("/wxa/business/getuserphonenumber"), 400, calls)
         self.assertGreaterEqual(max_inflight(), 100, "the phone calls did not "
                                 "wait for WeChat at once")
+
+    def test_keyed_content_writes_wait_for_wechat_at_once(self):
+        """A write with an Idempotency-Key asks content security before it
+        claims its key and opens its transaction: the check waits for
+        WeChat without holding the process, as a keyless one does.  A
+        retry is answered from what was kept, asking WeChat nothing."""
+        users = [e2e.login() for _ in range(40)]
+        e2e.wechat_reset()
+        # A check with the stand-in's new access_token first.
+        self.assert_envelope(e2e.call("POST", "/api/v1/data", users[0], {
+            "title": "keyed check warm %s" % NONCE, "category": "food"}), 201)
+        checks0 = e2e.wechat_stats().get("/wxa/msg_sec_check", 0)
+        e2e.wechat_control(latency_ms=1000)
+        e2e.clear_rate_limits()
+        titles = ["keyed check %s %d" % (NONCE, i) for i in range(len(users))]
+        keys = ["kc-%s-%d" % (NONCE, i) for i in range(len(users))]
+
+        def one(i):
+            return e2e.request("POST", "/api/v1/data", body=json.dumps(
+                {"title": titles[i], "category": "food"}), headers=dict(
+                users[i].auth(), **{"Content-Type": "application/json",
+                                    "Idempotency-Key": keys[i]}),
+                timeout=60)
+        rs = in_parallel(one, len(users))
+        for r in rs:
+            self.assertIsInstance(r, e2e.Response, "request failed: %r" % (r,))
+            self.assert_envelope(r, 201)
+        checks = e2e.wechat_stats().get("/wxa/msg_sec_check", 0)
+        self.assertEqual(checks - checks0, len(users), "one check per "
+                         "write: %r" % e2e.wechat_stats())
+        most = max_inflight()
+        # Checked inside its transaction, a write cannot yield: one check
+        # at a time per process, of which the WeChat pool has a few.
+        self.assertGreaterEqual(most, 20, "the stand-in never answered "
+                                "more than %d checks at once" % most)
+        # Retried: the first answers, and no check.
+        e2e.wechat_control(latency_ms=0)
+        e2e.clear_rate_limits()
+        for i in (0, len(users) - 1):
+            r = one(i)
+            b = self.assert_envelope(r, 201)
+            self.assertEqual(r.header("Idempotent-Replayed"), "true")
+            self.assertEqual(b["data"]["id"], rs[i].json()["data"]["id"])
+        self.assertEqual(e2e.wechat_stats().get("/wxa/msg_sec_check", 0),
+                         checks, "a retry asked WeChat again")
+        for t in titles:
+            self.assertEqual(e2e.psql_value(
+                "SELECT count(*) FROM items WHERE title = %s" %
+                e2e.sql_quote(t)), "1", t)
 
     def test_rolling_restart_of_the_wechat_pool_loses_no_login(self):
         e2e.wechat_control(latency_ms=700)
