@@ -119,7 +119,8 @@ breaker_record(struct breaker *br, const struct breaker_params *p,
 	 */
 	if (!success && started_us < br->since_us)
 		return br->state;
-	br->timeouts = outcome == BREAKER_TIMED_OUT ? br->timeouts + 1 : 0;
+	br->timeouts = outcome == BREAKER_TIMED_OUT || outcome == BREAKER_HUNG ?
+	    br->timeouts + 1 : 0;
 	if (br->state == BREAKER_HALF_OPEN) {
 		if (success)
 			breaker_close(br, now_us);
@@ -140,7 +141,8 @@ breaker_record(struct breaker *br, const struct breaker_params *p,
 		b->fail++;
 	if (success)
 		return br->state;
-	if (p->timeouts > 0 && br->timeouts >= (uint64_t)p->timeouts) {
+	if (p->timeouts > 0 && (outcome == BREAKER_HUNG ||
+	    br->timeouts >= (uint64_t)p->timeouts)) {
 		breaker_open(br, now_us);
 		return br->state;
 	}

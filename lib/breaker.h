@@ -12,7 +12,7 @@
  * outcomes in 6 s, never a rate over a minimum volume of 20.  So a run
  * of `timeouts` timed-out calls in a row opens the breaker too, whatever
  * the volume: the signal does not depend on how many calls the pool can
- * make.
+ * make.  One call that hung (BREAKER_HUNG) is enough.
  */
 #ifndef WX_BREAKER_H
 #define WX_BREAKER_H
@@ -38,7 +38,14 @@ struct breaker_bucket {
 enum breaker_outcome {
 	BREAKER_FAILED,
 	BREAKER_SUCCEEDED,
-	BREAKER_TIMED_OUT	/* a failure, and part of a run */
+	BREAKER_TIMED_OUT,	/* a failure, and part of a run */
+	/*
+	 * No answer at all by the call's own deadline, though the
+	 * dependency enforces a shorter one itself (a PostgreSQL server
+	 * that did not even cancel at its statement_timeout): it hangs,
+	 * and the breaker opens at once (when timeouts is not 0).
+	 */
+	BREAKER_HUNG
 };
 
 struct breaker {

@@ -152,7 +152,7 @@ done:
 	return rc;
 lost:
 	if (w == 0) {
-		db->timed_out = 1;
+		db->timed_out = db->hung = 1;
 		snprintf(db->errmsg, sizeof(db->errmsg), "no answer within "
 		    "%lld ms", db->o.statement_timeout_ms + DB_DEADLINE_MARGIN_MS);
 	} else
@@ -238,7 +238,7 @@ db_connect(struct db *db)
 	int				 n1, n2, w;
 
 	db_close(db);
-	db->timed_out = 0;
+	db->timed_out = db->hung = 0;
 	deadline = util_mono_us() + db->o.connect_timeout_ms * 1000;
 	/* libpq's own connect_timeout (whole seconds) as a second bound. */
 	n1 = snprintf(timeout, sizeof(timeout), "%lld",
@@ -263,7 +263,7 @@ db_connect(struct db *db)
 		w = db_wait(db, st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
 		    deadline);
 		if (w == 0) {
-			db->timed_out = 1;
+			db->timed_out = db->hung = 1;
 			snprintf(db->errmsg, sizeof(db->errmsg), "no answer "
 			    "within %lld ms", db->o.connect_timeout_ms);
 			goto fail;
@@ -362,7 +362,7 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 	int		 retried = 0, sent, may_commit;
 
 	*res = NULL;
-	db->timed_out = db->in_doubt = 0;
+	db->timed_out = db->hung = db->in_doubt = 0;
 	if (!guard_allow(db->o.guard, &retry)) {
 		snprintf(db->errmsg, sizeof(db->errmsg), "circuit open");
 		return DB_UNAVAILABLE;
@@ -412,9 +412,14 @@ done:
 		span_attr_copy(db->spans, sp, "db.response.status_code",
 		    db->sqlstate);
 	span_end(sp, rc != DB_OK);
-	/* The server answered (an error included): it is working. */
+	/*
+	 * The server answered (an error included): it is working.  No
+	 * answer by our own deadline (connecting, or past the server's own
+	 * statement_timeout, which it did not even enforce): it hangs.
+	 */
 	guard_done(db->o.guard, rc != DB_UNAVAILABLE ? BREAKER_SUCCEEDED :
-	    db->timed_out ? BREAKER_TIMED_OUT : BREAKER_FAILED, since);
+	    db->hung ? BREAKER_HUNG : db->timed_out ? BREAKER_TIMED_OUT :
+	    BREAKER_FAILED, since);
 	return rc;
 }
 

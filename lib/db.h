@@ -67,6 +67,7 @@ struct db {
 	struct spans		*spans;		/* NULL, or where each call
 						   records a span */
 	int			 timed_out;	/* the last failure was one */
+	int			 hung;		/* ... past our own deadline */
 	int			 in_doubt;	/* ... and it may have committed */
 	/*
 	 * A statement that may commit (see in_doubt) was sent since the

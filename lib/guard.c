@@ -52,7 +52,7 @@ guard_done(struct guard *g, enum breaker_outcome how, int64_t since_us)
 	} else if (g->stats != NULL) {
 		if (how == BREAKER_FAILED)
 			metrics_add(&g->stats->failed, 1);
-		else if (how == BREAKER_TIMED_OUT)
+		else if (how == BREAKER_TIMED_OUT || how == BREAKER_HUNG)
 			metrics_add(&g->stats->timed_out, 1);
 	}
 	if (g->stats != NULL)

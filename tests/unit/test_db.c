@@ -516,6 +516,30 @@ START_TEST(timeouts_open_the_breaker)
 }
 END_TEST
 
+/*
+ * A statement_timeout is the server working, slowly: a run of them
+ * opens the breaker.  No answer by our own deadline is a server that
+ * did not even cancel: one opens it.
+ */
+START_TEST(a_hung_call_opens_the_breaker_at_once)
+{
+	struct guard	*g = new_guard();
+	long		 ms;
+	int		 timed_out, in_doubt;
+
+	db_close(&db);
+	open_db(svc_env("WXAPP_TEST_PG"), g);
+	ck_assert_int_eq(exec_frozen(T_COUNT, NULL, NULL, &ms, &timed_out,
+	    &in_doubt), DB_UNAVAILABLE);
+	ck_assert_int_eq(timed_out, 1);
+	ck_assert_int_eq(db.hung, 1);
+	ck_assert_int_eq(g->br->state, BREAKER_OPEN);
+	ck_assert_uint_eq(g->br->timeouts, 1);
+	db_close(&db);
+	svc_guard_free(g);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -539,6 +563,7 @@ main(void)
 	tcase_add_test(tc, a_connection_the_server_closed_is_replaced);
 	tcase_add_test(tc, statements_are_prepared_again_after_discard_all);
 	tcase_add_test(tc, timeouts_open_the_breaker);
+	tcase_add_test(tc, a_hung_call_opens_the_breaker_at_once);
 	tcase_add_test(tc, one_statement_deallocated);
 	suite_add_tcase(s, tc);
 	return check_run(s);
