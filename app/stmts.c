@@ -230,9 +230,11 @@ const struct db_stmt app_stmts[STMT_COUNT] = {
 	    " status = NULL, headers = NULL, body = NULL, created_at = now()"
 	    " WHERE idempotency.created_at < now() - interval '24 hours'"
 	    " RETURNING 1", .nparams = 3 },
+	/* Its live record: one older than a day is the next claim's. */
 	[STMT_IDEM_GET] = { .name = "idem_get",
 	    .sql = "SELECT request, status, headers, body FROM idempotency"
-	    " WHERE scope = $1 AND key = $2", .nparams = 2 },
+	    " WHERE scope = $1 AND key = $2"
+	    " AND created_at >= now() - interval '24 hours'", .nparams = 2 },
 	/* $6: the user whose personal data the answer shows, or NULL. */
 	[STMT_IDEM_STORE] = { .name = "idem_store",
 	    .sql = "UPDATE idempotency SET status = $3, headers = $4, body = $5,"

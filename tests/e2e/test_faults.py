@@ -572,6 +572,22 @@ class IdempotencyKey(e2e.TestCase):
         r3 = self.post(key, dict(body, title="other"))
         self.assert_envelope(r3, 409, 40901)
 
+    def test_a_key_is_kept_a_day(self):
+        key = "d-" + secrets.token_hex(8)
+        body = {"title": "day " + key, "category": "food"}
+        d1 = self.assert_envelope(self.post(key, body), 201)["data"]
+        e2e.psql("UPDATE idempotency SET created_at = now() - interval "
+                 "'25 hours' WHERE key = %s" % e2e.sql_quote(key))
+        # A day later the key is new again: the write is made anew.
+        r = self.post(key, body)
+        d2 = self.assert_envelope(r, 201)["data"]
+        self.assertIsNone(r.header("Idempotent-Replayed"))
+        self.assertNotEqual(d1["id"], d2["id"])
+        r = self.post(key, body)
+        self.assertEqual(r.header("Idempotent-Replayed"), "true")
+        self.assertEqual(self.assert_envelope(r, 201)["data"]["id"],
+                         d2["id"])
+
     def test_concurrent_retries_make_one(self):
         key = "c-" + secrets.token_hex(8)
         body = {"title": "conc " + key, "category": "food"}
