@@ -1,6 +1,7 @@
 /*
  * cowait: coroutines waiting for curl transfers and timers (see cowait.h).
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ cowait_wait(struct cowait *cw)
 {
 	struct cowait_task	*t = cw->current;
 
+	t->wake_us = 0;
 	t->waiting = COWAIT_EVENT;
 	coro_yield();
 }
@@ -67,6 +69,113 @@ cowait_wake(struct cowait *cw, struct cowait_task *t)
 	t->next = NULL;
 	*cw->woken_tail = t;
 	cw->woken_tail = &t->next;
+}
+
+int
+cowait_fd(struct cowait *cw, int fd, short events, int64_t deadline)
+{
+	struct cowait_task	*t = cw->current;
+
+	if (!cowait_can_yield(cw))
+		return util_poll(fd, events, deadline);
+	if (deadline <= util_mono_us())
+		return 0;
+	t->fd = fd;
+	t->events = events;
+	t->ready = 0;
+	t->wake_us = deadline;
+	t->waiting = COWAIT_FD;
+	coro_yield();
+	t->waiting = COWAIT_NONE;
+	return t->ready;
+}
+
+void
+cowait_lock_init(struct cowait_lock *l)
+{
+	l->held = 0;
+	l->waiters = NULL;
+	l->waiters_tail = &l->waiters;
+}
+
+int
+cowait_lock_take(struct cowait *cw, struct cowait_lock *l, int64_t deadline)
+{
+	struct cowait_task	*t = cw->current, **pp;
+
+	while (l->held) {
+		if (deadline == 0 || !cowait_can_yield(cw) ||
+		    util_mono_us() >= deadline)
+			return -1;
+		t->lnext = NULL;
+		*l->waiters_tail = t;
+		l->waiters_tail = &t->lnext;
+		t->wake_us = deadline;
+		t->waiting = COWAIT_EVENT;
+		coro_yield();
+		if (t->waiting == COWAIT_NONE)	/* woken by a give: again */
+			continue;
+		/* The deadline: out of the line. */
+		t->waiting = COWAIT_NONE;
+		for (pp = &l->waiters; *pp != NULL; pp = &(*pp)->lnext)
+			if (*pp == t) {
+				if ((*pp = t->lnext) == NULL)
+					l->waiters_tail = pp;
+				break;
+			}
+		return -1;
+	}
+	l->held = 1;
+	return 0;
+}
+
+void
+cowait_lock_give(struct cowait *cw, struct cowait_lock *l)
+{
+	struct cowait_task	*t;
+
+	l->held = 0;
+	/*
+	 * Woken, not handed the lock: the code that gave it back may take
+	 * it again before the waiter runs -- a transaction's next statement
+	 * must, since it cannot yield.
+	 */
+	if ((t = l->waiters) != NULL) {
+		if ((l->waiters = t->lnext) == NULL)
+			l->waiters_tail = &l->waiters;
+		cowait_wake(cw, t);
+	}
+}
+
+int64_t
+cowait_due(const struct cowait_task *t)
+{
+	switch (t->waiting) {
+	case COWAIT_TIMER:
+	case COWAIT_EVENT:
+	case COWAIT_FD:
+		return t->wake_us;
+	default:
+		return 0;
+	}
+}
+
+int
+cowait_fd_wanted(const struct cowait_task *t, struct curl_waitfd *w)
+{
+	if (t->waiting != COWAIT_FD)
+		return 0;
+	w->fd = t->fd;
+	w->events = (short)(((t->events & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+	    ((t->events & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+	w->revents = 0;
+	return 1;
+}
+
+void
+cowait_fd_ready(struct cowait_task *t)
+{
+	t->ready = 1;
 }
 
 void

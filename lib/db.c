@@ -9,7 +9,6 @@
  */
 #include <sys/socket.h>
 
-#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,23 +51,13 @@ db_set_error(struct db *db, const char *msg)
 static int
 db_wait(struct db *db, short events, int64_t deadline)
 {
-	struct pollfd	pfd;
-	int64_t		left;
-	int		n;
+	const struct db_io	*io = db->o.io;
+	int			 fd;
 
-	if ((pfd.fd = PQsocket(db->conn)) < 0)
+	if ((fd = PQsocket(db->conn)) < 0)
 		return -1;
-	pfd.events = events;
-	for (;;) {
-		if ((left = deadline - util_mono_us()) <= 0)
-			return 0;
-		n = poll(&pfd, 1, (int)(left > 60000000 ? 60000 :
-		    (left + 999) / 1000));
-		if (n > 0)
-			return 1;
-		if (n == -1 && errno != EINTR)
-			return -1;
-	}
+	return io != NULL ? io->wait(io->arg, fd, events, deadline) :
+	    util_poll(fd, events, deadline);
 }
 
 /* The deadline of a statement sent now. */
@@ -77,6 +66,45 @@ db_deadline(const struct db *db)
 {
 	return util_mono_us() + (db->o.statement_timeout_ms +
 	    DB_DEADLINE_MARGIN_MS) * 1000;
+}
+
+/*
+ * Take the connection for a call (with a db_io, another request's call
+ * may hold it) by deadline: 0, or -1 with why in db.
+ */
+static int
+db_take(struct db *db, int64_t deadline)
+{
+	const struct db_io	*io = db->o.io;
+
+	db->timed_out = db->hung = db->in_doubt = 0;
+	if (io == NULL || io->take(io->arg, 0) == 0)
+		return 0;
+	/*
+	 * While the breaker is not closed, the call that holds it is the
+	 * trial: fail now, as every other call does, rather than wait.
+	 */
+	if (guard_trial_in(db->o.guard) >= 0) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "circuit open");
+		return -1;
+	}
+	if (io->take(io->arg, deadline) == 0) {
+		db->timed_out = db->hung = db->in_doubt = 0;
+		return 0;
+	}
+	db->timed_out = 1;
+	snprintf(db->errmsg, sizeof(db->errmsg), "the connection was busy for "
+	    "%lld ms", db->o.statement_timeout_ms + DB_DEADLINE_MARGIN_MS);
+	return -1;
+}
+
+static void
+db_give(struct db *db)
+{
+	const struct db_io	*io = db->o.io;
+
+	if (io != NULL)
+		io->give(io->arg);
 }
 
 /* True for SQLSTATEs that mean the server or the link is gone. */
@@ -109,40 +137,68 @@ db_fail(struct db *db, PGresult *res, const char *what)
 }
 
 /*
- * Flush what was sent, then collect its result before deadline: DB_OK with
- * *res (the caller's), or why not.  A deadline passed or a broken link
- * drops the connection.
+ * Flush what was sent, then read until a result is ready, before
+ * deadline: 1, 0 the deadline passed, -1 the link failed.
+ */
+static int
+db_await(struct db *db, int64_t deadline)
+{
+	int	f, w;
+
+	while ((f = PQflush(db->conn)) == 1)
+		if ((w = db_wait(db, POLLOUT | POLLIN, deadline)) != 1)
+			return w;
+		else if (PQconsumeInput(db->conn) == 0)
+			return -1;
+	if (f == -1)
+		return -1;
+	while (PQisBusy(db->conn))
+		if ((w = db_wait(db, POLLIN, deadline)) != 1)
+			return w;
+		else if (PQconsumeInput(db->conn) == 0)
+			return -1;
+	return 1;
+}
+
+/* The link failed (w -1) or the deadline passed (w 0): why, in db. */
+static void
+db_lost(struct db *db, int w)
+{
+	if (w == 0) {
+		db->timed_out = db->hung = 1;
+		snprintf(db->errmsg, sizeof(db->errmsg), "no answer within "
+		    "%lld ms", db->o.statement_timeout_ms + DB_DEADLINE_MARGIN_MS);
+	} else
+		db_set_error(db, PQerrorMessage(db->conn));
+}
+
+/*
+ * Collect the result of what was sent before deadline: DB_OK with *res
+ * (the caller's), or why not.  A deadline passed or a broken link drops
+ * the connection.
  */
 static enum db_status
 db_result(struct db *db, const char *what, int64_t deadline, PGresult **res)
 {
 	PGresult	*r;
 	enum db_status	 rc;
-	int		 f, w = 1;
+	int		 w;
 
 	*res = NULL;
-	while ((f = PQflush(db->conn)) == 1)
-		if ((w = db_wait(db, POLLOUT | POLLIN, deadline)) != 1 ||
-		    PQconsumeInput(db->conn) == 0)
-			goto lost;
-	if (f == -1)
-		goto lost;
 	for (;;) {
-		while (!PQisBusy(db->conn)) {
-			if ((r = PQgetResult(db->conn)) == NULL)
-				goto done;
-			if (*res == NULL)
-				*res = r;
-			else
-				PQclear(r);
-		}
-		if ((w = db_wait(db, POLLIN, deadline)) != 1 ||
-		    PQconsumeInput(db->conn) == 0)
+		if ((w = db_await(db, deadline)) != 1)
 			goto lost;
+		if ((r = PQgetResult(db->conn)) == NULL)
+			break;
+		if (*res == NULL)
+			*res = r;
+		else
+			PQclear(r);
 	}
-done:
-	if (*res == NULL)
+	if (*res == NULL) {
+		w = -1;
 		goto lost;
+	}
 	if (PQresultStatus(*res) == PGRES_TUPLES_OK ||
 	    PQresultStatus(*res) == PGRES_COMMAND_OK)
 		return DB_OK;
@@ -151,12 +207,7 @@ done:
 	*res = NULL;
 	return rc;
 lost:
-	if (w == 0) {
-		db->timed_out = db->hung = 1;
-		snprintf(db->errmsg, sizeof(db->errmsg), "no answer within "
-		    "%lld ms", db->o.statement_timeout_ms + DB_DEADLINE_MARGIN_MS);
-	} else
-		db_set_error(db, PQerrorMessage(db->conn));
+	db_lost(db, w);
 	log_error("postgres: %s: connection dropped: %s", what, db->errmsg);
 	PQclear(*res);
 	*res = NULL;
@@ -164,39 +215,61 @@ lost:
 	return DB_UNAVAILABLE;
 }
 
-/* Prepare one statement of the table; 0, or -1 (logged, connection closed). */
-static int
-db_prepare(struct db *db, const struct db_stmt *st)
-{
-	PGresult	*res;
-
-	if (PQsendPrepare(db->conn, st->name, st->sql, st->nparams,
-	    NULL) == 0) {
-		db_set_error(db, PQerrorMessage(db->conn));
-		log_error("postgres: cannot prepare %s: %s", st->name,
-		    db->errmsg);
-		db_close(db);
-		return -1;
-	}
-	if (db_result(db, st->name, db_deadline(db), &res) != DB_OK) {
-		log_error("postgres: cannot prepare %s: %s", st->name,
-		    db->errmsg);
-		db_close(db);
-		return -1;
-	}
-	PQclear(res);
-	return 0;
-}
-
+/*
+ * Prepare the statement table, in one round trip (libpq's pipeline mode:
+ * a connection made again while the pool is busy is ready at once, and
+ * one whose waits yield to other requests does not wait a turn of their
+ * loop per statement).  0, or -1 (logged, connection closed).
+ */
 static int
 db_prepare_all(struct db *db)
 {
-	size_t	i;
+	const struct db_stmt	*st = NULL;
+	PGresult		*res;
+	int64_t			 deadline = db_deadline(db);
+	size_t			 i;
+	int			 w;
 
+	if (db->nstmts == 0)
+		return 0;
+	if (PQenterPipelineMode(db->conn) == 0)
+		goto fail;
 	for (i = 0; i < db->nstmts; i++)
-		if (db_prepare(db, &db->stmts[i]) == -1)
+		if (PQsendPrepare(db->conn, db->stmts[i].name, db->stmts[i].sql,
+		    db->stmts[i].nparams, NULL) == 0)
+			goto fail;
+	if (PQpipelineSync(db->conn) == 0)
+		goto fail;
+	for (i = 0; i < db->nstmts; i++) {
+		st = &db->stmts[i];
+		if (db_result(db, st->name, deadline, &res) != DB_OK) {
+			/* Logged by db_result when the connection went. */
+			if (db->conn != NULL)
+				log_error("postgres: cannot prepare %s: %s",
+				    st->name, db->errmsg);
+			db_close(db);
 			return -1;
+		}
+		PQclear(res);
+	}
+	st = NULL;
+	if ((w = db_await(db, deadline)) != 1) {
+		db_lost(db, w);
+		goto failed;
+	}
+	res = PQgetResult(db->conn);
+	w = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+	PQclear(res);
+	if (!w || PQexitPipelineMode(db->conn) == 0)
+		goto fail;
 	return 0;
+fail:
+	db_set_error(db, PQerrorMessage(db->conn));
+failed:
+	log_error("postgres: cannot prepare %s: %s", st != NULL ? st->name :
+	    "the statements", db->errmsg);
+	db_close(db);
+	return -1;
 }
 
 /* Forget every prepared statement, then prepare the table; 0 or -1. */
@@ -300,6 +373,7 @@ db_close(struct db *db)
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->conn = NULL;
+	db->in_txn = 0;
 }
 
 /*
@@ -362,9 +436,11 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 	int		 retried = 0, sent, may_commit;
 
 	*res = NULL;
-	db->timed_out = db->hung = db->in_doubt = 0;
+	if (db_take(db, db_deadline(db)) == -1)
+		return DB_UNAVAILABLE;
 	if (!guard_allow(db->o.guard, &retry)) {
 		snprintf(db->errmsg, sizeof(db->errmsg), "circuit open");
+		db_give(db);
 		return DB_UNAVAILABLE;
 	}
 	since = util_mono_us();
@@ -378,6 +454,7 @@ db_call(struct db *db, const struct db_stmt *stmt, const char *sql,
 again:
 	t0 = util_mono_us();
 	may_commit = db_may_commit(db, stmt != NULL ? stmt->sql : sql);
+	db->in_txn = PQtransactionStatus(db->conn) != PQTRANS_IDLE;
 	if (may_commit)
 		db->changed = 1;
 	sent = stmt != NULL ? PQsendQueryPrepared(db->conn, stmt->name,
@@ -420,6 +497,10 @@ done:
 	guard_done(db->o.guard, rc != DB_UNAVAILABLE ? BREAKER_SUCCEEDED :
 	    db->hung ? BREAKER_HUNG : db->timed_out ? BREAKER_TIMED_OUT :
 	    BREAKER_FAILED, since);
+	db->in_txn = db->conn != NULL &&
+	    (PQtransactionStatus(db->conn) == PQTRANS_INTRANS ||
+	    PQtransactionStatus(db->conn) == PQTRANS_INERROR);
+	db_give(db);
 	return rc;
 }
 
@@ -462,8 +543,7 @@ db_commit(struct db *db)
 void
 db_rollback(struct db *db)
 {
-	if (db->conn != NULL &&
-	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+	if (db->conn != NULL && db->in_txn)
 		(void)db_simple(db, "ROLLBACK");
 }
 

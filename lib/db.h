@@ -15,6 +15,14 @@
  * next call connects again.  Every call goes through the PostgreSQL
  * guard (lib/guard): while its breaker is open, calls fail at once.
  *
+ * By default a call holds its process while it waits.  A process that
+ * runs many requests at once (lib/cowait) gives the db a struct db_io: a
+ * call then waits for the socket without holding the process, and the
+ * calls of other requests take turns with the connection (one statement
+ * at a time, and never inside another's transaction: code inside a
+ * transaction must not yield, see db->in_txn).  A hung PostgreSQL then
+ * holds the requests that wait for it, not the process's other requests.
+ *
  * A connection lost that way after a change was sent leaves its outcome
  * unknown: the server may run it and commit once it wakes.  db->in_doubt
  * says so -- after a COMMIT, or a statement outside a transaction whose
@@ -47,6 +55,19 @@ enum db_status {
 	DB_ERROR		/* the statement failed: see db->sqlstate */
 };
 
+/* How calls wait, when not in poll(2) holding the process. */
+struct db_io {
+	/*
+	 * Take the connection: 0; -1 when another call holds it until
+	 * deadline (monotonic us; 0: do not wait).
+	 */
+	int	(*take)(void *arg, int64_t deadline);
+	void	(*give)(void *arg);
+	/* As util_poll: 1 ready, 0 the deadline passed, -1 failed. */
+	int	(*wait)(void *arg, int fd, short events, int64_t deadline);
+	void	*arg;
+};
+
 struct db_opts {
 	const char	*conninfo;
 	long long	 connect_timeout_ms;
@@ -54,6 +75,7 @@ struct db_opts {
 	const char	*application_name;	/* in pg_stat_activity; NULL:
 						   libpq's (PGAPPNAME) */
 	struct guard	*guard;		/* NULL: none */
+	const struct db_io *io;		/* NULL: poll(2), holding the process */
 };
 
 struct db {
@@ -69,6 +91,12 @@ struct db {
 	int			 timed_out;	/* the last failure was one */
 	int			 hung;		/* ... past our own deadline */
 	int			 in_doubt;	/* ... and it may have committed */
+	/*
+	 * The connection is inside a transaction block (from before a
+	 * statement sent in one until after the one that ends it): code
+	 * running now must not yield to another request's (lib/cowait).
+	 */
+	int			 in_txn;
 	/*
 	 * A statement that may commit (see in_doubt) was sent since the
 	 * caller last cleared this; read by signal handlers.

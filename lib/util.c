@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <poll.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -65,6 +66,25 @@ util_mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int
+util_poll(int fd, short events, int64_t deadline)
+{
+	struct pollfd	pfd = { .fd = fd, .events = events };
+	int64_t		left;
+	int		n;
+
+	for (;;) {
+		if ((left = deadline - util_mono_us()) <= 0)
+			return 0;
+		n = poll(&pfd, 1, (int)(left > 60000000 ? 60000 :
+		    (left + 999) / 1000));
+		if (n > 0)
+			return 1;
+		if (n == -1 && errno != EINTR)
+			return -1;
+	}
 }
 
 int64_t

@@ -14,6 +14,11 @@ int	util_strtonum(const char *s, long long min, long long max, long long *out,
 	    const char **errstr);
 /* Monotonic microseconds, for durations. */
 int64_t	util_mono_us(void);
+/*
+ * Wait until fd is ready for poll(2)'s events, at most until deadline
+ * (monotonic us), through EINTR: 1 ready, 0 the deadline passed, -1 failed.
+ */
+int	util_poll(int fd, short events, int64_t deadline);
 /* FNV-1a (64 bits) of n bytes, continuing from h (UTIL_FNV_INIT to start). */
 #define UTIL_FNV_INIT	0xcbf29ce484222325ULL
 uint64_t util_fnv1a(uint64_t h, const void *p, size_t n);

@@ -76,6 +76,15 @@ wechat_free(struct wechat *wx)
 	wx->curl = NULL;
 }
 
+void
+wechat_pause(struct wechat *wx, int64_t us)
+{
+	if (wx->o.pause != NULL)
+		wx->o.pause(wx->o.io_arg, us);
+	else
+		usleep((useconds_t)us);
+}
+
 /*
  * GET (post == NULL) or POST a JSON body to url, with one more header
  * line if header is not NULL (POST only); parse the answer.  On
@@ -350,10 +359,7 @@ wechat_access_token(struct wechat *wx, struct arena *a, const char **token)
 			    "access_token: another responder is still refreshing");
 			return WECHAT_UNAVAILABLE;
 		}
-		if (wx->o.pause != NULL)
-			wx->o.pause(wx->o.io_arg, TOKEN_WAIT_STEP_US);
-		else
-			usleep(TOKEN_WAIT_STEP_US);
+		wechat_pause(wx, TOKEN_WAIT_STEP_US);
 		if (cache_get(wx->cache, a, KEYS_WX_TOKEN, token, &len) ==
 		    CACHE_OK && *token != NULL)
 			return WECHAT_OK;

@@ -82,6 +82,12 @@ struct wechat_session {
 int	wechat_init(struct wechat *, const struct wechat_opts *,
 	    struct cache *);
 void	wechat_free(struct wechat *);
+/*
+ * Sleep us microseconds as a call waits: through the pause hook (a
+ * coroutine yields to its loop), else usleep.  For the callers' own
+ * waits for another process (a lock), which must not hold a loop either.
+ */
+void	wechat_pause(struct wechat *, int64_t us);
 /* auth.code2Session for a wx.login code. */
 enum wechat_status wechat_code2session(struct wechat *, struct arena *,
 	    const char *code, struct wechat_session *);

@@ -2,6 +2,8 @@
  * Unit tests for lib/db against the PostgreSQL tests/unit/services.sh
  * started (WXAPP_TEST_PG).  A server that hangs is made by stopping our
  * connection's backend (or, for connecting, the postmaster) with SIGSTOP.
+ * The "io" cases run calls from coroutines (lib/cowait), as the
+ * concurrent loop does, with a small loop of their own.
  */
 #include "check_run.h"
 #include <signal.h>
@@ -10,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coro.h"
+#include "cowait.h"
 #include "db.h"
 #include "log.h"
 #include "svc.h"
@@ -154,6 +158,28 @@ START_TEST(connect_prepares_the_statement_table)
 END_TEST
 
 /* pg_stat_activity shows the name the program gives its connections. */
+/* A statement of the table that does not prepare fails the connect. */
+START_TEST(a_bad_statement_fails_the_connect)
+{
+	static const struct db_stmt	bad[] = {
+		{ "b_one", "SELECT 1", 0 },
+		{ "b_bad", "SELEC nonsense", 0 },
+		{ "b_three", "SELECT 3", 0 }
+	};
+	struct db_opts			o = db.o;
+
+	db_close(&db);
+	db_init(&db, &o, bad, 3);
+	ck_assert_int_eq(db_connect(&db), -1);
+	ck_assert_ptr_null(db.conn);
+	ck_assert_str_eq(db.sqlstate, "42601");
+	ck_assert_ptr_nonnull(strstr(db.errmsg, "syntax error"));
+	/* The next try prepares the whole table again (and fails again). */
+	ck_assert_int_eq(db_ping(&db), DB_UNAVAILABLE);
+	ck_assert_ptr_null(db.conn);
+}
+END_TEST
+
 START_TEST(the_program_names_its_connections)
 {
 	struct db_opts	o = { .conninfo = svc_env("WXAPP_TEST_PG"),
@@ -540,6 +566,305 @@ START_TEST(a_hung_call_opens_the_breaker_at_once)
 }
 END_TEST
 
+/*
+ * The io cases: calls from coroutines through a struct db_io on lib/cowait,
+ * as app/concurrent.c gives the db.
+ */
+static struct cowait		cw;
+static struct cowait_lock	dblock;
+
+static int
+io_take(void *arg, int64_t deadline)
+{
+	(void)arg;
+	return cowait_lock_take(&cw, &dblock, deadline);
+}
+
+static void
+io_give(void *arg)
+{
+	(void)arg;
+	cowait_lock_give(&cw, &dblock);
+}
+
+static int
+io_wait(void *arg, int fd, short events, int64_t deadline)
+{
+	(void)arg;
+	return cowait_fd(&cw, fd, events, deadline);
+}
+
+static const struct db_io	io = { .take = io_take, .give = io_give,
+	.wait = io_wait };
+
+/* As the loop's: no yield inside a transaction. */
+static int
+io_may_yield(void *arg)
+{
+	(void)arg;
+	return !db.in_txn;
+}
+
+/* A coroutine: its calls, what they returned, when it ended. */
+struct co {
+	struct cowait_task	 t;
+	struct coro		*co;
+	void			(*fn)(struct co *);
+	const char		*arg;
+	enum db_status		 st;
+	char			 errmsg[256];
+	int			 hung;
+	int			 yields;	/* resumed after the first run */
+	int			 done;
+	int			 order;		/* of its end, from 1 */
+};
+
+static int	ended;
+
+static void
+co_main(void *arg)
+{
+	struct co	*c = arg;
+
+	c->fn(c);
+	c->order = ++ended;
+}
+
+/* Start c, as the loop starts a request: 1 when it yielded. */
+static int
+co_start(struct co *c, void (*fn)(struct co *), const char *a)
+{
+	int	more;
+
+	c->t.owner = c;
+	c->fn = fn;
+	c->arg = a;
+	c->co = coro_new(64 * 1024);
+	ck_assert_ptr_nonnull(c->co);
+	cw.current = &c->t;
+	more = coro_start(c->co, co_main, c);
+	cw.current = NULL;
+	c->done = !more;
+	return more;
+}
+
+static void
+co_resume(struct co *c)
+{
+	cw.current = &c->t;
+	c->done = !coro_resume(c->co);
+	cw.current = NULL;
+	c->yields++;
+}
+
+/* The loop: resume what is ready or due until every one of cs ended. */
+static void
+co_loop(struct co **cs, int n)
+{
+	struct curl_waitfd	 w[8];
+	struct co		*wc[8];
+	struct cowait_task	*t;
+	int64_t			 wake, due;
+	int			 i, k, left;
+
+	ck_assert_int_le(n, 8);
+	for (;;) {
+		for (i = left = k = 0, wake = 0; i < n; i++) {
+			if (cs[i]->done)
+				continue;
+			left++;
+			if (cowait_fd_wanted(&cs[i]->t, &w[k]))
+				wc[k++] = cs[i];
+			if ((due = cowait_due(&cs[i]->t)) > 0 &&
+			    (wake == 0 || due < wake))
+				wake = due;
+		}
+		if (left == 0)
+			return;
+		cowait_poll(&cw, w, (unsigned)k, wake);
+		for (i = 0; i < k; i++)
+			if (w[i].revents != 0 && !wc[i]->done &&
+			    wc[i]->t.waiting == COWAIT_FD) {
+				cowait_fd_ready(&wc[i]->t);
+				co_resume(wc[i]);
+			}
+		while ((t = cowait_done(&cw)) != NULL)
+			co_resume(t->owner);
+		for (i = 0; i < n; i++)
+			if (!cs[i]->done && (due = cowait_due(&cs[i]->t)) > 0 &&
+			    due <= util_mono_us())
+				co_resume(cs[i]);
+	}
+}
+
+static void
+co_free(struct co *c)
+{
+	coro_free(c->co);
+}
+
+/* A call of statement T_COUNT, or T_SLEEP of c->arg seconds. */
+static void
+co_call(struct co *c)
+{
+	c->st = exec2(c->arg != NULL ? T_SLEEP : T_COUNT, c->arg, NULL);
+	c->hung = db.hung;
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s", db.errmsg);
+}
+
+/* A transaction: BEGIN, a sleep of c->arg seconds, an insert, COMMIT. */
+static void
+co_txn(struct co *c)
+{
+	ck_assert_int_eq(db_begin(&db), DB_OK);
+	ck_assert_int_eq(db.in_txn, 1);
+	ck_assert_int_eq(exec2(T_SLEEP, c->arg, NULL), DB_OK);
+	ck_assert_int_eq(exec2(T_INSERT, "txn", "1"), DB_OK);
+	c->st = db_commit(&db);
+	ck_assert_int_eq(db.in_txn, 0);
+}
+
+/* Nothing of PostgreSQL's: a request the process answers meanwhile. */
+static void
+co_other(struct co *c)
+{
+	c->st = DB_OK;
+}
+
+static void
+io_setup(void)
+{
+	setup();
+	ck_assert_int_eq(cowait_init(&cw), 0);
+	cw.may_yield = io_may_yield;
+	cowait_lock_init(&dblock);
+	db.o.io = &io;
+	ended = 0;
+}
+
+static void
+io_teardown(void)
+{
+	teardown();
+	cowait_free(&cw);
+}
+
+/*
+ * A call to a hung server waits for its socket in the loop: the process
+ * answers other requests meanwhile, and the call still meets its deadline.
+ */
+START_TEST(a_hung_server_holds_only_its_caller)
+{
+	struct co	 a = { 0 }, b = { 0 }, *all[] = { &a, &b };
+	pid_t		 backend;
+
+	ck_assert_int_eq(db_ping(&db), DB_OK);
+	backend = PQbackendPID(db.conn);
+	svc_freeze(backend, 10000);
+	ck_assert_int_eq(co_start(&a, co_call, NULL), 1);
+	ck_assert_int_eq(a.t.waiting, COWAIT_FD);
+	/* Blocked in poll(2), a would have ended before this. */
+	ck_assert_int_eq(co_start(&b, co_other, NULL), 0);
+	ck_assert_int_eq(b.order, 1);
+	co_loop(all, 2);
+	svc_thaw(backend);
+	ck_assert_int_eq(a.st, DB_UNAVAILABLE);
+	ck_assert_int_eq(a.hung, 1);
+	ck_assert_int_eq(dblock.held, 0);
+	ck_assert_int_eq(svc_wait_gone(backend, 5000), 0);
+	ck_assert_int_eq(exec2(T_COUNT, NULL, NULL), DB_OK);
+	co_free(&a);
+	co_free(&b);
+}
+END_TEST
+
+/* Calls take turns with the connection: the second waits for the first. */
+START_TEST(calls_take_turns_with_the_connection)
+{
+	struct co	 a = { 0 }, b = { 0 }, *all[] = { &a, &b };
+
+	ck_assert_int_eq(db_connect(&db), 0);
+	ck_assert_int_eq(co_start(&a, co_call, "0.1"), 1);
+	ck_assert_int_eq(a.t.waiting, COWAIT_FD);
+	ck_assert_int_eq(co_start(&b, co_call, NULL), 1);
+	ck_assert_int_eq(b.t.waiting, COWAIT_EVENT);
+	co_loop(all, 2);
+	ck_assert_int_eq(a.st, DB_OK);
+	ck_assert_int_eq(b.st, DB_OK);
+	ck_assert_int_eq(a.order, 1);
+	ck_assert_int_eq(b.order, 2);
+	ck_assert_int_eq(dblock.held, 0);
+	co_free(&a);
+	co_free(&b);
+}
+END_TEST
+
+/*
+ * A call that waits behind a hung one fails when the hung call opens the
+ * breaker, without a try of its own; one that comes while the breaker is
+ * open and the trial holds the connection fails at once.
+ */
+START_TEST(a_call_behind_a_hung_one_fails_with_the_breaker)
+{
+	struct guard	*g = new_guard();
+	struct co	 a = { 0 }, b = { 0 }, c = { 0 }, *all[] = { &a, &b };
+	pid_t		 backend;
+
+	db.o.guard = g;
+	ck_assert_int_eq(db_ping(&db), DB_OK);
+	backend = PQbackendPID(db.conn);
+	svc_freeze(backend, 10000);
+	ck_assert_int_eq(co_start(&a, co_call, NULL), 1);
+	ck_assert_int_eq(co_start(&b, co_call, NULL), 1);
+	ck_assert_int_eq(b.t.waiting, COWAIT_EVENT);
+	co_loop(all, 2);
+	svc_thaw(backend);
+	ck_assert_int_eq(a.st, DB_UNAVAILABLE);
+	ck_assert_int_eq(a.hung, 1);
+	ck_assert_int_eq(g->br->state, BREAKER_OPEN);
+	ck_assert_int_eq(b.st, DB_UNAVAILABLE);
+	ck_assert_str_eq(b.errmsg, "circuit open");
+	ck_assert_int_eq(b.hung, 0);
+	ck_assert_uint_eq(g->br->timeouts, 1);
+	/* The lock held, as by a trial in flight. */
+	dblock.held = 1;
+	ck_assert_int_eq(co_start(&c, co_call, NULL), 0);
+	ck_assert_int_eq(c.st, DB_UNAVAILABLE);
+	ck_assert_str_eq(c.errmsg, "circuit open");
+	dblock.held = 0;
+	ck_assert_int_eq(svc_wait_gone(backend, 5000), 0);
+	db_close(&db);
+	co_free(&a);
+	co_free(&b);
+	co_free(&c);
+	svc_guard_free(g);
+}
+END_TEST
+
+/*
+ * Inside a transaction nothing yields: a call made meanwhile runs after
+ * its COMMIT, never inside it.
+ */
+START_TEST(no_other_call_lands_in_a_transaction)
+{
+	struct co	 a = { 0 }, b = { 0 }, *all[] = { &a, &b };
+
+	ck_assert_int_eq(db_connect(&db), 0);
+	/* BEGIN is sent outside the transaction: it yields. */
+	ck_assert_int_eq(co_start(&a, co_txn, "0.05"), 1);
+	ck_assert_int_eq(co_start(&b, co_call, NULL), 1);
+	co_loop(all, 2);
+	ck_assert_int_eq(a.st, DB_OK);
+	/* Resumed once, after BEGIN: the rest ran without a yield. */
+	ck_assert_int_eq(a.yields, 1);
+	ck_assert_int_eq(b.st, DB_OK);
+	ck_assert_int_eq(a.order, 1);
+	ck_assert_int_eq(rows("txn"), 1);
+	co_free(&a);
+	co_free(&b);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -549,6 +874,7 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, connect_prepares_the_statement_table);
+	tcase_add_test(tc, a_bad_statement_fails_the_connect);
 	tcase_add_test(tc, the_program_names_its_connections);
 	tcase_add_test(tc, first_call_connects);
 	tcase_add_test(tc, a_failing_statement_is_db_error_with_its_sqlstate);
@@ -565,6 +891,14 @@ main(void)
 	tcase_add_test(tc, timeouts_open_the_breaker);
 	tcase_add_test(tc, a_hung_call_opens_the_breaker_at_once);
 	tcase_add_test(tc, one_statement_deallocated);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("io");
+	tcase_add_checked_fixture(tc, io_setup, io_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, a_hung_server_holds_only_its_caller);
+	tcase_add_test(tc, calls_take_turns_with_the_connection);
+	tcase_add_test(tc, a_call_behind_a_hung_one_fails_with_the_breaker);
+	tcase_add_test(tc, no_other_call_lands_in_a_transaction);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
