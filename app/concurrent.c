@@ -11,14 +11,20 @@
  * code waits for WeChat -- lib/wechat's perform and pause hooks -- the
  * coroutine hands its transfer to one curl multi handle and yields; the
  * loop polls the sockets and curl together and resumes each coroutine
- * when its transfer is done.  PostgreSQL and Redis are called as before,
- * synchronously, with their deadlines: they take about a millisecond, and
- * the process keeps its one connection to each, so that the connections
- * stay bounded by the number of processes.  A coroutine never yields in
- * a database transaction (the connection is shared): such a call blocks.
- * The exception is the login's statement: the logins that reach it in
- * one turn of the loop wait, and run as one statement after every
- * coroutine that could run has (lib/dbbatch: one commit for them all).
+ * when its transfer is done.  The process keeps its one connection to
+ * PostgreSQL and to Redis, so that the connections stay bounded by the
+ * number of processes.  Redis is called synchronously, with its deadline:
+ * it takes well under a millisecond.  A PostgreSQL call waits for its
+ * socket as a transfer does (lib/db's struct db_io): a PostgreSQL that
+ * hangs holds the requests that wait for it, each until its deadline,
+ * while the process answers the others -- cached reads above all.  The
+ * coroutines take turns with the connection, one statement at a time,
+ * and never yield inside a transaction: its statements and anything else
+ * it waits for block the process, so that no other request's statement
+ * can land in it.  The login's statement is batched: the logins that
+ * reach it in one turn of the loop wait, and run as one statement after
+ * every coroutine that could run has (lib/dbbatch: one commit for them
+ * all), from the loop, holding the process.
  *
  * What is per request lives in the coroutine's task, and is swapped into
  * the process's struct app while the coroutine runs: the arena, the
@@ -53,6 +59,7 @@
 #define TASK_ARENA	(16 * 1024)
 #define ANSWER_MS	5000	/* to write an answer to nginx */
 #define READ_MS		10000	/* for nginx to send a whole request */
+#define DB_YIELD_AFTER_US 1000	/* a PostgreSQL wait longer yields */
 
 /*
  * What a request needs only while it runs: a coroutine (its stack) and a
@@ -110,6 +117,14 @@ struct loop {
 	uint64_t	 accepted;	/* connections, in all */
 	struct runner	*idle;		/* runners no request holds */
 	const struct wechat_opts *wo;	/* of the runners' WeChat handles */
+	struct cowait_lock dblock;	/* the PostgreSQL connection */
+	struct db_io	 dbio;		/* lib/db's waits, through cw */
+	/*
+	 * The stores' probe (app_probe_stores) runs as a coroutine too: a
+	 * probe of a hung PostgreSQL waits out its deadline without holding
+	 * the process.  RUNNING while it does; it has no connection.
+	 */
+	struct task	 probe;
 };
 
 /* The connections in the scoreboard. */
@@ -121,6 +136,15 @@ show_connections(struct loop *L)
 }
 
 #define SWAP(T, a, b)	do { T tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
+
+/* The probe's coroutine. */
+static void
+run_probe(void *arg)
+{
+	struct task	*t = arg;
+
+	app_probe_stores(t->loop->app);
+}
 
 /* Exchange the per-request state of the app and t (twice: back). */
 static void
@@ -147,8 +171,45 @@ may_yield(void *arg)
 {
 	struct app	*app = arg;
 
-	return app->txn_depth == 0 && (app->db.conn == NULL ||
-	    PQtransactionStatus(app->db.conn) == PQTRANS_IDLE);
+	return app->txn_depth == 0 && !app->db.in_txn;
+}
+
+/* lib/db's struct db_io for the loop: the connection, taken in turn. */
+static int
+db_io_take(void *arg, int64_t deadline)
+{
+	struct loop	*L = arg;
+
+	return cowait_lock_take(&L->cw, &L->dblock, deadline);
+}
+
+static void
+db_io_give(void *arg)
+{
+	struct loop	*L = arg;
+
+	cowait_lock_give(&L->cw, &L->dblock);
+}
+
+/*
+ * ... and its socket.  A healthy PostgreSQL answers within a millisecond:
+ * wait that long in poll(2), as the classic loop does, and leave the wait
+ * to the loop's poll only when it is longer (a frozen or overloaded
+ * server), so that a common call costs no turn of the loop (one turn
+ * looks at every task).
+ */
+static int
+db_io_wait(void *arg, int fd, short events, int64_t deadline)
+{
+	struct loop	*L = arg;
+	int64_t		 soon = util_mono_us() + DB_YIELD_AFTER_US;
+	int		 r;
+
+	if (soon >= deadline)
+		return util_poll(fd, events, deadline);
+	if ((r = util_poll(fd, events, soon)) != 0)
+		return r;
+	return cowait_fd(&L->cw, fd, events, deadline);
 }
 
 static int
@@ -279,14 +340,14 @@ step(struct loop *L, struct task *t, int start)
 	}
 	swap_state(app, t);
 	L->cw.current = &t->cw;
-	if (!start) {
+	if (!start && t != &L->probe) {
 		log_set_request(t->x.rq.id, t->x.rq.trace.trace_id,
 		    t->x.rq.trace.span_id);
 		app_watchdog_arm(t->conn.fd, t->conn.id, &t->x.rq);
 	}
 	t->state = TASK_RUNNING;
-	more = start ? coro_start(t->run->co, run_task, t) :
-	    coro_resume(t->run->co);
+	more = start ? coro_start(t->run->co, t == &L->probe ? run_probe :
+	    run_task, t) : coro_resume(t->run->co);
 	app_watchdog_disarm();
 	log_set_request(NULL, NULL, NULL);
 	L->cw.current = NULL;
@@ -295,8 +356,40 @@ step(struct loop *L, struct task *t, int start)
 		t->run->next = L->idle;
 		L->idle = t->run;
 		t->run = NULL;
-		task_done(L, t);
+		if (t == &L->probe)
+			t->state = TASK_FREE;
+		else
+			task_done(L, t);
 	}
+}
+
+/*
+ * What t, running, waits for: its descriptor into wfd/wt (at *n), its
+ * time out into *wake_us.
+ */
+static void
+task_waits(struct task *t, struct curl_waitfd *wfd, struct task **wt,
+    int *n, int64_t *wake_us)
+{
+	int64_t	due;
+
+	if (t->state != TASK_RUNNING)
+		return;
+	if (cowait_fd_wanted(&t->cw, &wfd[*n]))
+		wt[(*n)++] = t;
+	if ((due = cowait_due(&t->cw)) > 0 && (*wake_us == 0 || due < *wake_us))
+		*wake_us = due;
+}
+
+/* Resume t, running, if its wait timed out by now. */
+static void
+task_timeout(struct loop *L, struct task *t, int64_t now)
+{
+	int64_t	due;
+
+	if (t->state == TASK_RUNNING && (due = cowait_due(&t->cw)) > 0 &&
+	    due <= now)
+		step(L, t, 0);
 }
 
 /* A FREE task for a new connection; NULL when all are busy. */
@@ -360,7 +453,9 @@ transfers_done(struct loop *L)
 
 /*
  * Every coroutine that could run has: the logins they left waiting run as
- * one statement (lib/dbbatch), and their coroutines go on.  While it runs,
+ * one statement (lib/dbbatch), and their coroutines go on -- once no
+ * coroutine's call holds the connection (it will be given back in a later
+ * turn, by its deadline at the latest).  While it runs,
  * request_terminate_timeout counts for the login that waited longest: if
  * it fires, that one is answered 503, and the others are cut with the
  * process, as any request in flight is when one of them hangs it.
@@ -371,7 +466,7 @@ run_logins(struct loop *L)
 	struct app	*app = L->app;
 	struct task	*t;
 
-	while (dbbatch_pending(&app->logins)) {
+	while (dbbatch_pending(&app->logins) && !L->dblock.held) {
 		t = dbbatch_first(&app->logins)->owner;
 		app->db.changed = 0;
 		app_watchdog_arm(t->conn.fd, t->conn.id, &t->x.rq);
@@ -395,11 +490,12 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	int64_t			 now, wake_us, in, drain_until = 0;
 	int			 i, n, active, incoming, ready, stopping = 0, rc = -1;
 
+	/* Polled: the listening socket, one per task, the probe's. */
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
 	    cowait_init(&L.cw) == -1 ||
 	    (L.tasks = calloc((size_t)max, sizeof(*L.tasks))) == NULL ||
-	    (wfd = calloc((size_t)max + 1, sizeof(*wfd))) == NULL ||
-	    (wt = calloc((size_t)max + 1, sizeof(*wt))) == NULL) {
+	    (wfd = calloc((size_t)max + 2, sizeof(*wfd))) == NULL ||
+	    (wt = calloc((size_t)max + 2, sizeof(*wt))) == NULL) {
 		log_error("cannot set up the concurrent loop: %s",
 		    strerror(errno));
 		goto out;
@@ -409,7 +505,17 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		L.tasks[i].conn.fd = -1;
 		L.tasks[i].cw.owner = &L.tasks[i];
 	}
+	L.probe.loop = &L;
+	L.probe.conn.fd = -1;
+	L.probe.cw.owner = &L.probe;
+	L.probe.fcgi_fd = -1;
+	arena_init(&L.probe.arena, TASK_ARENA, 1);
+	L.probe.inited = 1;
 	app->logins.cw = &L.cw;
+	cowait_lock_init(&L.dblock);
+	L.dbio = (struct db_io){ .take = db_io_take, .give = db_io_give,
+	    .wait = db_io_wait, .arg = &L };
+	app->db.o.io = &L.dbio;
 	wo.perform = cowait_perform;
 	wo.pause = cowait_pause;
 	wo.io_arg = &L.cw;
@@ -456,7 +562,10 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				log_error("cannot reopen %s: %s",
 				    app->cfg.log_file, strerror(errno));
 		}
-		/* What to wait for: new connections, requests arriving. */
+		/*
+		 * What to wait for: new connections, requests arriving,
+		 * PostgreSQL's socket, timers.
+		 */
 		n = 0;
 		if (!stopping && L.live < max) {
 			wt[n] = NULL;
@@ -475,11 +584,10 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				wfd[n].fd = t->conn.fd;
 				wfd[n].events = CURL_WAIT_POLLIN;
 				wfd[n++].revents = 0;
-			} else if (t->state == TASK_RUNNING &&
-			    t->cw.waiting == COWAIT_TIMER &&
-			    (wake_us == 0 || t->cw.wake_us < wake_us))
-				wake_us = t->cw.wake_us;
+			} else
+				task_waits(t, wfd, wt, &n, &wake_us);
 		}
+		task_waits(&L.probe, wfd, wt, &n, &wake_us);
 		if ((in = app_probe_in(app)) >= 0 &&
 		    (wake_us == 0 || now + in < wake_us))
 			wake_us = now + in;
@@ -492,19 +600,29 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 			log_flush();
 		cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
 		/*
-		 * Probes only in a turn with nothing to do: one keeps the
-		 * process waiting while a hung store makes it wait.
+		 * Probes only in a turn with nothing to do: a hung Redis
+		 * keeps the process waiting (as it keeps a request).
 		 */
 		for (i = 0, ready = 0; i < n; i++)
 			ready |= wfd[i].revents != 0;
-		if (!ready && active == 0)
-			app_probe_stores(app);
+		if (!ready && active == 0 && L.probe.state == TASK_FREE)
+			step(&L, &L.probe, 1);
 		/* The listening socket, when polled, is the first. */
 		incoming = n > 0 && wt[0] == NULL && wfd[0].revents != 0;
-		/* Requests that arrived whole start their coroutines. */
+		/*
+		 * Requests that arrived whole start their coroutines; those
+		 * whose PostgreSQL socket is ready go on.
+		 */
 		for (i = 0; i < n; i++) {
-			if ((t = wt[i]) == NULL || wfd[i].revents == 0 ||
-			    t->state != TASK_READING)
+			if ((t = wt[i]) == NULL || wfd[i].revents == 0)
+				continue;
+			if (t->state == TASK_RUNNING &&
+			    t->cw.waiting == COWAIT_FD) {
+				cowait_fd_ready(&t->cw);
+				step(&L, t, 0);
+				continue;
+			}
+			if (t->state != TASK_READING)
 				continue;
 			/* READ_MS counts from a request's first byte. */
 			if (fcgiconn_idle(&t->conn))
@@ -527,10 +645,8 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		now = util_mono_us();
 		for (i = 0; i < max; i++) {
 			t = &L.tasks[i];
-			if (t->state == TASK_RUNNING &&
-			    t->cw.waiting == COWAIT_TIMER &&
-			    t->cw.wake_us <= now)
-				step(&L, t, 0);
+			if (t->state == TASK_RUNNING)
+				task_timeout(&L, t, now);
 			else if (t->state == TASK_READING &&
 			    (!t->kept || !fcgiconn_idle(&t->conn)) &&
 			    now - t->since_us > READ_MS * 1000LL) {
@@ -539,6 +655,7 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				task_end(&L, t);
 			}
 		}
+		task_timeout(&L, &L.probe, now);
 		run_logins(&L);
 		if (incoming && !stopping && L.live < max)
 			accept_all(&L, lfd);
@@ -555,6 +672,10 @@ out:
 		}
 		free(L.tasks);
 	}
+	if (L.probe.run != NULL)
+		runner_free(L.probe.run);
+	if (L.probe.inited)
+		arena_free(&L.probe.arena);
 	while ((r = L.idle) != NULL) {
 		L.idle = r->next;
 		runner_free(r);
@@ -562,6 +683,7 @@ out:
 	free(wfd);
 	free(wt);
 	app->logins.cw = NULL;
+	app->db.o.io = NULL;
 	cowait_free(&L.cw);
 	return rc;
 }

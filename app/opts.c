@@ -55,11 +55,13 @@ app_guards(const struct config *c, struct shm *shm, struct pool *pool,
 void
 app_db_opts(const struct config *c, struct guard *g, struct db_opts *o)
 {
-	o->conninfo = c->pg_conninfo;
-	o->connect_timeout_ms = c->pg_connect_timeout * 1000;
-	o->statement_timeout_ms = c->pg_statement_timeout_ms;
-	o->application_name = "wxapp";
-	o->guard = g;
+	*o = (struct db_opts){
+		.conninfo = c->pg_conninfo,
+		.connect_timeout_ms = c->pg_connect_timeout * 1000,
+		.statement_timeout_ms = c->pg_statement_timeout_ms,
+		.application_name = "wxapp",
+		.guard = g
+	};
 }
 
 void

@@ -11,7 +11,6 @@
  * app_write, which invalidates what they change.
  */
 #include <string.h>
-#include <unistd.h>
 
 #include "app.h"
 #include "data.h"
@@ -151,10 +150,13 @@ fill(struct app *app, struct req *rq, struct resp *rs, struct read_plan *rp)
 
 	locked = httpcache_lock(&app->cache, rq->a, rp->vkey);
 	if (locked == 0) {
-		/* Another responder is rebuilding: wait for its entry. */
+		/*
+		 * Another request is rebuilding: wait for its entry, letting
+		 * the process's other requests run (that one among them).
+		 */
 		deadline = util_mono_us() + app->cfg.cache_lock_wait_ms * 1000;
 		while (util_mono_us() < deadline) {
-			usleep(WAIT_STEP_US);
+			wechat_pause(&app->wx, WAIT_STEP_US);
 			if (httpcache_get_exact(&app->cache, rq->a, rp->vkey,
 			    e) == HC_HIT)
 				return built(app, rp);

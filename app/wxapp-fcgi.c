@@ -942,8 +942,17 @@ main(int argc, char *argv[])
 		log_error("cannot initialize libcurl");
 		return 1;
 	}
-	/* Dependencies that are down now are retried per request. */
-	(void)db_connect(&app.db);
+	/*
+	 * Dependencies that are down now are retried per request.  While
+	 * PostgreSQL's breaker is open (the pool found it hung) it is not
+	 * waited for here, before the process answers anything: a responder
+	 * recycled during the outage would add pg_connect_timeout to it.  The
+	 * first call or a probe connects.  (Redis is: its connect timeout is
+	 * short, and a failed connect marks it lost, for the collections to
+	 * be invalidated when it is back.)
+	 */
+	if (guard_trial_in(&app.guards[DEP_POSTGRES]) < 0)
+		(void)db_connect(&app.db);
 	(void)cache_connect(&app.cache);
 	limit = recycle_after(&app.cfg);
 	flush_ms = app.cfg.access_log_buffer > 0 ?
