@@ -554,7 +554,8 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 				if (L.tasks[i].state == TASK_READING)
 					task_end(&L, &L.tasks[i]);
 		}
-		if (stopping && L.live == 0)
+		/* A probe in flight ends first: it may hold the connection. */
+		if (stopping && L.live == 0 && L.probe.state == TASK_FREE)
 			break;
 		if (*reopen) {
 			*reopen = 0;
@@ -605,7 +606,8 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		 */
 		for (i = 0, ready = 0; i < n; i++)
 			ready |= wfd[i].revents != 0;
-		if (!ready && active == 0 && L.probe.state == TASK_FREE)
+		if (!ready && active == 0 && !stopping &&
+		    L.probe.state == TASK_FREE)
 			step(&L, &L.probe, 1);
 		/* The listening socket, when polled, is the first. */
 		incoming = n > 0 && wt[0] == NULL && wfd[0].revents != 0;
