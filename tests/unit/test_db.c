@@ -841,6 +841,26 @@ START_TEST(a_call_behind_a_hung_one_fails_with_the_breaker)
 }
 END_TEST
 
+/* A call that waits its turn longer than its deadline fails, unsent. */
+START_TEST(a_turn_not_given_by_the_deadline_fails)
+{
+	struct co	 a = { 0 }, *all[] = { &a };
+
+	ck_assert_int_eq(db_connect(&db), 0);
+	dblock.held = 1;	/* as by a call that never gives it back */
+	ck_assert_int_eq(co_start(&a, co_call, NULL), 1);
+	ck_assert_int_eq(a.t.waiting, COWAIT_EVENT);
+	co_loop(all, 1);
+	ck_assert_int_eq(a.st, DB_UNAVAILABLE);
+	ck_assert_ptr_nonnull(strstr(a.errmsg, "busy for 400 ms"));
+	ck_assert_ptr_null(dblock.waiters);
+	dblock.held = 0;
+	/* The connection was never touched: it still works. */
+	ck_assert_int_eq(exec2(T_COUNT, NULL, NULL), DB_OK);
+	co_free(&a);
+}
+END_TEST
+
 /*
  * Inside a transaction nothing yields: a call made meanwhile runs after
  * its COMMIT, never inside it.
@@ -898,6 +918,7 @@ main(void)
 	tcase_add_test(tc, a_hung_server_holds_only_its_caller);
 	tcase_add_test(tc, calls_take_turns_with_the_connection);
 	tcase_add_test(tc, a_call_behind_a_hung_one_fails_with_the_breaker);
+	tcase_add_test(tc, a_turn_not_given_by_the_deadline_fails);
 	tcase_add_test(tc, no_other_call_lands_in_a_transaction);
 	suite_add_tcase(s, tc);
 	return check_run(s);
