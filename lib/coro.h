@@ -1,5 +1,5 @@
 /*
- * coro: stackful coroutines (ucontext), so that a request handler written
+ * coro: stackful coroutines, so that a request handler written
  * as plain blocking code can wait for a slow call -- a WeChat API call --
  * without holding its process: at the wait it yields to the event loop,
  * which resumes it when the call is done.
