@@ -59,6 +59,7 @@
 #define TASK_ARENA	(16 * 1024)
 #define ANSWER_MS	5000	/* to write an answer to nginx */
 #define READ_MS		10000	/* for nginx to send a whole request */
+#define LOG_IDLE_US	1000	/* idle this long: held access lines go out */
 #define DB_YIELD_AFTER_US 1000	/* a PostgreSQL wait longer yields */
 
 /*
@@ -488,7 +489,8 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 	struct task		*t, **wt = NULL;
 	struct runner		*r;
 	int64_t			 now, wake_us, in, drain_until = 0;
-	int			 i, n, active, incoming, ready, stopping = 0, rc = -1;
+	int			 i, n, active, incoming, ready, linger;
+	int			 stopping = 0, rc = -1;
 
 	/* Polled: the listening socket, one per task, the probe's. */
 	if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) == -1 ||
@@ -593,19 +595,24 @@ app_serve_concurrent(struct app *app, int lfd, int max,
 		    (wake_us == 0 || now + in < wake_us))
 			wake_us = now + in;
 		/*
-		 * Nothing in flight: the access log's buffer goes out before
-		 * the wait.  Under load the timer's tick writes it (every
-		 * access_log_flush_ms), not every turn of the loop.
+		 * Nothing in flight: the access log's buffer goes out once
+		 * the process has had nothing to do for LOG_IDLE_US.  Under
+		 * load the next request mostly comes sooner, and the timer's
+		 * tick writes the buffer (every access_log_flush_ms): a
+		 * write(2) in every idle turn was one per two requests.
 		 */
-		if (active == 0 && log_pending())
-			log_flush();
+		linger = active == 0 && log_pending();
+		if (linger && (wake_us == 0 || now + LOG_IDLE_US < wake_us))
+			wake_us = now + LOG_IDLE_US;
 		cowait_poll(&L.cw, wfd, (unsigned)n, wake_us);
+		for (i = 0, ready = 0; i < n; i++)
+			ready |= wfd[i].revents != 0;
+		if (linger && !ready)
+			log_flush();
 		/*
 		 * Probes only in a turn with nothing to do: a hung Redis
 		 * keeps the process waiting (as it keeps a request).
 		 */
-		for (i = 0, ready = 0; i < n; i++)
-			ready |= wfd[i].revents != 0;
 		if (!ready && active == 0 && !stopping &&
 		    L.probe.state == TASK_FREE)
 			step(&L, &L.probe, 1);
