@@ -21,7 +21,7 @@
 #define FCGI_RESPONDER		1
 #define FCGI_KEEP_CONN		1	/* in FCGI_BEGIN_REQUEST's flags */
 #define FCGI_MAX_CONTENT	65535
-/* Slack over max_body: nginx holds the body to client_max_body_size. */
+/* Kept beyond max_body: the application tells a body too large itself. */
 #define BODY_SLACK		1024
 
 void
@@ -131,9 +131,16 @@ content(struct fcgiconn *c, const unsigned char *p, size_t n)
 		buf_add(&c->params, p, n);
 		break;
 	case FCGI_STDIN:
-		if (c->body.len + n > c->max_body + BODY_SLACK)
-			return fail(c, "body too large");
-		buf_add(&c->body, p, n);
+		/*
+		 * Past the limit the body is read to its end and not kept:
+		 * the request still gets an answer, the application's 413
+		 * (from its Content-Length), as in libfcgi's loop.  Dropping
+		 * the connection made nginx answer 502, then 503.
+		 */
+		if (c->body.len < c->max_body + BODY_SLACK)
+			buf_add(&c->body, p, n < c->max_body + BODY_SLACK -
+			    c->body.len ? n : c->max_body + BODY_SLACK -
+			    c->body.len);
 		break;
 	default:	/* FCGI_DATA, management records: not for a responder */
 		break;

@@ -11,8 +11,10 @@
  * fastcgi_keep_conn on) leaves the connection open for the next one:
  * fcgiconn_next starts reading it.  One request at a time per connection,
  * as nginx sends them (it multiplexes none).  Limits: parameters up to
- * FCGICONN_MAX_PARAMS bytes, a body up to the max_body given; more is an
- * error and the connection is dropped.
+ * FCGICONN_MAX_PARAMS bytes (more is an error and the connection is
+ * dropped); of a body, a little more than the max_body given is kept and
+ * the rest read and discarded, so that the request is still answered (a
+ * 413, by its Content-Length).
  */
 #ifndef WX_FCGICONN_H
 #define WX_FCGICONN_H

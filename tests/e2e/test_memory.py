@@ -1,6 +1,7 @@
 """Memory (issue 2, "arena"): one responder under valgrind memcheck answers
 10,000 requests of a realistic mix straight over FastCGI (no nginx, to keep
-it fast), without a leak, without a memory error and without RSS growth.
+it fast), without a leak, without a memory error and without RSS growth;
+once in libfcgi's loop and once in the concurrent loop (-C 8) the pools run.
 
 The responder is the stack's installed $RUN/prefix/sbin/wxapp-fcgi with the
 stack's $RUN/wxapp.conf (its PostgreSQL, Redis and WeChat API stand-in),
@@ -393,11 +394,11 @@ class ValgrindResponder(e2e.TestCase):
         env["WXAPP_LOG_FILE"] = self.applog
         return env
 
-    def _start(self):
+    def _start(self, loop_args=()):
         extra = shlex.split(os.environ.get("WXAPP_MEMTEST_VALGRIND_ARGS", ""))
         argv = ([self.valgrind] + VALGRIND_ARGS + extra +
                 ["--log-file=" + self.vglog, self.binary, "-c", self.conf,
-                 "--listen", self.sock])
+                 "--listen", self.sock] + list(loop_args))
         kw = {}
         if self.user:
             pw = pwd.getpwnam(self.user)
@@ -533,8 +534,17 @@ class ValgrindResponder(e2e.TestCase):
         return ids, max(ids), max(1, min(n_users, 10000)), etags
 
     def test_10000_requests_no_leak_no_growth(self):
+        """libfcgi's loop (wxapp-fcgi without -C)."""
+        self._memcheck(())
+
+    def test_concurrent_loop_10000_requests_no_leak_no_growth(self):
+        """The concurrent loop the pools run (-C): each request on a
+        coroutine's stack, switched to and from by lib/coro."""
+        self._memcheck(("-C", "8"))
+
+    def _memcheck(self, loop_args):
         t_start = time.monotonic()
-        self._start()
+        self._start(loop_args)
         self._wait_listening()
         t_listening = time.monotonic()
         rng = random.Random(20260502)
