@@ -46,6 +46,23 @@
 					    (void)(size))
 #endif
 
+/*
+ * Valgrind, when its header is there, is told where each stack is: it
+ * otherwise takes a switch for a frame of gigabytes ("client switching
+ * stacks?") and may judge the memory around it wrongly.
+ */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define VG_REGISTER(lo, hi)	VALGRIND_STACK_REGISTER((lo), (hi))
+#define VG_DEREGISTER(id)	VALGRIND_STACK_DEREGISTER(id)
+#endif
+#endif
+#ifndef VG_REGISTER
+#define VG_REGISTER(lo, hi)	((void)(lo), (void)(hi), 0u)
+#define VG_DEREGISTER(id)	((void)(id))
+#endif
+
 struct coro {
 #ifdef CORO_SWITCH
 	void		*sp;		/* where coro_switch left it */
@@ -57,6 +74,7 @@ struct coro {
 	void		*map;		/* guard page + stack */
 	size_t		 maplen;
 	size_t		 page;
+	unsigned	 vg_stack;	/* valgrind's id of the stack */
 	void		(*fn)(void *);
 	void		*arg;
 	int		 done;
@@ -133,6 +151,8 @@ coro_new(size_t stack_size)
 		free(co);
 		return NULL;
 	}
+	co->vg_stack = VG_REGISTER((char *)co->map + page,
+	    (char *)co->map + co->maplen);
 	co->done = 1;
 	return co;
 }
@@ -142,6 +162,7 @@ coro_free(struct coro *co)
 {
 	if (co == NULL)
 		return;
+	VG_DEREGISTER(co->vg_stack);
 	munmap(co->map, co->maplen);
 	free(co);
 }
