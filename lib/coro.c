@@ -19,7 +19,12 @@
 
 #include "coro.h"
 
-#if defined(__x86_64__) && !defined(CORO_UCONTEXT)
+/*
+ * Not with shadow stacks (-fcf-protection=return sets bit 2 of __CET__):
+ * the first switch into a coroutine returns where no call was made.
+ */
+#if defined(__x86_64__) && !defined(CORO_UCONTEXT) && \
+    !(defined(__CET__) && (__CET__ & 2))
 #define CORO_SWITCH	1
 #else
 #include <ucontext.h>
