@@ -105,7 +105,7 @@ static struct coro	*running;
  */
 void	coro_switch(void **, void *);
 __asm__(
-	".text\n"
+	".pushsection .text\n"
 	".p2align 4\n"
 	".globl coro_switch\n"
 	".hidden coro_switch\n"
@@ -132,7 +132,8 @@ __asm__(
 	"	popq %rbx\n"
 	"	popq %rbp\n"
 	"	ret\n"
-	".size coro_switch, .-coro_switch\n");
+	".size coro_switch, .-coro_switch\n"
+	".popsection\n");
 #endif
 
 struct coro *
