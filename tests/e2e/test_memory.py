@@ -49,6 +49,14 @@ SAMPLE_EVERY = 1000
 # request, injected with an LD_PRELOAD shim, it grew +1,320 KiB (~170 bytes
 # per block under memcheck).  512 KiB is ~6x the noise and catches that.
 RSS_GROWTH_LIMIT = 512 * 1024
+# The concurrent loop grew more, +196..+516 KiB from WARM_AT in five runs,
+# in steps that level off.  Its own memory is not what grows: between the
+# /proc/PID/smaps of request ~2,000 and of the end, +252 of +332 KiB were
+# in memcheck's translation cache (its rwx mapping), which that loop, with
+# more code paths (coroutines, probes between requests), fills for longer.
+# It gets 512 KiB more; the 16-byte-per-request leak above would still
+# exceed the sum.
+CONCURRENT_ALLOWANCE = 512 * 1024
 START_TIMEOUT = 90              # valgrind start-up + db/redis connect
 SIGTERM_GRACE = 20              # idle responder: exits at once (~0.2 s)
 STOP_TIMEOUT = 90               # leak check at exit
@@ -540,9 +548,9 @@ class ValgrindResponder(e2e.TestCase):
     def test_concurrent_loop_10000_requests_no_leak_no_growth(self):
         """The concurrent loop the pools run (-C): each request on a
         coroutine's stack, switched to and from by lib/coro."""
-        self._memcheck(("-C", "8"))
+        self._memcheck(("-C", "8"), CONCURRENT_ALLOWANCE)
 
-    def _memcheck(self, loop_args):
+    def _memcheck(self, loop_args, allowance=0):
         t_start = time.monotonic()
         self._start(loop_args)
         self._wait_listening()
@@ -641,11 +649,11 @@ class ValgrindResponder(e2e.TestCase):
         warm, end = rss.get(WARM_AT), rss.get(N_REQUESTS)
         self.assertTrue(warm and end, "could not read VmRSS of pid %d: %s"
                         % (self.proc.pid, rss))
-        self.assertLess((end - warm) * 1024, RSS_GROWTH_LIMIT,
+        self.assertLess((end - warm) * 1024, RSS_GROWTH_LIMIT + allowance,
                         "VmRSS grew %d KiB from request %d to %d (limit %d KiB); "
                         "samples (KiB by request): %s"
                         % (end - warm, WARM_AT, N_REQUESTS,
-                           RSS_GROWTH_LIMIT // 1024, rss))
+                           (RSS_GROWTH_LIMIT + allowance) // 1024, rss))
 
         # 4. SIGTERM honoured (checked last: the memory verdict matters more).
         self.assertIsNone(stop_note, stop_note)
