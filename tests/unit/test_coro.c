@@ -1,9 +1,9 @@
 /*
- * Unit tests for lib/coro: start, yield, resume, reuse; what a switch must
- * keep (the registers a call preserves, each context's rounding mode, an
- * ABI-aligned stack); and that a switch makes no system call.  Built
- * twice: with the x86-64 switch (test_coro) and with ucontext
- * (test_coro_uc, -DCORO_UCONTEXT).
+ * Unit tests for lib/coro: start, yield, resume in any order, reuse; what
+ * a switch must keep (the registers a call preserves, each context's
+ * rounding mode, an ABI-aligned stack); and that a switch makes no system
+ * call.  Built twice: with the x86-64 switch (test_coro) and with
+ * ucontext (test_coro_uc, -DCORO_UCONTEXT).
  */
 #include "check_run.h"
 #include <sys/wait.h>
@@ -64,6 +64,47 @@ START_TEST(yields_and_resumes_until_the_end)
 	while (coro_resume(co) == 1)
 		;
 	coro_free(co);
+}
+END_TEST
+
+static char	trace[64];
+
+static void
+worker(void *arg)
+{
+	const char	*name = arg;
+
+	strncat(trace, name, 1);
+	coro_yield();
+	strncat(trace, name, 1);
+	ck_assert_ptr_nonnull(coro_current());
+	coro_yield();
+	strncat(trace, name, 1);
+}
+
+START_TEST(resumed_in_any_order)
+{
+	struct coro	*x = coro_new(64 * 1024), *y = coro_new(64 * 1024);
+
+	trace[0] = '\0';
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(y);
+	ck_assert_int_eq(coro_start(x, worker, "a"), 1);
+	ck_assert_int_eq(coro_start(y, worker, "b"), 1);
+	ck_assert_int_eq(coro_resume(y), 1);
+	ck_assert_int_eq(coro_resume(x), 1);
+	ck_assert_int_eq(coro_resume(y), 0);	/* ended */
+	ck_assert_int_eq(coro_resume(y), 0);
+	ck_assert_int_eq(coro_resume(x), 0);
+	ck_assert_str_eq(trace, "abbaba");
+	ck_assert_ptr_null(coro_current());
+	/* An ended coroutine starts again. */
+	ck_assert_int_eq(coro_start(x, worker, "c"), 1);
+	ck_assert_int_eq(coro_resume(x), 1);
+	ck_assert_int_eq(coro_resume(x), 0);
+	ck_assert_str_eq(trace, "abbabaccc");
+	coro_free(x);
+	coro_free(y);
 }
 END_TEST
 
@@ -327,6 +368,7 @@ main(void)
 	TCase	*tc = tcase_create("coro");
 
 	tcase_add_test(tc, yields_and_resumes_until_the_end);
+	tcase_add_test(tc, resumed_in_any_order);
 	tcase_add_test(tc, interleaved_coroutines_keep_their_own_values);
 	tcase_add_test(tc, each_context_keeps_its_rounding_mode);
 	tcase_add_test(tc, the_stack_is_aligned_and_whole);

@@ -1,8 +1,7 @@
 /*
- * Unit tests for lib/fcgiconn and lib/coro: FastCGI requests read in one
- * piece and a byte at a time, long name-value lengths, padding, the body;
- * protocol errors; the answer's records, read back; and coroutines that
- * yield and are resumed in any order.
+ * Unit tests for lib/fcgiconn: FastCGI requests read in one piece and a
+ * byte at a time, long name-value lengths, padding, the body; protocol
+ * errors; the answer's records, read back.
  */
 #include "check_run.h"
 #include <sys/socket.h>
@@ -15,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "coro.h"
 #include "fcgiconn.h"
 
 static struct arena	a;
@@ -360,47 +358,6 @@ START_TEST(answer_records)
 }
 END_TEST
 
-static char	trace[64];
-
-static void
-worker(void *arg)
-{
-	const char	*name = arg;
-
-	strncat(trace, name, 1);
-	coro_yield();
-	strncat(trace, name, 1);
-	ck_assert_ptr_nonnull(coro_current());
-	coro_yield();
-	strncat(trace, name, 1);
-}
-
-START_TEST(coroutines)
-{
-	struct coro	*x = coro_new(64 * 1024), *y = coro_new(64 * 1024);
-
-	trace[0] = '\0';
-	ck_assert_ptr_nonnull(x);
-	ck_assert_ptr_nonnull(y);
-	ck_assert_int_eq(coro_start(x, worker, "a"), 1);
-	ck_assert_int_eq(coro_start(y, worker, "b"), 1);
-	ck_assert_int_eq(coro_resume(y), 1);
-	ck_assert_int_eq(coro_resume(x), 1);
-	ck_assert_int_eq(coro_resume(y), 0);	/* ended */
-	ck_assert_int_eq(coro_resume(y), 0);
-	ck_assert_int_eq(coro_resume(x), 0);
-	ck_assert_str_eq(trace, "abbaba");
-	ck_assert_ptr_null(coro_current());
-	/* An ended coroutine starts again. */
-	ck_assert_int_eq(coro_start(x, worker, "c"), 1);
-	ck_assert_int_eq(coro_resume(x), 1);
-	ck_assert_int_eq(coro_resume(x), 0);
-	ck_assert_str_eq(trace, "abbabaccc");
-	coro_free(x);
-	coro_free(y);
-}
-END_TEST
-
 int
 main(void)
 {
@@ -413,7 +370,6 @@ main(void)
 	tcase_add_test(tc, errors);
 	tcase_add_test(tc, a_body_past_the_limit_is_read_and_cut);
 	tcase_add_test(tc, answer_records);
-	tcase_add_test(tc, coroutines);
 	suite_add_tcase(s, tc);
 	return check_run(s);
 }
