@@ -118,6 +118,8 @@ make_env(struct fcgiconn *c, struct arena *a)
 static enum fcgiconn_state
 content(struct fcgiconn *c, const unsigned char *p, size_t n)
 {
+	size_t	room;
+
 	switch (c->type) {
 	case FCGI_BEGIN_REQUEST:
 		/* role (2 bytes) and flags: only the role matters. */
@@ -137,10 +139,10 @@ content(struct fcgiconn *c, const unsigned char *p, size_t n)
 		 * (from its Content-Length), as in libfcgi's loop.  Dropping
 		 * the connection made nginx answer 502, then 503.
 		 */
-		if (c->body.len < c->max_body + BODY_SLACK)
-			buf_add(&c->body, p, n < c->max_body + BODY_SLACK -
-			    c->body.len ? n : c->max_body + BODY_SLACK -
-			    c->body.len);
+		if (c->body.len < c->max_body + BODY_SLACK) {
+			room = c->max_body + BODY_SLACK - c->body.len;
+			buf_add(&c->body, p, n < room ? n : room);
+		}
 		break;
 	default:	/* FCGI_DATA, management records: not for a responder */
 		break;
